@@ -1,0 +1,111 @@
+"""The whole exception tree of grid; every layer raises these, front-ends translate them once.
+
+    GridError
+    ├── UsageError            bad input; ``rule`` says which rule was broken
+    │   └── InvalidNameError
+    ├── NotFoundError         (also a LookupError)
+    │   ├── DatastoreNotFoundError
+    │   ├── VersionNotFoundError
+    │   └── PathNotFoundError
+    ├── ConflictError         the request clashes with current state
+    │   └── VersionNotReadyError
+    ├── SourceError           the data to import could not be read
+    ├── IntegrityError        stored bytes do not match their id, or the format is unknown
+    │   └── FormatVersionError
+    ├── StorageError          the object store failed; ``transient`` says if a retry may help
+    │   └── NoSpaceError
+    └── Interrupted           the user stopped the operation (Ctrl-C, SIGTERM)
+
+Foreign exceptions (OSError, sqlite3, SQLAlchemy) never cross a layer: they are wrapped with
+``raise ... from exc`` where they are caught.
+"""
+
+from __future__ import annotations
+
+
+class GridError(Exception):
+    """Root of every error grid raises on purpose."""
+
+    def __init__(self, message: str, **attrs: object) -> None:
+        super().__init__(message)
+        self.message = message
+        for key, value in attrs.items():
+            setattr(self, key, value)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(GridError):
+    """Bad input from the caller; ``rule`` states the rule that was broken."""
+
+    rule: str = ""
+
+
+class InvalidNameError(UsageError):
+    """A datastore name or a ``NAME:VERSION`` reference breaks the naming rule."""
+
+
+class NotFoundError(GridError, LookupError):
+    """Something named by the caller does not exist."""
+
+
+class DatastoreNotFoundError(NotFoundError):
+    """No datastore with that name."""
+
+    datastore: str = ""
+
+
+class VersionNotFoundError(NotFoundError):
+    """The datastore exists but not that version."""
+
+    datastore: str = ""
+    version: int = 0
+
+
+class PathNotFoundError(NotFoundError):
+    """No such path inside a version."""
+
+    path: str = ""
+
+
+class ConflictError(GridError):
+    """The request clashes with the current state (e.g. a version still uploading)."""
+
+
+class VersionNotReadyError(ConflictError):
+    """The version exists but has not succeeded, so it cannot be read."""
+
+    status: str = ""
+
+
+class SourceError(GridError):
+    """The source (folder, file, archive, bucket) could not be read; ``path`` names the entry."""
+
+    path: str = ""
+
+
+class IntegrityError(GridError):
+    """Stored bytes do not match their BLAKE3 id, or stored metadata is damaged."""
+
+    digest: str = ""
+
+
+class FormatVersionError(IntegrityError):
+    """The stored data was written by a newer, unknown format version."""
+
+
+class StorageError(GridError):
+    """The object store failed. Only a retry wrapper may act on ``transient``."""
+
+    transient: bool = False
+    key: str = ""
+
+
+class NoSpaceError(StorageError):
+    """The disk holding GRID_HOME or the object directory is full."""
+
+
+class Interrupted(GridError):
+    """The operation was stopped by the user (Ctrl-C or SIGTERM)."""
+

@@ -1,0 +1,87 @@
+"""The object-store contract every backend (local directory, S3, memory) fulfils.
+
+Keys are relative, slash-separated names such as ``packs/ab/ab12...``: never absolute, never
+containing ``..`` or empty segments. Objects are immutable once written: ``put`` of an existing key
+replaces it atomically (readers see the old or the new bytes, never a mix), and is idempotent.
+Errors: a missing key raises ``grid.errors.NotFoundError``; any other failure raises
+``grid.errors.StorageError`` (``transient=True`` where a retry may help, e.g. 5xx, throttling).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+
+from grid.errors import NotFoundError, UsageError
+
+Buffer = bytes | bytearray | memoryview
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def validate_key(key: str) -> str:
+    """Check that ``key`` is a safe relative object name and return it.
+
+    Raises:
+        UsageError: the key is absolute, empty, has ``.``/``..``/empty segments or odd characters.
+    """
+    parts = key.split("/")
+    if not key or any(p in ("", ".", "..") or not _SEGMENT.match(p) for p in parts):
+        raise UsageError(
+            f"invalid object key {key!r}: must be relative, never /foo or ../foo",
+            rule="object keys are relative names of [A-Za-z0-9._-] segments",
+        )
+    return key
+
+
+class ObjectStore(ABC):
+    """A flat namespace of immutable objects addressed by key."""
+
+    @abstractmethod
+    def put(self, key: str, parts: Sequence[Buffer]) -> int:
+        """Store the concatenation of ``parts`` under ``key``; return its length.
+
+        Atomic: a crash leaves either no object or the whole object. Durable on return when the
+        backend was opened durable.
+        """
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """Return the whole object. Raises NotFoundError if it does not exist."""
+
+    @abstractmethod
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Return ``length`` bytes from ``offset``; shorter only at the end of the object."""
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """Return the object's length in bytes. Raises NotFoundError if missing."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing key is not an error (idempotent)."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Yield every key that starts with ``prefix``, in no particular order. Not for hot paths."""
+
+    def put_file(self, key: str, path: str) -> int:
+        """Store the content of the local file ``path`` under ``key``; return its length.
+
+        The default reads the file into memory; backends override it to stream.
+        """
+        with open(path, "rb") as f:
+            return self.put(key, [f.read()])
+
+    def exists(self, key: str) -> bool:
+        """Return whether ``key`` exists."""
+        try:
+            self.size(key)
+        except NotFoundError:
+            return False
+        return True
+
+    def local_path(self, key: str) -> str | None:
+        """Return a filesystem path holding the object's bytes, if the backend has one."""
+        return None

@@ -1,0 +1,168 @@
+"""Object store in a local directory: one file per object, written to a temporary name and renamed."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+
+from grid.errors import NoSpaceError, NotFoundError, StorageError
+from grid.objects.base import Buffer, ObjectStore, validate_key
+
+_TMP_SUFFIX = ".tmp"
+_IOV_MAX = 1024  # Linux IOV_MAX; writev takes at most this many buffers per call
+
+
+def _storage_error(exc: OSError, key: str) -> StorageError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return NoSpaceError(f"no space left to store {key}: {exc.strerror}", key=key)
+    return StorageError(f"cannot access object {key}: {exc.strerror or exc}", key=key)
+
+
+class LocalDirectory(ObjectStore):
+    """Objects as files under ``root``.
+
+    Args:
+        root: directory holding the objects (created if missing).
+        durable: fsync each object and its directory before ``put`` returns, so that an
+            acknowledged object survives a power cut (as restic and borg do). Without it the
+            object survives a crash of the process but maybe not of the machine.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, durable: bool = True) -> None:
+        self.root = os.fspath(root)
+        self.durable = durable
+        os.makedirs(self.root, exist_ok=True)
+        self._made_dirs: set[str] = set()
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, validate_key(key))
+
+    def put(self, key: str, parts: Sequence[Buffer]) -> int:
+        path = self._path(key)
+        folder = os.path.dirname(path)
+        if folder not in self._made_dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._made_dirs.add(folder)
+        tmp = f"{path}.{uuid.uuid4().hex[:12]}{_TMP_SUFFIX}"
+        total = 0
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                views = [memoryview(p) for p in parts if len(p)]
+                while views:
+                    batch = views[:_IOV_MAX]
+                    written = os.writev(fd, batch)
+                    total += written
+                    views = _advance(views, written)
+                if self.durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            if self.durable:
+                _fsync_dir(folder)
+        except OSError as exc:
+            _remove_quietly(tmp)
+            raise _storage_error(exc, key) from exc
+        return total
+
+    def put_file(self, key: str, path: str) -> int:
+        target = self._path(key)
+        folder = os.path.dirname(target)
+        os.makedirs(folder, exist_ok=True)
+        tmp = f"{target}.{uuid.uuid4().hex[:12]}{_TMP_SUFFIX}"
+        try:
+            shutil.copyfile(path, tmp)
+            if self.durable:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.replace(tmp, target)
+            if self.durable:
+                _fsync_dir(folder)
+            return os.stat(target).st_size
+        except OSError as exc:
+            _remove_quietly(tmp)
+            raise _storage_error(exc, key) from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            with open(self._path(key), "rb") as f:
+                return f.read()
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"object {key} not found", key=key) from exc
+        except OSError as exc:
+            raise _storage_error(exc, key) from exc
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"object {key} not found", key=key) from exc
+        except OSError as exc:
+            raise _storage_error(exc, key) from exc
+        try:
+            return os.pread(fd, length, offset)
+        except OSError as exc:
+            raise _storage_error(exc, key) from exc
+        finally:
+            os.close(fd)
+
+    def size(self, key: str) -> int:
+        try:
+            return os.stat(self._path(key)).st_size
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"object {key} not found", key=key) from exc
+        except OSError as exc:
+            raise _storage_error(exc, key) from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            os.unlink(self._path(key))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _storage_error(exc, key) from exc
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        for folder, _dirs, files in os.walk(self.root):
+            rel = os.path.relpath(folder, self.root)
+            for name in files:
+                if name.endswith(_TMP_SUFFIX):
+                    continue
+                key = name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
+                if key.startswith(prefix):
+                    yield key
+
+    def local_path(self, key: str) -> str | None:
+        return self._path(key)
+
+
+def _advance(views: list[memoryview], written: int) -> list[memoryview]:
+    """Drop ``written`` bytes from the front of ``views`` (writev may write partially)."""
+    while views and written >= len(views[0]):
+        written -= len(views[0])
+        views.pop(0)
+    if views and written:
+        views[0] = views[0][written:]
+    return views
+
+
+def _fsync_dir(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

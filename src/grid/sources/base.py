@@ -1,0 +1,43 @@
+"""What every source yields: entries in path order (a directory before its contents)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+
+@dataclass(slots=True)
+class SourceEntry:
+    """One path of the tree being imported.
+
+    ``parent`` is the relative path of the containing directory ('' for the root), ``mode`` the
+    full ``st_mode`` (type bits included), ``target`` the link text of a symlink.
+    """
+
+    parent: str
+    name: str
+    mode: int
+    size: int
+    mtime_ns: int
+    target: str | None = None
+    location: str = ""
+
+    @property
+    def path(self) -> str:
+        return f"{self.parent}/{self.name}" if self.parent else self.name
+
+
+class Source(Protocol):
+    """A tree to import."""
+
+    def entries(self) -> Iterator[SourceEntry]:
+        """Yield every entry in path order, each directory before its contents."""
+        ...
+
+    def open(self, entry: SourceEntry) -> BinaryIO:
+        """Open a regular file's content for reading. Raises SourceError naming the path."""
+        ...
+
+
+Warn = Callable[[str], None]

@@ -1,0 +1,130 @@
+"""The blob index: which blobs this store already holds, and where (blob id -> pack location).
+
+A local SQLite file, safe for several processes (WAL). It is a cache of the pack trailers: a
+pack's blobs are recorded only after the pack object is stored, so an indexed blob always
+exists unless the pack was later damaged. Dedup is scoped to one store, i.e. one owner.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from grid.errors import StorageError
+from grid.store.pack import PackedBlob
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS packs (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    digest BLOB PRIMARY KEY,
+    pack INTEGER NOT NULL REFERENCES packs(id),
+    offset INTEGER NOT NULL,
+    stored_length INTEGER NOT NULL,
+    raw_length INTEGER NOT NULL,
+    codec INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+_MAX_PARAMS = 500
+
+
+class BlobRef(NamedTuple):
+    """A stored blob: its pack and position."""
+
+    pack_id: str
+    offset: int
+    stored_length: int
+    raw_length: int
+    codec: int
+    pack_size: int
+
+
+class BlobIndex:
+    """Lookups and inserts on the index file; one SQLite connection per thread."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self._local = threading.local()
+        with self._conn() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot open blob index {self.path}: {exc}") from exc
+            self._local.conn = conn
+        return conn
+
+    def lookup(self, digest: bytes) -> BlobRef | None:
+        """Return where ``digest`` is stored, or None."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT p.name, b.offset, b.stored_length, b.raw_length, b.codec, p.size"
+                " FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.digest = ?",
+                (digest,),
+            )
+            .fetchone()
+        )
+        return BlobRef(*row) if row else None
+
+    def lookup_many(self, digests: list[bytes]) -> dict[bytes, BlobRef]:
+        """Return the stored location of each of ``digests`` that is in the index."""
+        found: dict[bytes, BlobRef] = {}
+        conn = self._conn()
+        for i in range(0, len(digests), _MAX_PARAMS):
+            part = digests[i : i + _MAX_PARAMS]
+            rows = conn.execute(
+                "SELECT b.digest, p.name, b.offset, b.stored_length, b.raw_length, b.codec, p.size"
+                " FROM blobs b JOIN packs p ON p.id = b.pack"
+                f" WHERE b.digest IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for row in rows:
+                found[row[0]] = BlobRef(*row[1:])
+        return found
+
+    def add_pack(self, pack_id: str, size: int, blobs: Iterable[PackedBlob]) -> None:
+        """Record a stored pack and its blobs (blobs already indexed keep their first location)."""
+        conn = self._conn()
+        try:
+            with conn:
+                cur = conn.execute(
+                    "INSERT INTO packs (name, size) VALUES (?, ?)", (pack_id, size)
+                )
+                pid = cur.lastrowid
+                conn.executemany(
+                    "INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?, ?, ?)",
+                    ((b.digest, pid, b.offset, b.stored_length, b.raw_length, b.codec) for b in blobs),
+                )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+
+    def forget_pack(self, pack_id: str) -> None:
+        """Drop a pack and its blobs (it was found missing or damaged)."""
+        conn = self._conn()
+        with conn:
+            row = conn.execute("SELECT id FROM packs WHERE name = ?", (pack_id,)).fetchone()
+            if row:
+                conn.execute("DELETE FROM blobs WHERE pack = ?", row)
+                conn.execute("DELETE FROM packs WHERE id = ?", row)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

@@ -1,0 +1,324 @@
+"""Ingest: turn a source's entries into packs, index rows and a manifest, using every core.
+
+Pipeline (every queue bounded, so memory is bounded whatever the tree's size):
+  reader thread    walk, read small files whole, cut large files into CDC chunks
+  worker threads   BLAKE3 + compress-if-it-pays, a batch of blobs at a time
+  calling thread   dedup against the index, append to the open pack, write manifest rows
+  uploader threads store full packs, then record their blobs in the index
+Batches, not single files, cross thread boundaries; hashing, compression, reads and writes
+release the GIL, so they overlap.
+"""
+
+from __future__ import annotations
+
+import queue
+import stat
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from grid.errors import NotFoundError, SourceError
+from grid.ids import digest_of
+from grid.sources.base import Source, SourceEntry
+from grid.store.index import BlobRef
+from grid.store.chunker import SMALL_FILE_MAX, SegmentPool, iter_chunks, read_small
+from grid.store.compression import RAW, encode
+from grid.store.manifest import DIR, FILE, ROOT_ID, SYMLINK, ManifestWriter, encode_blobs
+from grid.store.pack import PackBuilder, pack_key
+
+if TYPE_CHECKING:
+    from grid.store.repository import Store
+
+_BATCH_BYTES = 8 << 20
+_BATCH_ITEMS = 256
+_UPLOADERS = 2
+_POLL = 0.2
+_SWITCH_INTERVAL = 0.0005
+
+
+@dataclass
+class IngestStats:
+    """What an ingest did; ``stored_bytes`` counts only bytes new to the store."""
+
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes: int = 0
+    stored_bytes: int = 0
+    new_blobs: int = 0
+    dedup_blobs: int = 0
+    packs: int = 0
+
+
+Progress = Callable[[IngestStats], None]
+_Item = tuple[SourceEntry, Any, bool]  # entry, bytes-like content or None, last piece of entry
+_Done = object()
+
+
+def _digest_batch(batch: list[_Item]) -> list[tuple[SourceEntry, Any, Any, int, int, bool]]:
+    out = []
+    for entry, data, last in batch:
+        if data is not None and len(data):
+            payload, codec = encode(data)
+            out.append((entry, digest_of(data), payload, codec, len(data), last))
+        else:
+            out.append((entry, None, None, RAW, 0, last))
+    return out
+
+
+def ingest(
+    source: Source,
+    store: Store,
+    manifest: ManifestWriter,
+    *,
+    workers: int = 2,
+    progress: Progress | None = None,
+) -> IngestStats:
+    """Store every entry of ``source`` and describe it in ``manifest`` (not yet finished).
+
+    Packs stored before a failure stay in the store and indexed, so a re-run dedups against them.
+
+    Raises:
+        SourceError: a file or folder could not be read (named in the message).
+        StorageError: the object store failed (NoSpaceError when the disk is full).
+    """
+    return _Ingest(source, store, manifest, workers, progress).run()
+
+
+class _Ingest:
+    def __init__(
+        self,
+        source: Source,
+        store: Store,
+        manifest: ManifestWriter,
+        workers: int,
+        progress: Progress | None,
+    ) -> None:
+        self.source, self.store, self.manifest = source, store, manifest
+        self.progress = progress
+        self.stats = IngestStats()
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="grid-hash")
+        self.batches: queue.Queue[Any] = queue.Queue(maxsize=2 * workers + 2)
+        self.uploads: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self.stop = threading.Event()
+        self.upload_error: BaseException | None = None
+        self.pending: dict[bytes, tuple[str, int, int, int, int]] = {}
+        self.pack_ok: dict[str, bool] = {}
+        self.pack = PackBuilder()
+        self.dir_ids: dict[str, int] = {"": ROOT_ID}
+        self.blobs: list[tuple[int, bytes, int, int, int, int]] = []
+        self.segments = SegmentPool()
+
+    # -- reader thread -------------------------------------------------------------------
+    def _offer(self, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.batches.put(item, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self) -> None:
+        batch: list[_Item] = []
+        size = 0
+        try:
+            for entry in self.source.entries():
+                if self.stop.is_set():
+                    return
+                if stat.S_ISREG(entry.mode) and entry.size > 0:
+                    for item in self._pieces(entry):
+                        batch.append(item)
+                        size += len(item[1]) if item[1] is not None else 0
+                        if size >= _BATCH_BYTES:
+                            if not self._offer(self.pool.submit(_digest_batch, batch)):
+                                return
+                            batch, size = [], 0
+                else:
+                    batch.append((entry, None, True))
+                if len(batch) >= _BATCH_ITEMS:
+                    if not self._offer(self.pool.submit(_digest_batch, batch)):
+                        return
+                    batch, size = [], 0
+            if batch and not self._offer(self.pool.submit(_digest_batch, batch)):
+                return
+            self._offer(_Done)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._offer(exc)
+
+    def _pieces(self, entry: SourceEntry) -> Any:
+        try:
+            with self.source.open(entry) as f:
+                if entry.size <= SMALL_FILE_MAX:
+                    yield (entry, read_small(f, entry.size), True)
+                    return
+                prev = None
+                for chunk in iter_chunks(f, self.segments):
+                    if prev is not None:
+                        yield (entry, prev, False)
+                    prev = chunk
+                yield (entry, prev, True)
+        except OSError as exc:
+            raise SourceError(
+                f"cannot read {entry.location or entry.path}: {exc.strerror or exc}",
+                path=entry.location or entry.path,
+            ) from exc
+
+    # -- uploader threads ------------------------------------------------------------------
+    def _upload(self) -> None:
+        while True:
+            item = self.uploads.get()
+            if item is None:
+                return
+            if self.upload_error is not None:
+                continue  # drain without work so the consumer never blocks
+            pack, parts = item
+            try:
+                size = self.store.objects.put(pack_key(pack.pack_id), parts)
+                self.store.index.add_pack(pack.pack_id, size, pack.blobs)
+                for blob in pack.blobs:
+                    self.pending.pop(blob.digest, None)
+            except BaseException as exc:
+                self.upload_error = exc
+                self.stop.set()
+
+    def _ship(self) -> None:
+        if not self.pack.blobs:
+            return
+        self._raise_upload_error()
+        self.stats.packs += 1
+        item = (self.pack, self.pack.finish())
+        self.pack = PackBuilder()
+        while True:
+            try:
+                self.uploads.put(item, timeout=_POLL)
+                return
+            except queue.Full:
+                self._raise_upload_error()
+
+    def _raise_upload_error(self) -> None:
+        if self.upload_error is not None:
+            raise self.upload_error
+
+    # -- consumer (calling thread) -----------------------------------------------------------
+    def _known(self, digest: bytes, hits: dict[bytes, BlobRef]) -> tuple[str, int, int, int, int] | None:
+        ref = self.pending.get(digest)
+        if ref is not None:
+            return ref
+        hit = hits.get(digest)
+        if hit is None:
+            return None
+        ok = self.pack_ok.get(hit.pack_id)
+        if ok is None:
+            ok = self.pack_ok[hit.pack_id] = self._pack_intact(hit.pack_id, hit.pack_size)
+        return hit[:5] if ok else None
+
+    def _pack_intact(self, pack_id: str, size: int) -> bool:
+        """Trust an index entry only if its pack still exists whole (cheap: one stat per pack)."""
+        try:
+            if self.store.objects.size(pack_key(pack_id)) == size:
+                return True
+        except NotFoundError:
+            pass
+        self.store.index.forget_pack(pack_id)
+        return False
+
+    def _place(
+        self, digest: bytes, payload: Any, codec: int, raw_length: int, hits: dict[bytes, BlobRef]
+    ) -> None:
+        ref = self._known(digest, hits)
+        if ref is None:
+            blob = self.pack.add(digest, payload, raw_length, codec)
+            ref = (self.pack.pack_id, blob.offset, blob.stored_length, raw_length, codec)
+            self.pending[digest] = ref
+            self.stats.stored_bytes += blob.stored_length
+            self.stats.new_blobs += 1
+            if self.pack.full:
+                self._ship()
+        else:
+            self.stats.dedup_blobs += 1
+        pack_id, offset, stored, raw, cod = ref
+        self.blobs.append((self.manifest.pack_number(pack_id), digest, offset, stored, raw, cod))
+
+    def _emit(self, entry: SourceEntry) -> None:
+        parent = self.dir_ids[entry.parent]
+        mode = entry.mode
+        if stat.S_ISDIR(mode):
+            self.dir_ids[entry.path] = self.manifest.add(
+                parent, entry.name, DIR, 0, mode, entry.mtime_ns
+            )
+            self.stats.dirs += 1
+        elif stat.S_ISLNK(mode):
+            self.manifest.add(parent, entry.name, SYMLINK, entry.size, mode, entry.mtime_ns,
+                              entry.target)
+            self.stats.symlinks += 1
+        else:
+            size = sum(b[4] for b in self.blobs)
+            self.manifest.add(parent, entry.name, FILE, size, mode, entry.mtime_ns, None,
+                              encode_blobs(self.blobs))
+            self.blobs = []
+            self.stats.files += 1
+            self.stats.bytes += size
+
+    def _consume(self) -> None:
+        while True:
+            item = self.batches.get()
+            if item is _Done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            fut: Future[list[Any]] = item
+            results = fut.result()
+            hits = self.store.index.lookup_many([r[1] for r in results if r[1] is not None])
+            for entry, digest, payload, codec, raw_length, last in results:
+                if digest is not None:
+                    self._place(digest, payload, codec, raw_length, hits)
+                if last:
+                    self._emit(entry)
+            self._raise_upload_error()
+            if self.progress is not None:
+                self.progress(self.stats)
+
+    def run(self) -> IngestStats:
+        # I/O threads hand the GIL back and forth thousands of times a second; the default 5 ms
+        # switch interval would leave the reader waiting behind CPU-bound threads.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(_SWITCH_INTERVAL)
+        try:
+            return self._run()
+        finally:
+            sys.setswitchinterval(interval)
+
+    def _run(self) -> IngestStats:
+        reader = threading.Thread(target=self._read, name="grid-read", daemon=True)
+        uploaders = [
+            threading.Thread(target=self._upload, name=f"grid-upload-{i}", daemon=True)
+            for i in range(_UPLOADERS)
+        ]
+        for t in (reader, *uploaders):
+            t.start()
+        try:
+            self._consume()
+            self._ship()
+        except BaseException:
+            self.stop.set()
+            raise
+        finally:
+            self._shutdown(reader, uploaders)
+        self._raise_upload_error()
+        return self.stats
+
+    def _shutdown(self, reader: threading.Thread, uploaders: list[threading.Thread]) -> None:
+        while reader.is_alive():
+            try:
+                self.batches.get(timeout=_POLL)  # unblock a reader waiting on a full queue
+            except queue.Empty:
+                pass
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for _ in uploaders:
+            self.uploads.put(None)
+        for t in uploaders:
+            t.join()

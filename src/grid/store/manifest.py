@@ -1,0 +1,246 @@
+"""Manifests: one self-contained SQLite file per version mapping every path to its blobs.
+
+Rows are written in walk (= storage) order without indexes; ``finish`` builds the (parent, name)
+index, so a lookup or a directory listing reads a few pages, never the whole manifest.
+Layout and invariants: docs/format.md, "Manifest".
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from grid.errors import FormatVersionError, IntegrityError, PathNotFoundError, SourceError
+
+FORMAT_VERSION = "1.0"
+FORMAT_MAJOR = 1
+
+DIR, FILE, SYMLINK = 0, 1, 2
+KIND_NAMES = {DIR: "dir", FILE: "file", SYMLINK: "symlink"}
+ROOT_ID = 0
+
+BLOB = struct.Struct("<I32sIIIB")  # pack number, digest, offset, stored length, raw length, codec
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE packs (no INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE entries (
+    id INTEGER PRIMARY KEY,
+    parent INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    target TEXT,
+    blobs BLOB
+);
+"""
+
+
+class BlobLocation(NamedTuple):
+    """One blob of a file, as the manifest records it."""
+
+    pack_id: str
+    digest: bytes
+    offset: int
+    stored_length: int
+    raw_length: int
+    codec: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A path in a version: a directory, a regular file or a symlink."""
+
+    id: int
+    path: str
+    kind: int
+    size: int
+    mode: int
+    mtime_ns: int
+    target: str | None
+    blobs: bytes | None
+
+    @property
+    def kind_name(self) -> str:
+        return KIND_NAMES[self.kind]
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+class ManifestWriter:
+    """Builds a manifest file; not thread-safe (one writer, the ingest consumer)."""
+
+    _FLUSH_ROWS = 2000
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if os.path.exists(path):
+            os.unlink(path)
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.executescript(_SCHEMA)
+        self._rows: list[tuple[object, ...]] = []
+        self._next_id = ROOT_ID + 1
+        self._pack_numbers: dict[str, int] = {}
+
+    def pack_number(self, pack_id: str) -> int:
+        """Return the manifest-local number of a pack, registering it on first use."""
+        no = self._pack_numbers.get(pack_id)
+        if no is None:
+            no = self._pack_numbers[pack_id] = len(self._pack_numbers)
+            self._db.execute("INSERT INTO packs VALUES (?, ?)", (no, pack_id))
+        return no
+
+    def add(
+        self,
+        parent: int,
+        name: str,
+        kind: int,
+        size: int,
+        mode: int,
+        mtime_ns: int,
+        target: str | None = None,
+        blobs: bytes | None = None,
+    ) -> int:
+        """Append an entry under directory id ``parent`` and return its id."""
+        entry_id = self._next_id
+        self._next_id += 1
+        self._rows.append((entry_id, parent, name, kind, size, mode, mtime_ns, target, blobs))
+        if len(self._rows) >= self._FLUSH_ROWS:
+            self._flush()
+        return entry_id
+
+    def _flush(self) -> None:
+        try:
+            self._db.executemany(
+                "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._rows
+            )
+        except UnicodeEncodeError as exc:
+            raise SourceError(
+                f"a file name is not valid UTF-8 ({exc.object!r}); rename it and retry"
+            ) from exc
+        self._rows.clear()
+
+    def finish(self, meta: dict[str, str]) -> None:
+        """Write metadata, build the lookup index and close the file."""
+        self._flush()
+        self._db.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [("format_version", FORMAT_VERSION), *sorted(meta.items())],
+        )
+        self._db.execute("CREATE UNIQUE INDEX entries_by_parent ON entries (parent, name)")
+        self._db.commit()
+        self._db.close()
+
+    def abort(self) -> None:
+        """Close and delete the partial file."""
+        self._db.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+def encode_blobs(locations: list[tuple[int, bytes, int, int, int, int]]) -> bytes:
+    """Pack (pack number, digest, offset, stored, raw, codec) tuples into the ``blobs`` column."""
+    return b"".join(BLOB.pack(*loc) for loc in locations)
+
+
+_COLUMNS = "id, parent, name, kind, size, mode, mtime_ns, target, blobs"
+
+
+class ManifestReader:
+    """Read-only queries on a finished manifest file. Thread-safe (one connection per reader
+    thread is not needed: sqlite3 serialises access on its own)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(
+                f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
+            )
+            meta = dict(self._db.execute("SELECT key, value FROM meta"))
+            self._packs = dict(self._db.execute("SELECT no, name FROM packs"))
+        except sqlite3.Error as exc:
+            raise IntegrityError(f"manifest {path} is damaged or unreadable: {exc}") from exc
+        version = meta.get("format_version", "")
+        if not version or int(version.split(".")[0]) > FORMAT_MAJOR:
+            raise FormatVersionError(
+                f"manifest format {version or '?'} is newer than this grid understands "
+                f"({FORMAT_VERSION}); upgrade grid"
+            )
+        self.meta = meta
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _entry(self, row: tuple[object, ...], path: str) -> Entry:
+        return Entry(row[0], path, row[3], row[4], row[5], row[6], row[7], row[8])  # type: ignore[arg-type]
+
+    def _resolve(self, path: str) -> tuple[int, tuple[object, ...] | None]:
+        node, row = ROOT_ID, None
+        for part in _parts(path):
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM entries WHERE parent = ? AND name = ?", (node, part)
+            ).fetchone()
+            if row is None:
+                raise PathNotFoundError(f"no such path in this version: {path}", path=path)
+            node = row[0]
+        return node, row
+
+    def stat(self, path: str) -> Entry:
+        """Return the entry at ``path`` ('' is the root directory).
+
+        Raises:
+            PathNotFoundError: no such path.
+        """
+        norm = "/".join(_parts(path))
+        _node, row = self._resolve(norm)
+        if row is None:
+            return Entry(ROOT_ID, "", DIR, 0, 0o755 | 0o040000, int(self.meta.get("mtime_ns", 0)), None, None)
+        return self._entry(row, norm)
+
+    def listdir(self, path: str = "") -> list[Entry]:
+        """Return the entries directly inside directory ``path``, sorted by name."""
+        entry = self.stat(path)
+        if entry.kind != DIR:
+            raise PathNotFoundError(f"not a directory: {path}", path=path)
+        prefix = f"{entry.path}/" if entry.path else ""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM entries WHERE parent = ? ORDER BY name", (entry.id,)
+        )
+        return [self._entry(r, prefix + str(r[2])) for r in rows]
+
+    def walk(self) -> Iterator[Entry]:
+        """Yield every entry in storage order with its full path."""
+        dirs: dict[int, str] = {ROOT_ID: ""}
+        for row in self._db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY id"):
+            parent_path = dirs[row[1]]  # type: ignore[index]
+            path = f"{parent_path}/{row[2]}" if parent_path else str(row[2])
+            if row[3] == DIR:
+                dirs[row[0]] = path  # type: ignore[index]
+            yield self._entry(row, path)
+
+    def blobs(self, entry: Entry) -> list[BlobLocation]:
+        """Return the blobs of a file entry in order."""
+        raw = entry.blobs or b""
+        out = []
+        for i in range(0, len(raw), BLOB.size):
+            no, digest, offset, stored, rawlen, codec = BLOB.unpack_from(raw, i)
+            out.append(BlobLocation(self._packs[no], digest, offset, stored, rawlen, codec))
+        return out
+
+    @property
+    def pack_ids(self) -> list[str]:
+        return list(self._packs.values())
+
+
+def _parts(path: str) -> list[str]:
+    return [p for p in path.strip("/").split("/") if p and p != "."]

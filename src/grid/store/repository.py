@@ -1,0 +1,107 @@
+"""A store: one owner's objects (packs, manifests) plus the local blob index and caches."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from grid.errors import IntegrityError, NotFoundError
+from grid.ids import digest_of
+from grid.objects.base import ObjectStore
+from grid.store.compression import decode
+from grid.store.index import BlobIndex
+from grid.store.manifest import BlobLocation, Entry, ManifestReader
+from grid.store.pack import pack_key
+
+
+def manifest_key(manifest_id: str) -> str:
+    """Object key of a version's manifest."""
+    return f"manifests/{manifest_id[:2]}/{manifest_id}"
+
+
+class Store:
+    """Content-addressed storage over an ``ObjectStore``.
+
+    Args:
+        objects: where packs and manifests live.
+        index_path: the blob index file (a cache of the pack trailers).
+        cache_dir: where manifests fetched from a remote backend are kept.
+    """
+
+    def __init__(self, objects: ObjectStore, index_path: str, cache_dir: str) -> None:
+        self.objects = objects
+        self.index = BlobIndex(index_path)
+        self.cache_dir = cache_dir
+
+    def close(self) -> None:
+        self.index.close()
+
+    # -- manifests ---------------------------------------------------------------------------
+    def put_manifest(self, manifest_id: str, path: str) -> int:
+        """Store a finished manifest file; return its size."""
+        key = manifest_key(manifest_id)
+        return self.objects.put_file(key, path)
+
+    def open_manifest(self, manifest_id: str) -> ManifestReader:
+        """Open a version's manifest for queries, fetching it into the cache if remote.
+
+        Raises:
+            IntegrityError: the manifest is missing or damaged.
+        """
+        key = manifest_key(manifest_id)
+        path = self.objects.local_path(key)
+        if path is None:
+            path = os.path.join(self.cache_dir, "manifests", manifest_id)
+            if not os.path.exists(path):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = f"{path}.tmp{os.getpid()}"
+                with open(tmp, "wb") as f:
+                    f.write(self.objects.get(key))
+                os.replace(tmp, path)
+        elif not os.path.exists(path):
+            raise IntegrityError(f"manifest {manifest_id} is missing from the store")
+        return ManifestReader(path)
+
+    def delete_manifest(self, manifest_id: str) -> None:
+        self.objects.delete(manifest_key(manifest_id))
+        cached = os.path.join(self.cache_dir, "manifests", manifest_id)
+        if os.path.exists(cached):
+            os.unlink(cached)
+
+    # -- blobs -------------------------------------------------------------------------------
+    def read_blob(self, loc: BlobLocation) -> bytes:
+        """Return a blob's original bytes, verified against its BLAKE3 id.
+
+        Raises:
+            IntegrityError: the stored bytes are missing, short or do not match the id.
+        """
+        try:
+            payload = self.objects.get_range(pack_key(loc.pack_id), loc.offset, loc.stored_length)
+        except NotFoundError as exc:
+            raise IntegrityError(
+                f"pack {loc.pack_id} holding blob {loc.digest.hex()} is missing",
+                digest=loc.digest.hex(),
+            ) from exc
+        if len(payload) != loc.stored_length:
+            raise IntegrityError(f"blob {loc.digest.hex()} is truncated", digest=loc.digest.hex())
+        data = decode(payload, loc.codec, loc.raw_length)
+        if len(data) != loc.raw_length or digest_of(data) != loc.digest:
+            raise IntegrityError(
+                f"blob {loc.digest.hex()} does not match its id", digest=loc.digest.hex()
+            )
+        return data
+
+    def read_file(self, manifest: ManifestReader, entry: Entry) -> Iterator[bytes]:
+        """Yield a file's content blob by blob, each verified."""
+        for loc in manifest.blobs(entry):
+            yield self.read_blob(loc)
+
+    def missing_packs(self, pack_ids: list[str]) -> list[str]:
+        """Return the pack ids that are not stored (a cheap existence check, no reads)."""
+        missing = []
+        for pid in pack_ids:
+            try:
+                self.objects.size(pack_key(pid))
+            except NotFoundError:
+                missing.append(pid)
+        return missing

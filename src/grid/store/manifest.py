@@ -14,7 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from grid.errors import FormatVersionError, IntegrityError, PathNotFoundError, SourceError
+from grid.errors import (
+    FormatVersionError,
+    IntegrityError,
+    NoSpaceError,
+    PathNotFoundError,
+    SourceError,
+    StorageError,
+)
 
 FORMAT_VERSION = "1.0"
 FORMAT_MAJOR = 1
@@ -119,6 +126,11 @@ class ManifestWriter:
             self._flush()
         return entry_id
 
+    @property
+    def pack_ids(self) -> list[str]:
+        """Every pack the manifest references so far."""
+        return list(self._pack_numbers)
+
     def _flush(self) -> None:
         try:
             self._db.executemany(
@@ -128,17 +140,22 @@ class ManifestWriter:
             raise SourceError(
                 f"a file name is not valid UTF-8 ({exc.object!r}); rename it and retry"
             ) from exc
+        except sqlite3.Error as exc:
+            raise _write_error(exc, self.path) from exc
         self._rows.clear()
 
     def finish(self, meta: dict[str, str]) -> None:
         """Write metadata, build the lookup index and close the file."""
         self._flush()
-        self._db.executemany(
-            "INSERT INTO meta VALUES (?, ?)",
-            [("format_version", FORMAT_VERSION), *sorted(meta.items())],
-        )
-        self._db.execute("CREATE UNIQUE INDEX entries_by_parent ON entries (parent, name)")
-        self._db.commit()
+        try:
+            self._db.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [("format_version", FORMAT_VERSION), *sorted(meta.items())],
+            )
+            self._db.execute("CREATE UNIQUE INDEX entries_by_parent ON entries (parent, name)")
+            self._db.commit()
+        except sqlite3.Error as exc:
+            raise _write_error(exc, self.path) from exc
         self._db.close()
 
     def abort(self) -> None:
@@ -146,6 +163,12 @@ class ManifestWriter:
         self._db.close()
         if os.path.exists(self.path):
             os.unlink(self.path)
+
+
+def _write_error(exc: sqlite3.Error, path: str) -> StorageError:
+    if "full" in str(exc):
+        return NoSpaceError(f"no space left to write the manifest {path}: {exc}", key=path)
+    return StorageError(f"cannot write the manifest {path}: {exc}", key=path)
 
 
 def encode_blobs(locations: list[tuple[int, bytes, int, int, int, int]]) -> bytes:

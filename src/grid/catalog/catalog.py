@@ -1,0 +1,259 @@
+"""The catalog: transactions on datastores and versions, returning plain records.
+
+Version numbers are allocated under the unique (datastore, number) constraint, inside a write
+transaction (``BEGIN IMMEDIATE`` on SQLite), so concurrent creates get distinct consecutive
+numbers on any engine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from grid.catalog.models import Datastore, Owner, Version
+from grid.errors import DatastoreNotFoundError, StorageError, VersionNotFoundError
+from grid.records import SUCCEEDED, UPLOADING, DatastoreInfo, VersionInfo
+
+_MIGRATIONS = str(Path(__file__).parent / "migrations")
+_ALLOCATE_TRIES = 20
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _record(name: str, v: Version) -> VersionInfo:
+    return VersionInfo(
+        datastore=name,
+        number=v.number,
+        status=v.status,
+        reason=v.reason,
+        source=v.source,
+        files=v.files,
+        size=v.size,
+        stored_bytes=v.stored_bytes,
+        created_at=_utc(v.created_at),  # type: ignore[arg-type]
+        finished_at=_utc(v.finished_at),
+        manifest_id=v.manifest_id,
+    )
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+        dbapi_conn.execute("PRAGMA foreign_keys=ON")
+        dbapi_conn.execute("PRAGMA busy_timeout=60000")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Catalog:
+    """Metadata of one installation.
+
+    Args:
+        url: SQLAlchemy database URL (``sqlite:///path`` or ``postgresql://...``).
+        owner: the owner every call acts for.
+    """
+
+    def __init__(self, url: str, owner: str = "local", *, clock: Any = None) -> None:
+        self.url = url
+        self._now = clock or (lambda: datetime.now(UTC))
+        try:
+            self.engine = create_engine(url)
+            if self.engine.dialect.name == "sqlite":
+                _sqlite_setup(self.engine)
+            self._migrate()
+        except sa_exc.SQLAlchemyError as exc:
+            raise StorageError(f"cannot open the catalog at {url}: {exc}") from exc
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.owner_id = self._owner(owner)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _migrate(self) -> None:
+        head = ScriptDirectory(_MIGRATIONS).get_current_head()
+        with self.engine.begin() as conn:
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
+            cfg = Config()
+            cfg.set_main_option("script_location", _MIGRATIONS)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except sa_exc.OperationalError as exc:
+            raise StorageError(f"catalog database error: {exc.orig}") from exc
+
+    def _owner(self, name: str) -> int:
+        with self._tx() as s:
+            owner = s.scalar(select(Owner).where(Owner.name == name))
+            if owner is None:
+                owner = Owner(name=name, created_at=self._now())
+                s.add(owner)
+                s.flush()
+            return owner.id
+
+    def _datastore(self, s: Session, name: str) -> Datastore:
+        ds = s.scalar(
+            select(Datastore).where(Datastore.owner_id == self.owner_id, Datastore.name == name)
+        )
+        if ds is None:
+            raise DatastoreNotFoundError(f"no datastore named {name!r}", datastore=name)
+        return ds
+
+    # -- writes ----------------------------------------------------------------------------
+    def new_version(self, name: str, source: str, manifest_id: str) -> VersionInfo:
+        """Create datastore ``name`` if needed and allocate its next version, status uploading."""
+        for _ in range(_ALLOCATE_TRIES):
+            try:
+                with self._tx() as s:
+                    ds = s.scalar(
+                        select(Datastore).where(
+                            Datastore.owner_id == self.owner_id, Datastore.name == name
+                        )
+                    )
+                    if ds is None:
+                        ds = Datastore(owner_id=self.owner_id, name=name, created_at=self._now())
+                        s.add(ds)
+                        s.flush()
+                    last = s.scalar(
+                        select(func.max(Version.number)).where(Version.datastore_id == ds.id)
+                    )
+                    now = self._now()
+                    v = Version(
+                        datastore_id=ds.id,
+                        number=(last or 0) + 1,
+                        status=UPLOADING,
+                        source=source,
+                        manifest_id=manifest_id,
+                        files=0,
+                        size=0,
+                        stored_bytes=0,
+                        created_at=now,
+                        updated_at=now,
+                        host=socket.gethostname(),
+                        pid=os.getpid(),
+                    )
+                    s.add(v)
+                    s.flush()
+                    return _record(name, v)
+            except sa_exc.IntegrityError:
+                continue  # another writer took that number (or created the datastore): retry
+        raise StorageError(f"could not allocate a version number for {name!r}; try again")
+
+    def set_status(
+        self,
+        name: str,
+        number: int,
+        status: str,
+        *,
+        reason: str | None = None,
+        files: int | None = None,
+        size: int | None = None,
+        stored_bytes: int | None = None,
+    ) -> None:
+        """Move a version to ``status`` and record its figures."""
+        with self._tx() as s:
+            v = self._version_row(s, name, number)
+            v.status = status
+            v.reason = reason
+            v.updated_at = self._now()
+            if status == SUCCEEDED or reason is not None:
+                v.finished_at = v.updated_at
+            for attr, value in (("files", files), ("size", size), ("stored_bytes", stored_bytes)):
+                if value is not None:
+                    setattr(v, attr, value)
+
+    def delete_version(self, name: str, number: int) -> VersionInfo:
+        """Remove a version's row and return it (the caller removes its manifest)."""
+        with self._tx() as s:
+            v = self._version_row(s, name, number)
+            record = _record(name, v)
+            s.delete(v)
+            return record
+
+    def delete_datastore(self, name: str) -> list[VersionInfo]:
+        """Remove a datastore and all its versions; return the versions removed."""
+        with self._tx() as s:
+            ds = self._datastore(s, name)
+            versions = s.scalars(select(Version).where(Version.datastore_id == ds.id)).all()
+            records = [_record(name, v) for v in versions]
+            for v in versions:
+                s.delete(v)
+            s.delete(ds)
+            return records
+
+    # -- reads -----------------------------------------------------------------------------
+    def _version_row(self, s: Session, name: str, number: int) -> Version:
+        ds = self._datastore(s, name)
+        v = s.scalar(
+            select(Version).where(Version.datastore_id == ds.id, Version.number == number)
+        )
+        if v is None:
+            raise VersionNotFoundError(
+                f"datastore {name!r} has no version {number}", datastore=name, version=number
+            )
+        return v
+
+    def version(self, name: str, number: int) -> VersionInfo:
+        with self._tx() as s:
+            return _record(name, self._version_row(s, name, number))
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        """All versions of ``name``, oldest first."""
+        with self._tx() as s:
+            ds = self._datastore(s, name)
+            rows = s.scalars(
+                select(Version).where(Version.datastore_id == ds.id).order_by(Version.number)
+            )
+            return [_record(name, v) for v in rows]
+
+    def datastores(self) -> list[DatastoreInfo]:
+        """Every datastore of the owner with its version count and latest version."""
+        with self._tx() as s:
+            out = []
+            for ds in s.scalars(
+                select(Datastore).where(Datastore.owner_id == self.owner_id).order_by(Datastore.name)
+            ):
+                count = s.scalar(select(func.count()).where(Version.datastore_id == ds.id)) or 0
+                latest = s.scalar(
+                    select(Version)
+                    .where(Version.datastore_id == ds.id)
+                    .order_by(Version.number.desc())
+                    .limit(1)
+                )
+                out.append(
+                    DatastoreInfo(
+                        name=ds.name,
+                        created_at=_utc(ds.created_at),  # type: ignore[arg-type]
+                        versions=count,
+                        latest=_record(ds.name, latest) if latest else None,
+                    )
+                )
+            return out

@@ -1,0 +1,5 @@
+"""The one Python API (L4)."""
+
+from grid.client.client import Client
+
+__all__ = ["Client"]

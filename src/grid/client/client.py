@@ -1,0 +1,119 @@
+"""``grid.Client``: every datastore operation, in-process on the embedded installation.
+
+    >>> import grid
+    >>> client = grid.Client()                       # ~/.grid, or $GRID_HOME
+    >>> v = client.create("my_dataset")              # -> VersionInfo(datastore='my_dataset', number=1, ...)
+    >>> client.read_bytes("my_dataset", 1, "train/a.jpg")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from grid.catalog import Catalog
+from grid.errors import NoSpaceError, StorageError
+from grid.objects import LocalDirectory
+from grid.records import DatastoreInfo, FileInfo, VersionInfo
+from grid.service import browse, create, delete, listing
+from grid.service.context import Context
+from grid.service.create import Progress
+from grid.service.names import parse_ref
+from grid.settings import Settings
+from grid.sources.base import Warn
+from grid.store import Store
+
+
+class Client:
+    """Access to the datastores of one owner.
+
+    Args:
+        home: embedded installation root; default ``$GRID_HOME`` or ``~/.grid``.
+        fsync: make stored objects durable before a version succeeds (default from
+            ``GRID_FSYNC``, on).
+        owner: owner name (default ``local``).
+    """
+
+    def __init__(
+        self, home: str | None = None, *, fsync: bool | None = None, owner: str | None = None
+    ) -> None:
+        settings = Settings.from_env()
+        self.home = os.path.abspath(home or settings.home)
+        owner = owner or settings.owner
+        fsync = settings.fsync if fsync is None else fsync
+        try:
+            os.makedirs(self.home, exist_ok=True)
+        except OSError as exc:
+            cls = NoSpaceError if exc.errno == 28 else StorageError
+            raise cls(f"cannot create GRID_HOME {self.home}: {exc.strerror}") from exc
+        catalog = Catalog(f"sqlite:///{os.path.join(self.home, 'catalog.db')}", owner)
+        store = Store(
+            LocalDirectory(os.path.join(self.home, "objects", owner), durable=fsync),
+            os.path.join(self.home, "index", f"{owner}.sqlite"),
+            os.path.join(self.home, "cache", owner),
+        )
+        self._ctx = Context(catalog, store, os.path.join(self.home, "tmp"))
+
+    def close(self) -> None:
+        """Release database connections."""
+        self._ctx.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------------------
+    def create(
+        self,
+        source: str,
+        name: str | None = None,
+        *,
+        progress: Progress | None = None,
+        warn: Warn | None = None,
+        count_totals: bool = False,
+    ) -> VersionInfo:
+        """Make a new version of datastore ``name`` (default: the source's base name) from a
+        folder or a file. See ``grid.service.create.create`` for statuses and errors."""
+        return create.create(
+            self._ctx, source, name, progress=progress, warn=warn, count_totals=count_totals
+        )
+
+    def delete(self, name: str, version: int | None = None) -> list[VersionInfo]:
+        """Delete one version, or the whole datastore when ``version`` is None."""
+        return delete.delete(self._ctx, name, version)
+
+    # -- reading -----------------------------------------------------------------------------
+    def list(self) -> list[DatastoreInfo]:
+        """Every datastore with its latest version."""
+        return listing.list_datastores(self._ctx)
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        """All versions of ``name``, oldest first."""
+        return listing.show(self._ctx, name)
+
+    def version(self, name: str, version: int) -> VersionInfo:
+        """One version of ``name``."""
+        return listing.show(self._ctx, name, version)[0]
+
+    def ls(self, name: str, version: int | None = None, path: str = "") -> list[FileInfo]:
+        """Entries of directory ``path`` of a succeeded version (default: the latest)."""
+        return browse.list_dir(self._ctx, name, version, path)[1]
+
+    def stat(self, name: str, version: int | None, path: str) -> FileInfo:
+        """Metadata of ``path`` in a version."""
+        return browse.stat_path(self._ctx, name, version, path)
+
+    def iter_bytes(self, name: str, version: int | None, path: str) -> Iterator[bytes]:
+        """Stream a file's bytes, verified against their hashes."""
+        return browse.read_file(self._ctx, name, version, path)
+
+    def read_bytes(self, name: str, version: int | None, path: str) -> bytes:
+        """Return a whole file's bytes, verified against their hashes."""
+        return b"".join(self.iter_bytes(name, version, path))
+
+    @staticmethod
+    def parse_ref(ref: str) -> tuple[str, int | None]:
+        """Split ``NAME[:VERSION]``."""
+        return parse_ref(ref)

@@ -1,0 +1,56 @@
+"""Value types returned by the public API (plain frozen dataclasses, no behaviour)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+UPLOADING = "uploading"
+PROCESSING = "processing"
+OPTIMIZING = "optimizing"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+STATUSES = (UPLOADING, PROCESSING, OPTIMIZING, SUCCEEDED, FAILED)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One version of a datastore."""
+
+    datastore: str
+    number: int
+    status: str
+    reason: str | None
+    source: str
+    files: int
+    size: int
+    stored_bytes: int
+    created_at: datetime
+    finished_at: datetime | None
+    manifest_id: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.datastore}:{self.number}"
+
+
+@dataclass(frozen=True)
+class DatastoreInfo:
+    """A datastore with a summary of its versions."""
+
+    name: str
+    created_at: datetime
+    versions: int
+    latest: VersionInfo | None
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A path inside a version."""
+
+    path: str
+    kind: str
+    size: int
+    mode: int
+    mtime_ns: int
+    target: str | None = None

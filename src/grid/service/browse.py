@@ -1,0 +1,90 @@
+"""Read a version: list a directory, stat a path, stream a file's verified bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from grid.errors import PathNotFoundError
+from grid.records import FileInfo, VersionInfo
+from grid.service.context import Context
+from grid.service.resolve import readable_version
+from grid.store.manifest import DIR, FILE, SYMLINK, Entry, ManifestReader
+
+
+def _info(entry: Entry) -> FileInfo:
+    return FileInfo(entry.path, entry.kind_name, entry.size, entry.mode, entry.mtime_ns,
+                    entry.target)
+
+
+def list_dir(
+    ctx: Context, name: str, number: int | None, path: str = ""
+) -> tuple[VersionInfo, list[FileInfo]]:
+    """The entries of directory ``path`` in a version; a file path lists just that file."""
+    version = readable_version(ctx, name, number)
+    manifest = ctx.store.open_manifest(version.manifest_id)
+    try:
+        entry = manifest.stat(path)
+        if entry.kind != DIR:
+            return version, [_info(entry)]
+        return version, [_info(e) for e in manifest.listdir(path)]
+    finally:
+        manifest.close()
+
+
+def stat_path(ctx: Context, name: str, number: int | None, path: str) -> FileInfo:
+    """Metadata of one path in a version."""
+    version = readable_version(ctx, name, number)
+    manifest = ctx.store.open_manifest(version.manifest_id)
+    try:
+        return _info(manifest.stat(path))
+    finally:
+        manifest.close()
+
+
+def read_file(ctx: Context, name: str, number: int | None, path: str) -> Iterator[bytes]:
+    """Yield the bytes of a regular file (a symlink is followed inside the version), each
+    blob verified against its BLAKE3 id before it is yielded.
+
+    Raises:
+        PathNotFoundError: no such file, or the path is a directory.
+        IntegrityError: stored bytes are damaged; nothing wrong is ever yielded.
+    """
+    version = readable_version(ctx, name, number)
+    manifest = ctx.store.open_manifest(version.manifest_id)
+    try:
+        entry = manifest.stat(path)
+        for _ in range(40):
+            if entry.kind != SYMLINK:
+                break
+            entry = manifest.stat(_follow(entry))
+        if entry.kind != FILE:
+            raise PathNotFoundError(f"{path} is not a file in {version.ref}", path=path)
+    except BaseException:
+        manifest.close()
+        raise
+    return _stream(ctx, manifest, entry)
+
+
+def _stream(ctx: Context, manifest: ManifestReader, entry: Entry) -> Iterator[bytes]:
+    try:
+        yield from ctx.store.read_file(manifest, entry)
+    finally:
+        manifest.close()
+
+
+def _follow(link: Entry) -> str:
+    """Resolve a symlink's target relative to the link, staying inside the version."""
+    target = link.target or ""
+    if target.startswith("/"):
+        raise PathNotFoundError(f"{link.path} points outside the version ({target})",
+                                path=link.path)
+    parts = link.path.split("/")[:-1]
+    for part in target.split("/"):
+        if part == "..":
+            if not parts:
+                raise PathNotFoundError(f"{link.path} points outside the version ({target})",
+                                        path=link.path)
+            parts.pop()
+        elif part not in ("", "."):
+            parts.append(part)
+    return "/".join(parts)

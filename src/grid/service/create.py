@@ -1,0 +1,167 @@
+"""Create a new version of a datastore from a local folder or file.
+
+Statuses: uploading (files are read, chunked and stored in packs) -> processing (every pack the
+manifest references is checked to be stored) -> optimizing (the manifest's lookup index is built
+and the manifest stored) -> succeeded. Any failure, Ctrl-C included, marks the version failed
+with the reason and touches no other version; a version is readable only once succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from grid.errors import GridError, Interrupted, IntegrityError, UsageError
+from grid.records import FAILED, OPTIMIZING, PROCESSING, SUCCEEDED, VersionInfo
+from grid.service.context import Context
+from grid.service.names import validate_name
+from grid.sources import LocalSource
+from grid.sources.base import Warn
+from grid.store import IngestStats, ManifestWriter, ingest
+
+
+@dataclass
+class CreateProgress:
+    """Where a create stands; totals are None until the background count has finished."""
+
+    files: int
+    bytes: int
+    total_files: int | None
+    total_bytes: int | None
+    phase: str
+
+
+Progress = Callable[[CreateProgress], None]
+
+
+def default_name(source: str) -> str:
+    """The datastore name a source gets without ``--name``: its base name."""
+    return os.path.basename(os.path.normpath(os.path.abspath(source)))
+
+
+def create(
+    ctx: Context,
+    source_path: str,
+    name: str | None = None,
+    *,
+    progress: Progress | None = None,
+    warn: Warn | None = None,
+    count_totals: bool = False,
+) -> VersionInfo:
+    """Store ``source_path`` as the next version of datastore ``name``.
+
+    Returns:
+        The succeeded version.
+
+    Raises:
+        UsageError: missing or empty source, bad name (before any version is allocated).
+        SourceError: a file could not be read (the version is marked failed).
+        StorageError: the store failed, e.g. NoSpaceError (the version is marked failed).
+        Interrupted: Ctrl-C or SIGTERM (the version is marked failed).
+    """
+    source = LocalSource(source_path, warn)
+    name = validate_name(name if name is not None else default_name(source_path))
+    if source.is_empty():
+        raise UsageError(
+            f"{source_path} is an empty folder: nothing to store",
+            rule="SOURCE must hold at least one file or folder",
+        )
+    manifest_id = uuid.uuid4().hex
+    version = ctx.catalog.new_version(name, os.path.abspath(source_path), manifest_id)
+    totals = _Totals(source) if count_totals else None
+    report = _reporter(progress, totals)
+    manifest = ManifestWriter(ctx.scratch_path(f"{manifest_id}.manifest"))
+    try:
+        stats = ingest(source, ctx.store, manifest, progress=report)
+        ctx.catalog.set_status(name, version.number, PROCESSING, files=stats.files,
+                               size=stats.bytes, stored_bytes=stats.stored_bytes)
+        _check_packs(ctx, manifest)
+        ctx.catalog.set_status(name, version.number, OPTIMIZING)
+        manifest.finish(_meta(version, stats, source))
+        stats.stored_bytes += ctx.store.put_manifest(manifest_id, manifest.path)
+        ctx.catalog.set_status(name, version.number, SUCCEEDED, stored_bytes=stats.stored_bytes)
+    except BaseException as exc:
+        _fail(ctx, version, exc)
+        manifest.abort()
+        if isinstance(exc, KeyboardInterrupt):
+            raise Interrupted(f"stopped; {version.ref} is marked failed") from exc
+        raise
+    finally:
+        if totals is not None:
+            totals.stop.set()
+        if os.path.exists(manifest.path):
+            os.unlink(manifest.path)
+    return ctx.catalog.version(name, version.number)
+
+
+def _reporter(progress: Progress | None, totals: _Totals | None) -> Callable[[IngestStats], None]:
+    def report(stats: IngestStats) -> None:
+        if progress is not None:
+            progress(
+                CreateProgress(
+                    stats.files,
+                    stats.bytes,
+                    totals.files if totals and totals.done else None,
+                    totals.bytes if totals and totals.done else None,
+                    "uploading",
+                )
+            )
+
+    return report
+
+
+def _check_packs(ctx: Context, manifest: ManifestWriter) -> None:
+    missing = ctx.store.missing_packs(manifest.pack_ids)
+    if missing:
+        raise IntegrityError(f"{len(missing)} pack(s) missing after upload, e.g. {missing[0]}")
+
+
+def _meta(version: VersionInfo, stats: IngestStats, source: LocalSource) -> dict[str, str]:
+    return {
+        "datastore": version.datastore,
+        "version": str(version.number),
+        "source": source.root,
+        "files": str(stats.files),
+        "bytes": str(stats.bytes),
+        "mtime_ns": str(source.root_stat.st_mtime_ns),
+    }
+
+
+def _fail(ctx: Context, version: VersionInfo, exc: BaseException) -> None:
+    if isinstance(exc, KeyboardInterrupt):
+        reason = "interrupted (Ctrl-C or SIGTERM)"
+    elif isinstance(exc, GridError):
+        reason = exc.message
+    else:
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+    try:
+        ctx.catalog.set_status(version.datastore, version.number, FAILED, reason=reason)
+    except GridError:
+        pass  # the original error matters more; the version stays unfinished, never succeeded
+
+
+class _Totals:
+    """Counts the source's files and bytes in the background, for an ETA."""
+
+    def __init__(self, source: LocalSource) -> None:
+        self.files = self.bytes = 0
+        self.done = False
+        self.stop = threading.Event()
+        self._source = source
+        threading.Thread(target=self._count, name="grid-count", daemon=True).start()
+
+    def _count(self) -> None:
+        try:
+            for entry in LocalSource(self._source.root).entries():
+                if self.stop.is_set():
+                    return
+                if stat.S_ISREG(entry.mode):
+                    self.files += 1
+                    self.bytes += entry.size
+        except GridError:
+            return
+        self.done = True

@@ -1,0 +1,1 @@
+"""Command-line front-end (L5): Typer + rich, no business logic."""

@@ -1,0 +1,53 @@
+"""The `grid` command: wires the sub-commands and turns errors into one line and an exit code."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import NoReturn
+
+import click
+import typer
+
+from grid.cli import datastore
+from grid.cli.errors import report
+
+app = typer.Typer(help="grid: versioned datastores for ML teams.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+app.add_typer(datastore.app, name="datastore")
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+) -> None:
+    if debug:
+        os.environ["GRID_DEBUG"] = "1"
+
+
+def _sigterm(_signum: int, _frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point of the console script."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("GRID_DEBUG", "0") not in ("0", "")
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        code = app(args=args, prog_name="grid", standalone_mode=False)
+    except click.exceptions.Abort:
+        print("grid: interrupted", file=sys.stderr)
+        code = 130
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("grid: interrupted", file=sys.stderr)
+        code = 130
+    except Exception as exc:
+        code = report(exc, debug)
+    sys.exit(code if isinstance(code, int) else 0)

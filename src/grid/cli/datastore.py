@@ -1,0 +1,135 @@
+"""`grid datastore ...`: create, list, show, ls, cat, delete."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from grid.cli import render
+from grid.cli.progress import CreateDisplay
+from grid.client import Client
+from grid.errors import UsageError
+from grid.service.create import default_name
+
+app = typer.Typer(
+    help="Versioned datasets: create them from folders and files, list, browse and read them.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Ref = Annotated[str, typer.Argument(metavar="NAME[:VERSION]", help="Datastore and version.")]
+
+
+def _warn(message: str) -> None:
+    print(f"grid: warning: {message}", file=sys.stderr)
+
+
+@app.callback()
+def _default(ctx: typer.Context, as_json: Json = False) -> None:
+    """With no command: list the datastores."""
+    if ctx.invoked_subcommand is None:
+        list_(as_json)
+
+
+@app.command("list")
+def list_(as_json: Json = False) -> None:
+    """List datastores: latest version, versions, files, size, status, created."""
+    with Client() as client:
+        items = client.list()
+    if as_json:
+        render.print_json(items)
+    elif not items:
+        print("no datastores yet: `grid datastore create FOLDER` makes one", file=sys.stderr)
+    else:
+        render.show(render.datastores_table(items))
+
+
+@app.command()
+def create(
+    source: Annotated[str, typer.Argument(help="Folder or file to store.")],
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Datastore name "
+                                             "(default: the folder's base name).")] = None,
+    as_json: Json = False,
+) -> None:
+    """Create the next version of a datastore from a folder or a file."""
+    label = name or default_name(source)
+    started = time.monotonic()
+    with Client() as client, CreateDisplay(label) as display:
+        version = client.create(source, name, progress=display.update, warn=_warn,
+                                count_totals=display.tty)
+    if as_json:
+        render.print_json(version)
+        return
+    seconds = time.monotonic() - started
+    print(f"created {version.ref}: {version.files:,} files, {render.human_bytes(version.size)}, "
+          f"{render.human_bytes(version.stored_bytes)} new in the store, {seconds:.1f} s")
+
+
+@app.command()
+def show(ref: Ref, as_json: Json = False) -> None:
+    """Show a datastore's versions (or one version) with status and sizes."""
+    with Client() as client:
+        name, number = client.parse_ref(ref)
+        items = [client.version(name, number)] if number else client.versions(name)
+    if as_json:
+        render.print_json(items[0] if number else items)
+    else:
+        render.show(render.versions_table(items))
+
+
+@app.command()
+def ls(
+    ref: Ref,
+    path: Annotated[str, typer.Argument(help="Directory inside the version.")] = "",
+    as_json: Json = False,
+) -> None:
+    """List a directory of a version (default: the latest succeeded one)."""
+    with Client() as client:
+        name, number = client.parse_ref(ref)
+        items = client.ls(name, number, path)
+    if as_json:
+        render.print_json(items)
+    else:
+        render.show(render.files_table(items))
+
+
+@app.command()
+def cat(
+    ref: Ref,
+    path: Annotated[str, typer.Argument(help="File inside the version.")],
+) -> None:
+    """Write a file's bytes to stdout, verified against their BLAKE3 ids."""
+    with Client() as client:
+        name, number = client.parse_ref(ref)
+        out = sys.stdout.buffer
+        try:
+            for block in client.iter_bytes(name, number, path):
+                out.write(block)
+            out.flush()
+        except BrokenPipeError:
+            sys.stderr.close()  # the reader left (e.g. `| head`): not an error
+
+
+@app.command()
+def delete(
+    ref: Ref,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete one version (NAME:VERSION) or a whole datastore (NAME)."""
+    with Client() as client:
+        name, number = client.parse_ref(ref)
+        doomed = [client.version(name, number)] if number else client.versions(name)
+        what = f"{name}:{number}" if number else f"datastore {name} ({len(doomed)} versions)"
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageError(f"refusing to delete {what} without confirmation: pass --yes",
+                                 rule="destructive commands need --yes when not on a terminal")
+            if not typer.confirm(f"Delete {what}?", default=False):
+                print("nothing deleted", file=sys.stderr)
+                raise typer.Exit(1)
+        removed = client.delete(name, number)
+    print(f"deleted {', '.join(v.ref for v in removed) or what}")

@@ -1,0 +1,70 @@
+"""Progress of a create: a rich bar on a terminal, a plain line every few seconds otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from grid.cli.render import human_bytes
+from grid.service.create import CreateProgress
+
+_PLAIN_EVERY = 5.0
+_TTY_EVERY = 0.1
+
+
+class CreateDisplay:
+    """Context manager whose ``update`` is the create's progress callback."""
+
+    def __init__(self, name: str, tty: bool | None = None) -> None:
+        self.name = name
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.start = time.monotonic()
+        self.last = 0.0 if self.tty else self.start
+        self._bar: Progress | None = None
+        self._task = None
+
+    def __enter__(self) -> CreateDisplay:
+        if self.tty:
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[files]} files"),
+                TextColumn("{task.fields[size]}"),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task(
+                f"uploading {self.name}", total=None, files="0", size="0 B", rate=""
+            )
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(t, e, tb)
+
+    def _rates(self, p: CreateProgress) -> str:
+        elapsed = max(time.monotonic() - self.start, 1e-6)
+        return f"{p.files / elapsed:,.0f} files/s {human_bytes(p.bytes / elapsed)}/s"
+
+    def update(self, p: CreateProgress) -> None:
+        now = time.monotonic()
+        if now - self.last < (_TTY_EVERY if self.tty else _PLAIN_EVERY):
+            return
+        self.last = now
+        if self._bar is not None and self._task is not None:
+            files = f"{p.files:,}" + (f"/{p.total_files:,}" if p.total_files else "")
+            self._bar.update(self._task, completed=p.bytes, total=p.total_bytes, files=files,
+                             size=human_bytes(p.bytes), rate=self._rates(p))
+        else:
+            total = f" of {p.total_files:,}" if p.total_files else ""
+            print(f"{p.phase} {self.name}: {p.files:,}{total} files, {human_bytes(p.bytes)}, "
+                  f"{self._rates(p)}", file=sys.stderr, flush=True)

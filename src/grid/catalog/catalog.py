@@ -123,7 +123,7 @@ class Catalog:
         ds = s.scalar(
             select(Datastore).where(Datastore.owner_id == self.owner_id, Datastore.name == name)
         )
-        if ds is None:
+        if ds is None or ds.deleted_at is not None:
             raise DatastoreNotFoundError(f"no datastore named {name!r}", datastore=name)
         return ds
 
@@ -138,17 +138,18 @@ class Catalog:
                             Datastore.owner_id == self.owner_id, Datastore.name == name
                         )
                     )
-                    if ds is None:
-                        ds = Datastore(owner_id=self.owner_id, name=name, created_at=self._now())
-                        s.add(ds)
-                        s.flush()
-                    last = s.scalar(
-                        select(func.max(Version.number)).where(Version.datastore_id == ds.id)
-                    )
                     now = self._now()
+                    if ds is None:
+                        ds = Datastore(owner_id=self.owner_id, name=name, created_at=now,
+                                       last_version=0)
+                        s.add(ds)
+                    elif ds.deleted_at is not None:
+                        ds.deleted_at, ds.created_at = None, now
+                    ds.last_version += 1
+                    s.flush()
                     v = Version(
                         datastore_id=ds.id,
-                        number=(last or 0) + 1,
+                        number=ds.last_version,
                         status=UPLOADING,
                         source=source,
                         manifest_id=manifest_id,
@@ -206,7 +207,7 @@ class Catalog:
             records = [_record(name, v) for v in versions]
             for v in versions:
                 s.delete(v)
-            s.delete(ds)
+            ds.deleted_at = self._now()
             return records
 
     # -- reads -----------------------------------------------------------------------------
@@ -239,7 +240,9 @@ class Catalog:
         with self._tx() as s:
             out = []
             for ds in s.scalars(
-                select(Datastore).where(Datastore.owner_id == self.owner_id).order_by(Datastore.name)
+                select(Datastore)
+                .where(Datastore.owner_id == self.owner_id, Datastore.deleted_at.is_(None))
+                .order_by(Datastore.name)
             ):
                 count = s.scalar(select(func.count()).where(Version.datastore_id == ds.id)) or 0
                 latest = s.scalar(

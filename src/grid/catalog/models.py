@@ -28,6 +28,11 @@ class Datastore(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), index=True)
     name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Highest version number ever allocated: numbers are never reused, even after deletes.
+    last_version: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when the datastore is deleted; the row stays so that numbering continues if the
+    # name is used again.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Version(Base):

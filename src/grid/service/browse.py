@@ -8,7 +8,7 @@ from grid.errors import PathNotFoundError
 from grid.records import FileInfo, VersionInfo
 from grid.service.context import Context
 from grid.service.resolve import readable_version
-from grid.store.manifest import DIR, FILE, SYMLINK, Entry, ManifestReader
+from grid.store.manifest import DIR, FILE, Entry, ManifestReader
 
 
 def _info(entry: Entry) -> FileInfo:
@@ -23,10 +23,10 @@ def list_dir(
     version = readable_version(ctx, name, number)
     manifest = ctx.store.open_manifest(version.manifest_id)
     try:
-        entry = manifest.stat(path)
+        entry = manifest.resolve(path)
         if entry.kind != DIR:
-            return version, [_info(entry)]
-        return version, [_info(e) for e in manifest.listdir(path)]
+            return version, [_info(manifest.stat(path))]
+        return version, [_info(e) for e in manifest.listdir(entry.path)]
     finally:
         manifest.close()
 
@@ -42,7 +42,7 @@ def stat_path(ctx: Context, name: str, number: int | None, path: str) -> FileInf
 
 
 def read_file(ctx: Context, name: str, number: int | None, path: str) -> Iterator[bytes]:
-    """Yield the bytes of a regular file (a symlink is followed inside the version), each
+    """Stream the bytes of a regular file (symlinks are followed inside the version), each
     blob verified against its BLAKE3 id before it is yielded.
 
     Raises:
@@ -52,11 +52,7 @@ def read_file(ctx: Context, name: str, number: int | None, path: str) -> Iterato
     version = readable_version(ctx, name, number)
     manifest = ctx.store.open_manifest(version.manifest_id)
     try:
-        entry = manifest.stat(path)
-        for _ in range(40):
-            if entry.kind != SYMLINK:
-                break
-            entry = manifest.stat(_follow(entry))
+        entry = manifest.resolve(path)
         if entry.kind != FILE:
             raise PathNotFoundError(f"{path} is not a file in {version.ref}", path=path)
     except BaseException:
@@ -70,21 +66,3 @@ def _stream(ctx: Context, manifest: ManifestReader, entry: Entry) -> Iterator[by
         yield from ctx.store.read_file(manifest, entry)
     finally:
         manifest.close()
-
-
-def _follow(link: Entry) -> str:
-    """Resolve a symlink's target relative to the link, staying inside the version."""
-    target = link.target or ""
-    if target.startswith("/"):
-        raise PathNotFoundError(f"{link.path} points outside the version ({target})",
-                                path=link.path)
-    parts = link.path.split("/")[:-1]
-    for part in target.split("/"):
-        if part == "..":
-            if not parts:
-                raise PathNotFoundError(f"{link.path} points outside the version ({target})",
-                                        path=link.path)
-            parts.pop()
-        elif part not in ("", "."):
-            parts.append(part)
-    return "/".join(parts)

@@ -29,6 +29,7 @@ FORMAT_MAJOR = 1
 DIR, FILE, SYMLINK = 0, 1, 2
 KIND_NAMES = {DIR: "dir", FILE: "file", SYMLINK: "symlink"}
 ROOT_ID = 0
+_MAX_LINK_HOPS = 40
 
 BLOB = struct.Struct("<I32sIIIB")  # pack number, digest, offset, stored length, raw length, codec
 
@@ -229,6 +230,40 @@ class ManifestReader:
         if row is None:
             return Entry(ROOT_ID, "", DIR, 0, 0o755 | 0o040000, int(self.meta.get("mtime_ns", 0)), None, None)
         return self._entry(row, norm)
+
+    def resolve(self, path: str, *, follow_last: bool = True) -> Entry:
+        """Return the entry at ``path`` following symlinks on the way (and at the end if
+        ``follow_last``), like the kernel would, but never out of the version's root.
+
+        Raises:
+            PathNotFoundError: missing path, a link out of the root, or a link loop.
+        """
+        todo = _parts(path)
+        done: list[str] = []
+        hops = 0
+        entry = self.stat("")
+        while todo:
+            part = todo.pop(0)
+            if part == "..":
+                if not done:
+                    raise PathNotFoundError(f"{path} leads outside the version", path=path)
+                done.pop()
+                entry = self.stat("/".join(done))
+                continue
+            entry = self.stat("/".join([*done, part]))
+            if entry.kind == SYMLINK and (todo or follow_last):
+                hops += 1
+                target = entry.target or ""
+                if hops > _MAX_LINK_HOPS or target.startswith("/"):
+                    raise PathNotFoundError(
+                        f"{path}: link {entry.path} -> {target} leaves the version or loops",
+                        path=path,
+                    )
+                todo = [*target.split("/"), *todo]
+                todo = [p for p in todo if p not in ("", ".")]
+                continue
+            done.append(part)
+        return entry
 
     def listdir(self, path: str = "") -> list[Entry]:
         """Return the entries directly inside directory ``path``, sorted by name."""

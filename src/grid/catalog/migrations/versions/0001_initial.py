@@ -26,6 +26,8 @@ def upgrade() -> None:
         sa.Column("owner_id", sa.Integer, sa.ForeignKey("owners.id"), nullable=False, index=True),
         sa.Column("name", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_version", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.UniqueConstraint("owner_id", "name"),
     )
     op.create_table(

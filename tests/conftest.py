@@ -1,0 +1,70 @@
+"""Shared fixtures: an embedded installation in a temp dir and a tree with every kind of entry."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+import grid
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh GRID_HOME (fsync off: tests need no power-cut durability)."""
+    path = tmp_path / "grid-home"
+    monkeypatch.setenv("GRID_HOME", str(path))
+    monkeypatch.setenv("GRID_FSYNC", "0")
+    return path
+
+
+@pytest.fixture
+def client(home):
+    with grid.Client(str(home)) as c:
+        yield c
+
+
+def make_mixed_tree(root, seed: int = 7, big_mib: int = 6):
+    """Write a tree with empty files, empty dirs, unicode names, symlinks, nested folders, an
+    executable, compressible text and a large random file of several CDC chunks.
+
+    Returns a dict path -> bytes for regular files (relative, '/'-separated).
+    """
+    rng = random.Random(seed)
+    files: dict[str, bytes] = {}
+
+    def put(rel: str, data: bytes, mode: int = 0o644) -> None:
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, mode)
+        files[rel] = data
+
+    put("empty.txt", b"")
+    put("train/cat/0001.jpg", b"\xff\xd8\xff\xe0" + rng.randbytes(30_000))
+    put("train/cat/0002.jpg", b"\xff\xd8\xff\xe0" + rng.randbytes(50_000))
+    put("train/dog/0001.jpg", b"\xff\xd8\xff\xe0" + rng.randbytes(1234))
+    put("val/labels.csv", b"".join(b"%d,cat,%d\n" % (i, i % 7) for i in range(20_000)))
+    put("ünïcødé/naïve café ☕.txt", "bonjour ☕\n".encode() * 100)
+    put("scripts/run.sh", b"#!/bin/sh\necho hi\n", 0o755)
+    put("big/blob.bin", rng.randbytes(big_mib << 20))
+    put("big/text.log", b"".join(b"line %08d of a log that compresses well\n" % i
+                                  for i in range(150_000)))
+    put("dup/a.bin", b"same" * 5000)
+    put("dup/b.bin", b"same" * 5000)
+    os.makedirs(os.path.join(root, "empty_dir"))
+    os.makedirs(os.path.join(root, "nested/empty/deeper"))
+    os.symlink("train/cat/0001.jpg", os.path.join(root, "link_to_cat"))
+    os.symlink("../val", os.path.join(root, "train/link_to_val"))
+    os.symlink("/does/not/exist", os.path.join(root, "dangling"))
+    return files
+
+
+@pytest.fixture
+def mixed_tree(tmp_path):
+    root = tmp_path / "my_dataset"
+    root.mkdir()
+    files = make_mixed_tree(str(root))
+    return root, files

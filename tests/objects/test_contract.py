@@ -1,0 +1,101 @@
+"""One behavioural suite for every object backend (S3 joins this list later)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from grid.errors import NotFoundError, UsageError
+from grid.objects import LocalDirectory, MemoryStore
+
+
+@pytest.fixture(params=["memory", "local", "local-durable"])
+def backend(request, tmp_path):
+    if request.param == "memory":
+        return MemoryStore()
+    return LocalDirectory(tmp_path / "objects", durable=request.param == "local-durable")
+
+
+def test_put_get_roundtrip_from_parts(backend):
+    n = backend.put("packs/ab/abcd", [b"hello ", memoryview(b"world"), bytearray(b"!")])
+    assert n == 12
+    assert backend.get("packs/ab/abcd") == b"hello world!"
+    assert backend.size("packs/ab/abcd") == 12
+
+
+def test_put_many_parts_beyond_iov_max(backend):
+    parts = [bytes([i % 256]) * 3 for i in range(3000)]
+    backend.put("k", parts)
+    assert backend.get("k") == b"".join(parts)
+
+
+def test_put_replaces_atomically_and_is_idempotent(backend):
+    backend.put("k", [b"one"])
+    backend.put("k", [b"two"])
+    backend.put("k", [b"two"])
+    assert backend.get("k") == b"two"
+
+
+def test_get_range_inside_and_past_end(backend):
+    backend.put("k", [b"0123456789"])
+    assert backend.get_range("k", 2, 3) == b"234"
+    assert backend.get_range("k", 8, 10) == b"89"
+
+
+def test_missing_key_raises_not_found(backend):
+    with pytest.raises(NotFoundError):
+        backend.get("nope")
+    with pytest.raises(NotFoundError):
+        backend.get_range("nope", 0, 1)
+    with pytest.raises(NotFoundError):
+        backend.size("nope")
+    assert not backend.exists("nope")
+
+
+def test_delete_is_idempotent(backend):
+    backend.put("k", [b"x"])
+    backend.delete("k")
+    backend.delete("k")
+    assert not backend.exists("k")
+
+
+def test_list_by_prefix(backend):
+    for key in ("packs/aa/1", "packs/bb/2", "manifests/cc/3"):
+        backend.put(key, [b"x"])
+    assert sorted(backend.list("packs/")) == ["packs/aa/1", "packs/bb/2"]
+    assert len(list(backend.list())) == 3
+
+
+@pytest.mark.parametrize("key", ["", "/abs", "../up", "a/../b", "a//b", "a/./b", "sp ace"])
+def test_unsafe_keys_are_refused(backend, key):
+    with pytest.raises(UsageError):
+        backend.put(key, [b"x"])
+
+
+def test_put_file(backend, tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(100_000))
+    assert backend.put_file("m/x", str(src)) == 100_000
+    assert backend.get("m/x") == src.read_bytes()
+
+
+def test_concurrent_puts_of_distinct_keys(backend):
+    def work(i):
+        backend.put(f"k/{i}", [str(i).encode() * 1000])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(16):
+        assert backend.get(f"k/{i}") == str(i).encode() * 1000
+
+
+def test_local_leaves_no_temp_files(tmp_path):
+    store = LocalDirectory(tmp_path / "o")
+    store.put("a/b", [b"x" * 10])
+    leftovers = [n for _, _, names in os.walk(tmp_path / "o") for n in names if "tmp" in n]
+    assert leftovers == []

@@ -116,3 +116,11 @@ def test_versions_count_up_and_stay_readable(client, tmp_path):
     for i, n in enumerate(contents):
         assert client.read_bytes("d", n, "f.txt") == f"version {i}".encode()
     assert client.read_bytes("d", None, "f.txt") == b"version 2"
+
+
+def test_head_revision_constant_matches_the_migrations():
+    from alembic.script import ScriptDirectory
+
+    from grid.catalog.catalog import _MIGRATIONS, HEAD_REVISION
+
+    assert ScriptDirectory(_MIGRATIONS).get_current_head() == HEAD_REVISION

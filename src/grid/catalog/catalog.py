@@ -15,11 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, event, func, inspect, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +25,8 @@ from grid.errors import DatastoreNotFoundError, StorageError, VersionNotFoundErr
 from grid.records import SUCCEEDED, UPLOADING, DatastoreInfo, VersionInfo
 
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
+# The newest migration; checked with one query so that Alembic is imported only to migrate.
+HEAD_REVISION = "0001"
 _ALLOCATE_TRIES = 20
 
 
@@ -93,10 +91,14 @@ class Catalog:
         self.engine.dispose()
 
     def _migrate(self) -> None:
-        head = ScriptDirectory(_MIGRATIONS).get_current_head()
         with self.engine.begin() as conn:
-            if MigrationContext.configure(conn).get_current_revision() == head:
-                return
+            if inspect(conn).has_table("alembic_version"):
+                current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                if current == HEAD_REVISION:
+                    return
+            from alembic import command
+            from alembic.config import Config
+
             cfg = Config()
             cfg.set_main_option("script_location", _MIGRATIONS)
             cfg.attributes["connection"] = conn

@@ -50,8 +50,10 @@ def make_mixed_tree(root, seed: int = 7, big_mib: int = 6):
     put("ünïcødé/naïve café ☕.txt", "bonjour ☕\n".encode() * 100)
     put("scripts/run.sh", b"#!/bin/sh\necho hi\n", 0o755)
     put("big/blob.bin", rng.randbytes(big_mib << 20))
-    put("big/text.log", b"".join(b"line %08d of a log that compresses well\n" % i
-                                  for i in range(150_000)))
+    put(
+        "big/text.log",
+        b"".join(b"line %08d of a log that compresses well\n" % i for i in range(150_000)),
+    )
     put("dup/a.bin", b"same" * 5000)
     put("dup/b.bin", b"same" * 5000)
     os.makedirs(os.path.join(root, "empty_dir"))

@@ -108,4 +108,3 @@ class NoSpaceError(StorageError):
 
 class Interrupted(GridError):
     """The operation was stopped by the user (Ctrl-C or SIGTERM)."""
-

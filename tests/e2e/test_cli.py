@@ -38,8 +38,11 @@ def test_create_list_show_ls_cat(cli, mixed_tree):
     assert shown[0]["files"] == len(files) and shown[0]["stored_bytes"] > 0
     ls = json.loads(cli("datastore", "ls", "my_dataset:1", "train/cat", "--json").out)
     assert [e["path"] for e in ls] == ["train/cat/0001.jpg", "train/cat/0002.jpg"]
-    p = subprocess.run([*GRID, "datastore", "cat", "my_dataset:1", "ünïcødé/naïve café ☕.txt"],
-                       capture_output=True, env={**os.environ, "GRID_HOME": os.environ["GRID_HOME"]})
+    p = subprocess.run(
+        [*GRID, "datastore", "cat", "my_dataset:1", "ünïcødé/naïve café ☕.txt"],
+        capture_output=True,
+        env={**os.environ, "GRID_HOME": os.environ["GRID_HOME"]},
+    )
     assert p.returncode == 0 and p.stdout == files["ünïcødé/naïve café ☕.txt"]
 
 
@@ -129,8 +132,15 @@ def test_concurrent_creates_get_distinct_consecutive_versions(home, tmp_path):
     for i in range(200):
         (src / f"{i}.bin").write_bytes(os.urandom(5000))
     env = {**os.environ, "GRID_HOME": str(home), "GRID_FSYNC": "0"}
-    procs = [subprocess.Popen([*GRID, "datastore", "create", str(src)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [*GRID, "datastore", "create", str(src)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outs
     with grid.Client(str(home)) as c:
@@ -147,8 +157,13 @@ def test_ctrl_c_marks_the_version_failed_and_exits_130(home, tmp_path):
     for i in range(300):
         (src / f"{i:03d}.bin").write_bytes(os.urandom(1 << 20))
     env = {**os.environ, "GRID_HOME": str(home), "GRID_FSYNC": "1"}
-    p = subprocess.Popen([*GRID, "datastore", "create", str(src)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [*GRID, "datastore", "create", str(src)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -12,14 +12,16 @@ import grid
 
 names = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\\"),
-    min_size=1, max_size=12,
+    min_size=1,
+    max_size=12,
 ).filter(lambda n: n not in (".", ".."))
 contents = st.one_of(
     st.binary(max_size=3000),
     st.binary(min_size=1, max_size=64).map(lambda b: b * 20_000),  # compressible, > 1 chunk
 )
-trees = st.dictionaries(st.lists(names, min_size=1, max_size=3).map(tuple), contents,
-                        min_size=1, max_size=12)
+trees = st.dictionaries(
+    st.lists(names, min_size=1, max_size=3).map(tuple), contents, min_size=1, max_size=12
+)
 
 
 def _write(root, tree) -> dict[str, bytes]:

@@ -69,8 +69,9 @@ def test_folder_contents_are_the_root(client, mixed_tree):
 def test_large_file_spans_several_chunks_and_packs(client, mixed_tree, home):
     root, files = mixed_tree
     v = client.create(str(root), "ds")
-    reader = ManifestReader(os.path.join(home, "objects", "local", "manifests",
-                                         v.manifest_id[:2], v.manifest_id))
+    reader = ManifestReader(
+        os.path.join(home, "objects", "local", "manifests", v.manifest_id[:2], v.manifest_id)
+    )
     entry = reader.stat("big/blob.bin")
     assert len(reader.blobs(entry)) >= 4
     assert client.read_bytes("ds", 1, "big/blob.bin") == files["big/blob.bin"]

@@ -142,8 +142,9 @@ class Catalog:
                     )
                     now = self._now()
                     if ds is None:
-                        ds = Datastore(owner_id=self.owner_id, name=name, created_at=now,
-                                       last_version=0)
+                        ds = Datastore(
+                            owner_id=self.owner_id, name=name, created_at=now, last_version=0
+                        )
                         s.add(ds)
                     elif ds.deleted_at is not None:
                         ds.deleted_at, ds.created_at = None, now
@@ -215,9 +216,7 @@ class Catalog:
     # -- reads -----------------------------------------------------------------------------
     def _version_row(self, s: Session, name: str, number: int) -> Version:
         ds = self._datastore(s, name)
-        v = s.scalar(
-            select(Version).where(Version.datastore_id == ds.id, Version.number == number)
-        )
+        v = s.scalar(select(Version).where(Version.datastore_id == ds.id, Version.number == number))
         if v is None:
             raise VersionNotFoundError(
                 f"datastore {name!r} has no version {number}", datastore=name, version=number

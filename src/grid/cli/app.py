@@ -13,8 +13,11 @@ import typer
 from grid.cli import datastore
 from grid.cli.errors import report
 
-app = typer.Typer(help="grid: versioned datastores for ML teams.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="grid: versioned datastores for ML teams.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 app.add_typer(datastore.app, name="datastore")
 
 

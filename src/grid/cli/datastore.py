@@ -12,7 +12,6 @@ from grid.cli import render
 from grid.cli.progress import CreateDisplay
 from grid.client import Client
 from grid.errors import UsageError
-from grid.service.create import default_name
 
 app = typer.Typer(
     help="Versioned datasets: create them from folders and files, list, browse and read them.",
@@ -51,22 +50,27 @@ def list_(as_json: Json = False) -> None:
 @app.command()
 def create(
     source: Annotated[str, typer.Argument(help="Folder or file to store.")],
-    name: Annotated[str | None, typer.Option("--name", "-n", help="Datastore name "
-                                             "(default: the folder's base name).")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", "-n", help="Datastore name (default: the folder's base name)."),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Create the next version of a datastore from a folder or a file."""
-    label = name or default_name(source)
+    label = name or Client.default_name(source)
     started = time.monotonic()
     with Client() as client, CreateDisplay(label) as display:
-        version = client.create(source, name, progress=display.update, warn=_warn,
-                                count_totals=display.tty)
+        version = client.create(
+            source, name, progress=display.update, warn=_warn, count_totals=display.tty
+        )
     if as_json:
         render.print_json(version)
         return
     seconds = time.monotonic() - started
-    print(f"created {version.ref}: {version.files:,} files, {render.human_bytes(version.size)}, "
-          f"{render.human_bytes(version.stored_bytes)} new in the store, {seconds:.1f} s")
+    print(
+        f"created {version.ref}: {version.files:,} files, {render.human_bytes(version.size)}, "
+        f"{render.human_bytes(version.stored_bytes)} new in the store, {seconds:.1f} s"
+    )
 
 
 @app.command()
@@ -126,8 +130,10 @@ def delete(
         what = f"{name}:{number}" if number else f"datastore {name} ({len(doomed)} versions)"
         if not yes:
             if not sys.stdin.isatty():
-                raise UsageError(f"refusing to delete {what} without confirmation: pass --yes",
-                                 rule="destructive commands need --yes when not on a terminal")
+                raise UsageError(
+                    f"refusing to delete {what} without confirmation: pass --yes",
+                    rule="destructive commands need --yes when not on a terminal",
+                )
             if not typer.confirm(f"Delete {what}?", default=False):
                 print("nothing deleted", file=sys.stderr)
                 raise typer.Exit(1)

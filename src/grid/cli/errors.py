@@ -28,11 +28,11 @@ _TABLE: list[tuple[type[BaseException], int, str]] = [
 
 def report(exc: BaseException, debug: bool) -> int:
     """Print ``exc`` as one line on stderr (with a traceback if ``debug``); return the exit code."""
-    for cls, code, hint in _TABLE:
+    code, hint = 1, "this is a bug in grid; please report it with the output of --debug"
+    for cls, table_code, table_hint in _TABLE:
         if isinstance(exc, cls):
+            code, hint = table_code, table_hint
             break
-    else:
-        code, hint = 1, "this is a bug in grid; please report it with the output of --debug"
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
     message = str(exc) if isinstance(exc, e.GridError) else f"{type(exc).__name__}: {exc}"

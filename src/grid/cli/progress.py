@@ -7,10 +7,10 @@ import time
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from grid.cli.render import human_bytes
-from grid.service.create import CreateProgress
+from grid.client import CreateProgress
 
 _PLAIN_EVERY = 5.0
 _TTY_EVERY = 0.1
@@ -25,7 +25,7 @@ class CreateDisplay:
         self.start = time.monotonic()
         self.last = 0.0 if self.tty else self.start
         self._bar: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
 
     def __enter__(self) -> CreateDisplay:
         if self.tty:
@@ -62,9 +62,19 @@ class CreateDisplay:
         self.last = now
         if self._bar is not None and self._task is not None:
             files = f"{p.files:,}" + (f"/{p.total_files:,}" if p.total_files else "")
-            self._bar.update(self._task, completed=p.bytes, total=p.total_bytes, files=files,
-                             size=human_bytes(p.bytes), rate=self._rates(p))
+            self._bar.update(
+                self._task,
+                completed=p.bytes,
+                total=p.total_bytes,
+                files=files,
+                size=human_bytes(p.bytes),
+                rate=self._rates(p),
+            )
         else:
             total = f" of {p.total_files:,}" if p.total_files else ""
-            print(f"{p.phase} {self.name}: {p.files:,}{total} files, {human_bytes(p.bytes)}, "
-                  f"{self._rates(p)}", file=sys.stderr, flush=True)
+            print(
+                f"{p.phase} {self.name}: {p.files:,}{total} files, {human_bytes(p.bytes)}, "
+                f"{self._rates(p)}",
+                file=sys.stderr,
+                flush=True,
+            )

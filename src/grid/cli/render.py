@@ -50,8 +50,17 @@ def _status(v: VersionInfo) -> str:
 
 
 def datastores_table(items: list[DatastoreInfo]) -> Table:
-    table = Table("name", "latest", "versions", "files", "size", "status", "created",
-                  box=None, header_style="bold")
+    table = Table(
+        "name",
+        "latest",
+        "versions",
+        "files",
+        "size",
+        "status",
+        "created",
+        box=None,
+        header_style="bold",
+    )
     for d in items:
         v = d.latest
         table.add_row(
@@ -67,12 +76,29 @@ def datastores_table(items: list[DatastoreInfo]) -> Table:
 
 
 def versions_table(items: list[VersionInfo]) -> Table:
-    table = Table("version", "status", "files", "size", "stored", "created", "finished",
-                  "reason", box=None, header_style="bold")
+    table = Table(
+        "version",
+        "status",
+        "files",
+        "size",
+        "stored",
+        "created",
+        "finished",
+        "reason",
+        box=None,
+        header_style="bold",
+    )
     for v in items:
-        table.add_row(str(v.number), _status(v), f"{v.files:,}", human_bytes(v.size),
-                      human_bytes(v.stored_bytes), when(v.created_at), when(v.finished_at),
-                      v.reason or "")
+        table.add_row(
+            str(v.number),
+            _status(v),
+            f"{v.files:,}",
+            human_bytes(v.size),
+            human_bytes(v.stored_bytes),
+            when(v.created_at),
+            when(v.finished_at),
+            v.reason or "",
+        )
     return table
 
 
@@ -83,8 +109,12 @@ def files_table(items: list[FileInfo]) -> Table:
         if f.kind == "symlink":
             name += f" -> {f.target}"
         mtime = datetime.fromtimestamp(f.mtime_ns / 1e9)
-        table.add_row(stat_mod.filemode(f.mode), f"{f.size:,}" if f.kind == "file" else "-",
-                      mtime.strftime("%Y-%m-%d %H:%M"), name)
+        table.add_row(
+            stat_mod.filemode(f.mode),
+            f"{f.size:,}" if f.kind == "file" else "-",
+            mtime.strftime("%Y-%m-%d %H:%M"),
+            name,
+        )
     return table
 
 

@@ -1,13 +1,14 @@
 """``grid.Client``: every datastore operation, in-process on the embedded installation.
 
-    >>> import grid
-    >>> client = grid.Client()                       # ~/.grid, or $GRID_HOME
-    >>> v = client.create("my_dataset")              # -> VersionInfo(datastore='my_dataset', number=1, ...)
-    >>> client.read_bytes("my_dataset", 1, "train/a.jpg")
+>>> import grid
+>>> client = grid.Client()              # ~/.grid, or $GRID_HOME
+>>> v = client.create("my_dataset")     # VersionInfo(datastore='my_dataset', number=1, ...)
+>>> client.read_bytes("my_dataset", 1, "train/a.jpg")
 """
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Iterator
 
@@ -20,8 +21,8 @@ from grid.service.context import Context
 from grid.service.create import Progress
 from grid.service.names import parse_ref
 from grid.settings import Settings
-from grid.sources.base import Warn
 from grid.store import Store
+from grid.tree import Warn
 
 
 class Client:
@@ -80,16 +81,16 @@ class Client:
             self._ctx, source, name, progress=progress, warn=warn, count_totals=count_totals
         )
 
-    def delete(self, name: str, version: int | None = None) -> list[VersionInfo]:
+    def delete(self, name: str, version: int | None = None) -> builtins.list[VersionInfo]:
         """Delete one version, or the whole datastore when ``version`` is None."""
         return delete.delete(self._ctx, name, version)
 
     # -- reading -----------------------------------------------------------------------------
-    def list(self) -> list[DatastoreInfo]:
+    def list(self) -> builtins.list[DatastoreInfo]:
         """Every datastore with its latest version."""
         return listing.list_datastores(self._ctx)
 
-    def versions(self, name: str) -> list[VersionInfo]:
+    def versions(self, name: str) -> builtins.list[VersionInfo]:
         """All versions of ``name``, oldest first."""
         return listing.show(self._ctx, name)
 
@@ -97,7 +98,7 @@ class Client:
         """One version of ``name``."""
         return listing.show(self._ctx, name, version)[0]
 
-    def ls(self, name: str, version: int | None = None, path: str = "") -> list[FileInfo]:
+    def ls(self, name: str, version: int | None = None, path: str = "") -> builtins.list[FileInfo]:
         """Entries of directory ``path`` of a succeeded version (default: the latest)."""
         return browse.list_dir(self._ctx, name, version, path)[1]
 
@@ -112,6 +113,11 @@ class Client:
     def read_bytes(self, name: str, version: int | None, path: str) -> bytes:
         """Return a whole file's bytes, verified against their hashes."""
         return b"".join(self.iter_bytes(name, version, path))
+
+    @staticmethod
+    def default_name(source: str) -> str:
+        """The datastore name ``create`` uses for ``source`` when none is given."""
+        return create.default_name(source)
 
     @staticmethod
     def parse_ref(ref: str) -> tuple[str, int | None]:

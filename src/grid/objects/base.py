@@ -64,7 +64,7 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def list(self, prefix: str = "") -> Iterator[str]:
-        """Yield every key that starts with ``prefix``, in no particular order. Not for hot paths."""
+        """Yield every key starting with ``prefix``, in no particular order. Not for hot paths."""
 
     def put_file(self, key: str, path: str) -> int:
         """Store the content of the local file ``path`` under ``key``; return its length.

@@ -1,7 +1,9 @@
-"""Object store in a local directory: one file per object, written to a temporary name and renamed."""
+"""Object store in a local directory: one file per object, written under a temporary name and
+renamed into place."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -162,7 +164,5 @@ def _fsync_dir(folder: str) -> None:
 
 
 def _remove_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass

@@ -12,8 +12,9 @@ from grid.store.manifest import DIR, FILE, Entry, ManifestReader
 
 
 def _info(entry: Entry) -> FileInfo:
-    return FileInfo(entry.path, entry.kind_name, entry.size, entry.mode, entry.mtime_ns,
-                    entry.target)
+    return FileInfo(
+        entry.path, entry.kind_name, entry.size, entry.mode, entry.mtime_ns, entry.target
+    )
 
 
 def list_dir(

@@ -8,6 +8,7 @@ with the reason and touches no other version; a version is readable only once su
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import threading
@@ -15,13 +16,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from grid.errors import GridError, Interrupted, IntegrityError, UsageError
+from grid.errors import GridError, IntegrityError, Interrupted, UsageError
 from grid.records import FAILED, OPTIMIZING, PROCESSING, SUCCEEDED, VersionInfo
 from grid.service.context import Context
 from grid.service.names import validate_name
 from grid.sources import LocalSource
-from grid.sources.base import Warn
 from grid.store import IngestStats, ManifestWriter, ingest
+from grid.tree import Warn
 
 
 @dataclass
@@ -77,8 +78,14 @@ def create(
     manifest = ManifestWriter(ctx.scratch_path(f"{manifest_id}.manifest"))
     try:
         stats = ingest(source, ctx.store, manifest, progress=report)
-        ctx.catalog.set_status(name, version.number, PROCESSING, files=stats.files,
-                               size=stats.bytes, stored_bytes=stats.stored_bytes)
+        ctx.catalog.set_status(
+            name,
+            version.number,
+            PROCESSING,
+            files=stats.files,
+            size=stats.bytes,
+            stored_bytes=stats.stored_bytes,
+        )
         _check_packs(ctx, manifest)
         ctx.catalog.set_status(name, version.number, OPTIMIZING)
         manifest.finish(_meta(version, stats, source))
@@ -138,10 +145,10 @@ def _fail(ctx: Context, version: VersionInfo, exc: BaseException) -> None:
         reason = exc.message
     else:
         reason = f"internal error: {type(exc).__name__}: {exc}"
-    try:
+    # The original error matters more; if this fails the version stays unfinished, never
+    # succeeded.
+    with contextlib.suppress(GridError):
         ctx.catalog.set_status(version.datastore, version.number, FAILED, reason=reason)
-    except GridError:
-        pass  # the original error matters more; the version stays unfinished, never succeeded
 
 
 class _Totals:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from grid.errors import SourceError, UsageError
-from grid.sources.base import SourceEntry, Warn
+from grid.tree import SourceEntry, Warn
 
 
 class LocalSource:
@@ -21,13 +21,17 @@ class LocalSource:
         try:
             st = os.stat(self.root)
         except FileNotFoundError as exc:
-            raise UsageError(f"{root} does not exist", rule="SOURCE must be a folder or a file") from exc
+            raise UsageError(
+                f"{root} does not exist", rule="SOURCE must be a folder or a file"
+            ) from exc
         except OSError as exc:
             raise SourceError(f"cannot read {root}: {exc.strerror}", path=root) from exc
         self.is_dir = stat.S_ISDIR(st.st_mode)
         if not (self.is_dir or stat.S_ISREG(st.st_mode)):
-            raise UsageError(f"{root} is neither a folder nor a regular file",
-                             rule="SOURCE must be a folder or a file")
+            raise UsageError(
+                f"{root} is neither a folder nor a regular file",
+                rule="SOURCE must be a folder or a file",
+            )
         self.root_stat = st
 
     def is_empty(self) -> bool:
@@ -60,23 +64,35 @@ class LocalSource:
             except FileNotFoundError:
                 continue  # removed while we walk: not part of this version
             except OSError as exc:
-                raise SourceError(f"cannot stat {child.path}: {exc.strerror}", path=child.path) from exc
+                raise SourceError(
+                    f"cannot stat {child.path}: {exc.strerror}", path=child.path
+                ) from exc
             mode = st.st_mode
             if stat.S_ISREG(mode):
-                yield SourceEntry(rel, child.name, mode, st.st_size, st.st_mtime_ns, None, child.path)
+                yield SourceEntry(
+                    rel, child.name, mode, st.st_size, st.st_mtime_ns, None, child.path
+                )
             elif stat.S_ISDIR(mode):
                 yield SourceEntry(rel, child.name, mode, 0, st.st_mtime_ns, None, child.path)
                 yield from self._walk(child.path, f"{rel}/{child.name}" if rel else child.name)
             elif stat.S_ISLNK(mode):
                 target = os.readlink(child.path)
-                yield SourceEntry(rel, child.name, mode, len(os.fsencode(target)), st.st_mtime_ns,
-                                  target, child.path)
+                yield SourceEntry(
+                    rel,
+                    child.name,
+                    mode,
+                    len(os.fsencode(target)),
+                    st.st_mtime_ns,
+                    target,
+                    child.path,
+                )
             else:
                 self.warn(f"skipped {child.path}: not a regular file, folder or symlink")
 
     def open(self, entry: SourceEntry) -> BinaryIO:
         try:
-            return open(entry.location, "rb", buffering=0)  # noqa: SIM115 - caller closes
+            return open(entry.location, "rb", buffering=0)
         except OSError as exc:
-            raise SourceError(f"cannot read {entry.location}: {exc.strerror}",
-                              path=entry.location) from exc
+            raise SourceError(
+                f"cannot read {entry.location}: {exc.strerror}", path=entry.location
+            ) from exc

@@ -103,13 +103,14 @@ class BlobIndex:
         conn = self._conn()
         try:
             with conn:
-                cur = conn.execute(
-                    "INSERT INTO packs (name, size) VALUES (?, ?)", (pack_id, size)
-                )
+                cur = conn.execute("INSERT INTO packs (name, size) VALUES (?, ?)", (pack_id, size))
                 pid = cur.lastrowid
                 conn.executemany(
                     "INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?, ?, ?)",
-                    ((b.digest, pid, b.offset, b.stored_length, b.raw_length, b.codec) for b in blobs),
+                    (
+                        (b.digest, pid, b.offset, b.stored_length, b.raw_length, b.codec)
+                        for b in blobs
+                    ),
                 )
         except sqlite3.Error as exc:
             raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc

@@ -11,6 +11,7 @@ release the GIL, so they overlap.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import stat
 import sys
@@ -22,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from grid.errors import NotFoundError, SourceError
 from grid.ids import digest_of
-from grid.sources.base import Source, SourceEntry
-from grid.store.index import BlobRef
 from grid.store.chunker import SMALL_FILE_MAX, SegmentPool, iter_chunks, read_small
 from grid.store.compression import RAW, encode
+from grid.store.index import BlobRef
 from grid.store.manifest import DIR, FILE, ROOT_ID, SYMLINK, ManifestWriter, encode_blobs
 from grid.store.pack import PackBuilder, pack_key
+from grid.tree import Source, SourceEntry
 
 if TYPE_CHECKING:
     from grid.store.repository import Store
@@ -59,7 +60,7 @@ _Done = object()
 
 
 def _digest_batch(batch: list[_Item]) -> list[tuple[SourceEntry, Any, Any, int, int, bool]]:
-    out = []
+    out: list[tuple[SourceEntry, Any, Any, int, int, bool]] = []
     for entry, data, last in batch:
         if data is not None and len(data):
             payload, codec = encode(data)
@@ -204,7 +205,9 @@ class _Ingest:
             raise self.upload_error
 
     # -- consumer (calling thread) -----------------------------------------------------------
-    def _known(self, digest: bytes, hits: dict[bytes, BlobRef]) -> tuple[str, int, int, int, int] | None:
+    def _known(
+        self, digest: bytes, hits: dict[bytes, BlobRef]
+    ) -> tuple[str, int, int, int, int] | None:
         ref = self.pending.get(digest)
         if ref is not None:
             return ref
@@ -252,13 +255,15 @@ class _Ingest:
             )
             self.stats.dirs += 1
         elif stat.S_ISLNK(mode):
-            self.manifest.add(parent, entry.name, SYMLINK, entry.size, mode, entry.mtime_ns,
-                              entry.target)
+            self.manifest.add(
+                parent, entry.name, SYMLINK, entry.size, mode, entry.mtime_ns, entry.target
+            )
             self.stats.symlinks += 1
         else:
             size = sum(b[4] for b in self.blobs)
-            self.manifest.add(parent, entry.name, FILE, size, mode, entry.mtime_ns, None,
-                              encode_blobs(self.blobs))
+            self.manifest.add(
+                parent, entry.name, FILE, size, mode, entry.mtime_ns, None, encode_blobs(self.blobs)
+            )
             self.blobs = []
             self.stats.files += 1
             self.stats.bytes += size
@@ -313,10 +318,8 @@ class _Ingest:
 
     def _shutdown(self, reader: threading.Thread, uploaders: list[threading.Thread]) -> None:
         while reader.is_alive():
-            try:
+            with contextlib.suppress(queue.Empty):
                 self.batches.get(timeout=_POLL)  # unblock a reader waiting on a full queue
-            except queue.Empty:
-                pass
         self.pool.shutdown(wait=True, cancel_futures=True)
         for _ in uploaders:
             self.uploads.put(None)

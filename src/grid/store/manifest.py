@@ -228,7 +228,9 @@ class ManifestReader:
         norm = "/".join(_parts(path))
         _node, row = self._resolve(norm)
         if row is None:
-            return Entry(ROOT_ID, "", DIR, 0, 0o755 | 0o040000, int(self.meta.get("mtime_ns", 0)), None, None)
+            return Entry(
+                ROOT_ID, "", DIR, 0, 0o755 | 0o040000, int(self.meta.get("mtime_ns", 0)), None, None
+            )
         return self._entry(row, norm)
 
     def resolve(self, path: str, *, follow_last: bool = True) -> Entry:
@@ -280,10 +282,10 @@ class ManifestReader:
         """Yield every entry in storage order with its full path."""
         dirs: dict[int, str] = {ROOT_ID: ""}
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY id"):
-            parent_path = dirs[row[1]]  # type: ignore[index]
+            parent_path = dirs[row[1]]
             path = f"{parent_path}/{row[2]}" if parent_path else str(row[2])
             if row[3] == DIR:
-                dirs[row[0]] = path  # type: ignore[index]
+                dirs[row[0]] = path
             yield self._entry(row, path)
 
     def blobs(self, entry: Entry) -> list[BlobLocation]:

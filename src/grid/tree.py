@@ -1,4 +1,5 @@
-"""What every source yields: entries in path order (a directory before its contents)."""
+"""What a source yields and the store consumes: entries in path order, each directory before
+its contents. Lives at the bottom so that sources and store, siblings, both depend on it."""
 
 from __future__ import annotations
 

@@ -270,7 +270,12 @@ class _Ingest:
 
     def _consume(self) -> None:
         while True:
-            item = self.batches.get()
+            try:
+                item = self.batches.get(timeout=_POLL)
+            except queue.Empty:
+                # an uploader failure stops the reader before it can post _Done
+                self._raise_upload_error()
+                continue
             if item is _Done:
                 return
             if isinstance(item, BaseException):

@@ -36,7 +36,7 @@ def _tree(root, n_mib=100):
 def test_failed_put_fails_the_version_and_a_rerun_reuses_stored_packs(tmp_path):
     src = tmp_path / "src"
     _tree(src)
-    ctx, objects = _context(tmp_path, fail_put_after=1)
+    ctx, _objects = _context(tmp_path, fail_put_after=1)
     with pytest.raises(StorageError, match="injected fault"):
         create.create(ctx, str(src), "ds")
     (v1,) = ctx.catalog.versions("ds")
@@ -45,7 +45,7 @@ def test_failed_put_fails_the_version_and_a_rerun_reuses_stored_packs(tmp_path):
         browse.list_dir(ctx, "ds", 1)
     ctx.close()
 
-    ctx, objects = _context(tmp_path)
+    ctx, _objects = _context(tmp_path)
     v2 = create.create(ctx, str(src), "ds")
     assert v2.number == 2 and v2.status == "succeeded"
     # the pack stored before the fault (32 MiB+) was not stored again

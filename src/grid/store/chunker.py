@@ -17,7 +17,7 @@ SMALL_FILE_MAX = 1 << 20
 MIN_CHUNK = 512 << 10
 AVG_CHUNK = 512 << 10
 MAX_CHUNK = 4 << 20
-_SEGMENT = 16 << 20
+_SEGMENT = 8 << 20
 
 _CDC = FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
 

@@ -102,7 +102,7 @@ class _Ingest:
         self.progress = progress
         self.stats = IngestStats()
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="grid-hash")
-        self.batches: queue.Queue[Any] = queue.Queue(maxsize=2 * workers + 2)
+        self.batches: queue.Queue[Any] = queue.Queue(maxsize=workers + 1)
         self.uploads: queue.Queue[Any] = queue.Queue(maxsize=1)
         self.stop = threading.Event()
         self.upload_error: BaseException | None = None
@@ -111,7 +111,7 @@ class _Ingest:
         self.pack = PackBuilder()
         self.dir_ids: dict[str, int] = {"": ROOT_ID}
         self.blobs: list[tuple[int, bytes, int, int, int, int]] = []
-        self.segments = SegmentPool()
+        self.segments = SegmentPool(keep=8)
 
     # -- reader thread -------------------------------------------------------------------
     def _offer(self, item: Any) -> bool:

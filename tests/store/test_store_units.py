@@ -15,7 +15,7 @@ from grid.store.pack import PackBuilder, parse_trailer
 
 
 def test_chunks_cover_the_file_exactly_and_respect_bounds():
-    data = os.urandom(37 << 20)  # spans three 16 MiB read segments
+    data = os.urandom(37 << 20)  # spans several read segments
     chunks = [bytes(c) for c in chunker.iter_chunks(io.BytesIO(data))]
     assert b"".join(chunks) == data
     assert all(len(c) <= chunker.MAX_CHUNK for c in chunks)

@@ -31,7 +31,7 @@ rclone b3sum``; the grid CLI is ``.venv/bin/grid`` if present, else ``python -m 
     python bench/create_bench.py --datasets small --repeat 3 --json-out /tmp/create.json
     python bench/create_bench.py --skip-ours        # only the limits and the peers
 
-Missing datasets are generated with ``/work/shared/bench/make_datasets.py --root ROOT --only
+Missing datasets are generated with ``../shared/bench/make_datasets.py --root ROOT --only
 small,large``. Numbers on shared VMs are noisy: compare the ratios within one run.
 """
 
@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MAKE_DATASETS = Path("/work/shared/bench/make_datasets.py")
+MAKE_DATASETS = REPO_ROOT.parent / "shared" / "bench" / "make_datasets.py"
 REQUIRED_TOOLS = {"restic": "restic", "rclone": "rclone", "b3sum": "b3sum"}  # binary -> apt pkg
 DD_MIB = 2048
 RESTIC_PASSWORD = "grid-bench"

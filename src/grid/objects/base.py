@@ -3,6 +3,8 @@
 Keys are relative, slash-separated names such as ``packs/ab/ab12...``: never absolute, never
 containing ``..`` or empty segments. Objects are immutable once written: ``put`` of an existing key
 replaces it atomically (readers see the old or the new bytes, never a mix), and is idempotent.
+An object is durable (survives a power cut) once ``sync`` of its key has returned; backends whose
+``put`` is durable by itself (S3) make ``sync`` a no-op.
 Errors: a missing key raises ``grid.errors.NotFoundError``; any other failure raises
 ``grid.errors.StorageError`` (``transient=True`` where a retry may help, e.g. 5xx, throttling).
 """
@@ -42,8 +44,7 @@ class ObjectStore(ABC):
     def put(self, key: str, parts: Sequence[Buffer]) -> int:
         """Store the concatenation of ``parts`` under ``key``; return its length.
 
-        Atomic: a crash leaves either no object or the whole object. Durable on return when the
-        backend was opened durable.
+        Atomic for readers; durable once ``sync([key])`` returns.
         """
 
     @abstractmethod
@@ -66,8 +67,11 @@ class ObjectStore(ABC):
     def list(self, prefix: str = "") -> Iterator[str]:
         """Yield every key starting with ``prefix``, in no particular order. Not for hot paths."""
 
+    def sync(self, keys: Sequence[str]) -> None:  # noqa: B027 - optional: no-op by default
+        """Make the objects ``keys`` (already put) durable. Idempotent."""
+
     def put_file(self, key: str, path: str) -> int:
-        """Store the content of the local file ``path`` under ``key``; return its length.
+        """Store the content of the local file ``path`` under ``key``, durably; return its length.
 
         The default reads the file into memory; backends override it to stream.
         """

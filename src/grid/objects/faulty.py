@@ -39,6 +39,9 @@ class FaultyStore(ObjectStore):
             raise self.error()
         return self.inner.put(key, parts)
 
+    def sync(self, keys: Sequence[str]) -> None:
+        self.inner.sync(keys)
+
     def put_file(self, key: str, path: str) -> int:
         return self.inner.put_file(key, path)
 

@@ -4,7 +4,8 @@ Pipeline (every queue bounded, so memory is bounded whatever the tree's size):
   reader thread    walk, read small files whole, cut large files into CDC chunks
   worker threads   BLAKE3 + compress-if-it-pays, a batch of blobs at a time
   calling thread   dedup against the index, append to the open pack, write manifest rows
-  uploader threads store full packs, then record their blobs in the index
+  uploader threads store full packs (the disk write starts, nobody waits for it)
+  syncer thread    a few packs later, waits until a pack is durable, then indexes its blobs
 Batches, not single files, cross thread boundaries; hashing, compression, reads and writes
 release the GIL, so they overlap.
 """
@@ -38,6 +39,8 @@ _BATCH_ITEMS = 256
 _UPLOADERS = 2
 _POLL = 0.2
 _SWITCH_INTERVAL = 0.0005
+# Packs stored but not yet known durable; their writeback overlaps with ingesting later ones.
+_SYNC_LAG = 8
 
 
 @dataclass
@@ -104,6 +107,7 @@ class _Ingest:
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="grid-hash")
         self.batches: queue.Queue[Any] = queue.Queue(maxsize=workers + 1)
         self.uploads: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self.syncs: queue.Queue[Any] = queue.Queue(maxsize=_SYNC_LAG)
         self.stop = threading.Event()
         self.upload_error: BaseException | None = None
         self.pending: dict[bytes, tuple[str, int, int, int, int]] = {}
@@ -178,8 +182,24 @@ class _Ingest:
                 continue  # drain without work so the consumer never blocks
             pack, parts = item
             try:
-                size = self.store.objects.put(pack_key(pack.pack_id), parts)
-                self.store.index.add_pack(pack.pack_id, size, pack.blobs)
+                pack.size = self.store.objects.put(pack_key(pack.pack_id), parts)
+                pack.parts = []  # let the read segments go
+                self.syncs.put(pack)
+            except BaseException as exc:
+                self.upload_error = exc
+                self.stop.set()
+
+    def _sync(self) -> None:
+        """Index packs once durable, in order: an indexed blob is always safely stored."""
+        while True:
+            pack = self.syncs.get()
+            if pack is None:
+                return
+            if self.upload_error is not None:
+                continue
+            try:
+                self.store.objects.sync([pack_key(pack.pack_id)])
+                self.store.index.add_pack(pack.pack_id, pack.size, pack.blobs)
                 for blob in pack.blobs:
                     self.pending.pop(blob.digest, None)
             except BaseException as exc:
@@ -308,7 +328,8 @@ class _Ingest:
             threading.Thread(target=self._upload, name=f"grid-upload-{i}", daemon=True)
             for i in range(_UPLOADERS)
         ]
-        for t in (reader, *uploaders):
+        syncer = threading.Thread(target=self._sync, name="grid-sync", daemon=True)
+        for t in (reader, *uploaders, syncer):
             t.start()
         try:
             self._consume()
@@ -317,11 +338,13 @@ class _Ingest:
             self.stop.set()
             raise
         finally:
-            self._shutdown(reader, uploaders)
+            self._shutdown(reader, uploaders, syncer)
         self._raise_upload_error()
         return self.stats
 
-    def _shutdown(self, reader: threading.Thread, uploaders: list[threading.Thread]) -> None:
+    def _shutdown(
+        self, reader: threading.Thread, uploaders: list[threading.Thread], syncer: threading.Thread
+    ) -> None:
         while reader.is_alive():
             with contextlib.suppress(queue.Empty):
                 self.batches.get(timeout=_POLL)  # unblock a reader waiting on a full queue
@@ -330,3 +353,5 @@ class _Ingest:
             self.uploads.put(None)
         for t in uploaders:
             t.join()
+        self.syncs.put(None)
+        syncer.join()

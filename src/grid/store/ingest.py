@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import queue
 import stat
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,7 +37,6 @@ _BATCH_BYTES = 8 << 20
 _BATCH_ITEMS = 256
 _UPLOADERS = 2
 _POLL = 0.2
-_SWITCH_INTERVAL = 0.0005
 # Packs stored but not yet known durable; their writeback overlaps with ingesting later ones.
 _SYNC_LAG = 8
 
@@ -313,16 +311,6 @@ class _Ingest:
                 self.progress(self.stats)
 
     def run(self) -> IngestStats:
-        # I/O threads hand the GIL back and forth thousands of times a second; the default 5 ms
-        # switch interval would leave the reader waiting behind CPU-bound threads.
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(_SWITCH_INTERVAL)
-        try:
-            return self._run()
-        finally:
-            sys.setswitchinterval(interval)
-
-    def _run(self) -> IngestStats:
         reader = threading.Thread(target=self._read, name="grid-read", daemon=True)
         uploaders = [
             threading.Thread(target=self._upload, name=f"grid-upload-{i}", daemon=True)

@@ -1,8 +1,8 @@
 """Ingest: turn a source's entries into packs, index rows and a manifest, using every core.
 
 Pipeline (every queue bounded, so memory is bounded whatever the tree's size):
-  reader thread    walk, read small files whole, cut large files into CDC chunks
-  worker threads   BLAKE3 + compress-if-it-pays, a batch of blobs at a time
+  walker thread    walk and stat; read large files and cut them into CDC chunks
+  worker threads   read small files whole, BLAKE3 + compress-if-it-pays, a batch at a time
   calling thread   dedup against the index, append to the open pack, write manifest rows
   uploader threads store full packs (the disk write starts, nobody waits for it)
   syncer thread    a few packs later, waits until a pack is durable, then indexes its blobs
@@ -33,7 +33,10 @@ from grid.tree import Source, SourceEntry
 if TYPE_CHECKING:
     from grid.store.repository import Store
 
-_BATCH_BYTES = 8 << 20
+# Four workers: warm, the GIL caps us either way; cold, four reads in flight read `small` at
+# ~10,000 files/s against ~8,000 with two (and tar's ~5,000).
+WORKERS = 4
+_BATCH_BYTES = 4 << 20
 _BATCH_ITEMS = 256
 _UPLOADERS = 2
 _POLL = 0.2
@@ -58,11 +61,16 @@ class IngestStats:
 Progress = Callable[[IngestStats], None]
 _Item = tuple[SourceEntry, Any, bool]  # entry, bytes-like content or None, last piece of entry
 _Done = object()
+_READ = object()  # placeholder: a worker reads this small file (reads then run in parallel)
 
 
-def _digest_batch(batch: list[_Item]) -> list[tuple[SourceEntry, Any, Any, int, int, bool]]:
+def _digest_batch(
+    source: Source, batch: list[_Item]
+) -> list[tuple[SourceEntry, Any, Any, int, int, bool]]:
     out: list[tuple[SourceEntry, Any, Any, int, int, bool]] = []
     for entry, data, last in batch:
+        if data is _READ:
+            data = _read_small(source, entry)
         if data is not None and len(data):
             payload, codec = encode(data)
             out.append((entry, digest_of(data), payload, codec, len(data), last))
@@ -71,12 +79,25 @@ def _digest_batch(batch: list[_Item]) -> list[tuple[SourceEntry, Any, Any, int, 
     return out
 
 
+def _read_small(source: Source, entry: SourceEntry) -> bytes:
+    try:
+        with source.open(entry) as f:
+            return read_small(f, entry.size)
+    except OSError as exc:
+        raise _source_error(entry, exc) from exc
+
+
+def _source_error(entry: SourceEntry, exc: OSError) -> SourceError:
+    where = entry.location or entry.path
+    return SourceError(f"cannot read {where}: {exc.strerror or exc}", path=where)
+
+
 def ingest(
     source: Source,
     store: Store,
     manifest: ManifestWriter,
     *,
-    workers: int = 2,
+    workers: int = WORKERS,
     progress: Progress | None = None,
 ) -> IngestStats:
     """Store every entry of ``source`` and describe it in ``manifest`` (not yet finished).
@@ -135,29 +156,29 @@ class _Ingest:
                 if stat.S_ISREG(entry.mode) and entry.size > 0:
                     for item in self._pieces(entry):
                         batch.append(item)
-                        size += len(item[1]) if item[1] is not None else 0
+                        size += entry.size if item[1] is _READ else len(item[1] or b"")
                         if size >= _BATCH_BYTES:
-                            if not self._offer(self.pool.submit(_digest_batch, batch)):
+                            if not self._offer(self.pool.submit(_digest_batch, self.source, batch)):
                                 return
                             batch, size = [], 0
                 else:
                     batch.append((entry, None, True))
                 if len(batch) >= _BATCH_ITEMS:
-                    if not self._offer(self.pool.submit(_digest_batch, batch)):
+                    if not self._offer(self.pool.submit(_digest_batch, self.source, batch)):
                         return
                     batch, size = [], 0
-            if batch and not self._offer(self.pool.submit(_digest_batch, batch)):
+            if batch and not self._offer(self.pool.submit(_digest_batch, self.source, batch)):
                 return
             self._offer(_Done)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._offer(exc)
 
     def _pieces(self, entry: SourceEntry) -> Any:
+        if entry.size <= SMALL_FILE_MAX:
+            yield (entry, _READ, True)
+            return
         try:
             with self.source.open(entry) as f:
-                if entry.size <= SMALL_FILE_MAX:
-                    yield (entry, read_small(f, entry.size), True)
-                    return
                 prev = None
                 for chunk in iter_chunks(f, self.segments):
                     if prev is not None:
@@ -165,10 +186,7 @@ class _Ingest:
                     prev = chunk
                 yield (entry, prev, True)
         except OSError as exc:
-            raise SourceError(
-                f"cannot read {entry.location or entry.path}: {exc.strerror or exc}",
-                path=entry.location or entry.path,
-            ) from exc
+            raise _source_error(entry, exc) from exc
 
     # -- uploader threads ------------------------------------------------------------------
     def _upload(self) -> None:
@@ -193,8 +211,7 @@ class _Ingest:
             pack = self.syncs.get()
             if pack is None:
                 return
-            if self.upload_error is not None:
-                continue
+            # Index a stored pack even after another one failed: a re-run then skips its blobs.
             try:
                 self.store.objects.sync([pack_key(pack.pack_id)])
                 self.store.index.add_pack(pack.pack_id, pack.size, pack.blobs)

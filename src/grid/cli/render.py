@@ -49,18 +49,12 @@ def _status(v: VersionInfo) -> str:
     return f"[{style}]{v.status}[/{style}]"
 
 
+def _table(*headers: str) -> Table:
+    return Table(*headers, box=None, header_style="bold")
+
+
 def datastores_table(items: list[DatastoreInfo]) -> Table:
-    table = Table(
-        "name",
-        "latest",
-        "versions",
-        "files",
-        "size",
-        "status",
-        "created",
-        box=None,
-        header_style="bold",
-    )
+    table = _table("name", "latest", "versions", "files", "size", "status", "created")
     for d in items:
         v = d.latest
         table.add_row(
@@ -76,18 +70,7 @@ def datastores_table(items: list[DatastoreInfo]) -> Table:
 
 
 def versions_table(items: list[VersionInfo]) -> Table:
-    table = Table(
-        "version",
-        "status",
-        "files",
-        "size",
-        "stored",
-        "created",
-        "finished",
-        "reason",
-        box=None,
-        header_style="bold",
-    )
+    table = _table("version", "status", "files", "size", "stored", "created", "finished", "reason")
     for v in items:
         table.add_row(
             str(v.number),
@@ -103,7 +86,7 @@ def versions_table(items: list[VersionInfo]) -> Table:
 
 
 def files_table(items: list[FileInfo]) -> Table:
-    table = Table("mode", "size", "modified", "path", box=None, header_style="bold")
+    table = _table("mode", "size", "modified", "path")
     for f in items:
         name = f.path + ("/" if f.kind == "dir" else "")
         if f.kind == "symlink":

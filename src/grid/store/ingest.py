@@ -33,9 +33,10 @@ from grid.tree import Source, SourceEntry
 if TYPE_CHECKING:
     from grid.store.repository import Store
 
-# Four workers: warm, the GIL caps us either way; cold, four reads in flight read `small` at
-# ~10,000 files/s against ~8,000 with two (and tar's ~5,000).
-WORKERS = 4
+# Small files are read by the workers, so several reads are in flight: cold, three workers read
+# `small` at ~9,200 files/s against ~8,000 for one reader thread (four: ~10,000, but 10% slower
+# warm, where the GIL is the limit).
+WORKERS = 3
 _BATCH_BYTES = 4 << 20
 _BATCH_ITEMS = 256
 _UPLOADERS = 2

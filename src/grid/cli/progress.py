@@ -13,7 +13,7 @@ from grid.cli.render import human_bytes
 from grid.client import CreateProgress
 
 _PLAIN_EVERY = 5.0
-_TTY_EVERY = 0.1
+_TTY_EVERY = 0.25
 
 
 class CreateDisplay:
@@ -38,6 +38,7 @@ class CreateDisplay:
                 TimeRemainingColumn(),
                 console=Console(stderr=True),
                 transient=True,
+                refresh_per_second=4,  # redraws take the GIL from the upload
             )
             self._bar.__enter__()
             self._task = self._bar.add_task(

@@ -137,8 +137,9 @@ class _Ingest:
         self.blobs: list[tuple[int, bytes, int, int, int, int]] = []
         self.segments = SegmentPool(keep=8)
 
-    # -- reader thread -------------------------------------------------------------------
+    # -- walker thread ---------------------------------------------------------------------
     def _offer(self, item: Any) -> bool:
+        """Queue ``item`` for the consumer; False if the ingest is stopping."""
         while not self.stop.is_set():
             try:
                 self.batches.put(item, timeout=_POLL)
@@ -147,7 +148,10 @@ class _Ingest:
                 continue
         return False
 
-    def _read(self) -> None:
+    def _submit(self, batch: list[_Item]) -> bool:
+        return self._offer(self.pool.submit(_digest_batch, self.source, batch))
+
+    def _walk(self) -> None:
         batch: list[_Item] = []
         size = 0
         try:
@@ -159,18 +163,17 @@ class _Ingest:
                         batch.append(item)
                         size += entry.size if item[1] is _READ else len(item[1] or b"")
                         if size >= _BATCH_BYTES:
-                            if not self._offer(self.pool.submit(_digest_batch, self.source, batch)):
+                            if not self._submit(batch):
                                 return
                             batch, size = [], 0
                 else:
                     batch.append((entry, None, True))
                 if len(batch) >= _BATCH_ITEMS:
-                    if not self._offer(self.pool.submit(_digest_batch, self.source, batch)):
+                    if not self._submit(batch):
                         return
                     batch, size = [], 0
-            if batch and not self._offer(self.pool.submit(_digest_batch, self.source, batch)):
-                return
-            self._offer(_Done)
+            if not batch or self._submit(batch):
+                self._offer(_Done)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._offer(exc)
 
@@ -329,7 +332,7 @@ class _Ingest:
                 self.progress(self.stats)
 
     def run(self) -> IngestStats:
-        reader = threading.Thread(target=self._read, name="grid-read", daemon=True)
+        reader = threading.Thread(target=self._walk, name="grid-walk", daemon=True)
         uploaders = [
             threading.Thread(target=self._upload, name=f"grid-upload-{i}", daemon=True)
             for i in range(_UPLOADERS)

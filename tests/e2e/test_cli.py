@@ -182,3 +182,19 @@ def test_ctrl_c_marks_the_version_failed_and_exits_130(home, tmp_path):
     assert p.returncode == 130
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("grid:")
     assert v.status == "failed" and "interrupted" in v.reason
+
+
+def test_a_folder_name_that_is_no_valid_name_asks_for_name(cli, tmp_path):
+    src = tmp_path / "my dataset"
+    src.mkdir()
+    (src / "a").write_text("a")
+    line = one_line_error(cli("datastore", "create", str(src)))
+    assert "pass --name NAME" in line
+    assert cli("datastore", "create", str(src), "--name", "my-dataset").code == 0
+
+
+def test_usage_errors_exit_2_without_traceback(cli):
+    for args in (["datastore", "create"], ["datastore", "bogus"], ["nosuch"]):
+        r = cli(*args)
+        assert r.code == 2, args
+        assert "Traceback" not in r.err

@@ -7,7 +7,6 @@ import signal
 import sys
 from typing import NoReturn
 
-import click
 import typer
 
 from grid.cli import datastore
@@ -34,23 +33,20 @@ def _sigterm(_signum: int, _frame: object) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Entry point of the console script."""
+    """Entry point of the console script.
+
+    Typer handles its own usage errors (exit 2) and exits through SystemExit; grid's errors
+    and anything unexpected come out here and are shown as one line.
+    """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("GRID_DEBUG", "0") not in ("0", "")
     signal.signal(signal.SIGTERM, _sigterm)
     try:
-        code = app(args=args, prog_name="grid", standalone_mode=False)
-    except click.exceptions.Abort:
-        print("grid: interrupted", file=sys.stderr)
-        code = 130
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
+        app(args=args, prog_name="grid")
+        code = 0
     except KeyboardInterrupt:
         print("grid: interrupted", file=sys.stderr)
         code = 130
     except Exception as exc:
         code = report(exc, debug)
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(code)

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from grid.errors import GridError, IntegrityError, Interrupted, UsageError
+from grid.errors import GridError, IntegrityError, Interrupted, InvalidNameError, UsageError
 from grid.records import FAILED, OPTIMIZING, PROCESSING, SUCCEEDED, VersionInfo
 from grid.service.context import Context
 from grid.service.names import validate_name
@@ -65,7 +65,13 @@ def create(
         Interrupted: Ctrl-C or SIGTERM (the version is marked failed).
     """
     source = LocalSource(source_path, warn)
-    name = validate_name(name if name is not None else default_name(source_path))
+    if name is None:
+        name = default_name(source_path)
+        try:
+            validate_name(name)
+        except InvalidNameError as exc:
+            raise InvalidNameError(f"{exc.message}; pass --name NAME", rule=exc.rule) from exc
+    validate_name(name)
     if source.is_empty():
         raise UsageError(
             f"{source_path} is an empty folder: nothing to store",

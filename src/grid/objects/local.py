@@ -50,16 +50,10 @@ class LocalDirectory(ObjectStore):
             os.makedirs(folder, exist_ok=True)
             self._made_dirs.add(folder)
         tmp = f"{path}.{uuid.uuid4().hex[:12]}{_TMP_SUFFIX}"
-        total = 0
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
-                views = [memoryview(p) for p in parts if len(p)]
-                while views:
-                    batch = views[:_IOV_MAX]
-                    written = os.writev(fd, batch)
-                    total += written
-                    views = _advance(views, written)
+                total = _write_all(fd, [memoryview(p) for p in parts if len(p)])
                 if self.durable:
                     # start writeback now (asynchronously); sync() later waits for the rest
                     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
@@ -163,14 +157,18 @@ class LocalDirectory(ObjectStore):
         return self._path(key)
 
 
-def _advance(views: list[memoryview], written: int) -> list[memoryview]:
-    """Drop ``written`` bytes from the front of ``views`` (writev may write partially)."""
-    while views and written >= len(views[0]):
-        written -= len(views[0])
-        views.pop(0)
-    if views and written:
-        views[0] = views[0][written:]
-    return views
+def _write_all(fd: int, views: list[memoryview]) -> int:
+    """writev every view (at most IOV_MAX per call, resuming after partial writes)."""
+    total = i = 0
+    while i < len(views):
+        written = os.writev(fd, views[i : i + _IOV_MAX])
+        total += written
+        while i < len(views) and written >= len(views[i]):
+            written -= len(views[i])
+            i += 1
+        if written:
+            views[i] = views[i][written:]
+    return total
 
 
 def _fsync_dir(folder: str) -> None:

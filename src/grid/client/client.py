@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import builtins
+import errno
 import os
 from collections.abc import Iterator
 
@@ -45,7 +46,7 @@ class Client:
         try:
             os.makedirs(self.home, exist_ok=True)
         except OSError as exc:
-            cls = NoSpaceError if exc.errno == 28 else StorageError
+            cls = NoSpaceError if exc.errno == errno.ENOSPC else StorageError
             raise cls(f"cannot create GRID_HOME {self.home}: {exc.strerror}") from exc
         catalog = Catalog(f"sqlite:///{os.path.join(self.home, 'catalog.db')}", owner)
         store = Store(

@@ -71,18 +71,21 @@ def create(
             validate_name(name)
         except InvalidNameError as exc:
             raise InvalidNameError(f"{exc.message}; pass --name NAME", rule=exc.rule) from exc
-    validate_name(name)
+    else:
+        validate_name(name)
     if source.is_empty():
         raise UsageError(
             f"{source_path} is an empty folder: nothing to store",
             rule="SOURCE must hold at least one file or folder",
         )
     manifest_id = uuid.uuid4().hex
+    manifest_path = ctx.scratch_path(f"{manifest_id}.manifest")
     version = ctx.catalog.new_version(name, os.path.abspath(source_path), manifest_id)
     totals = _Totals(source) if count_totals else None
     report = _reporter(progress, totals)
-    manifest = ManifestWriter(ctx.scratch_path(f"{manifest_id}.manifest"))
+    manifest: ManifestWriter | None = None
     try:
+        manifest = ManifestWriter(manifest_path)
         stats = ingest(source, ctx.store, manifest, progress=report)
         ctx.catalog.set_status(
             name,
@@ -99,15 +102,16 @@ def create(
         ctx.catalog.set_status(name, version.number, SUCCEEDED, stored_bytes=stats.stored_bytes)
     except BaseException as exc:
         _fail(ctx, version, exc)
-        manifest.abort()
+        if manifest is not None:
+            manifest.abort()
         if isinstance(exc, KeyboardInterrupt):
             raise Interrupted(f"stopped; {version.ref} is marked failed") from exc
         raise
     finally:
         if totals is not None:
             totals.stop.set()
-        if os.path.exists(manifest.path):
-            os.unlink(manifest.path)
+        if os.path.exists(manifest_path):
+            os.unlink(manifest_path)
     return ctx.catalog.version(name, version.number)
 
 

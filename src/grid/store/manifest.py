@@ -90,12 +90,15 @@ class ManifestWriter:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        if os.path.exists(path):
-            os.unlink(path)
-        self._db = sqlite3.connect(path, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=OFF")
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.executescript(_SCHEMA)
+        try:
+            if os.path.exists(path):
+                os.unlink(path)
+            self._db = sqlite3.connect(path, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=OFF")
+            self._db.execute("PRAGMA synchronous=OFF")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot create the manifest {path}: {exc}", key=path) from exc
         self._rows: list[tuple[object, ...]] = []
         self._next_id = ROOT_ID + 1
         self._pack_numbers: dict[str, int] = {}

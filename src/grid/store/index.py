@@ -54,6 +54,8 @@ class BlobIndex:
         self.path = path
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
         with self._conn() as conn:
             conn.executescript(_SCHEMA)
 
@@ -67,6 +69,8 @@ class BlobIndex:
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot open blob index {self.path}: {exc}") from exc
             self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
         return conn
 
     def lookup(self, digest: bytes) -> BlobRef | None:
@@ -125,7 +129,9 @@ class BlobIndex:
                 conn.execute("DELETE FROM packs WHERE id = ?", row)
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close every thread's connection."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()

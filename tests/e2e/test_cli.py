@@ -151,7 +151,8 @@ def test_concurrent_creates_get_distinct_consecutive_versions(home, tmp_path):
             assert c.read_bytes("same", v.number, "7.bin") == (src / "7.bin").read_bytes()
 
 
-def test_ctrl_c_marks_the_version_failed_and_exits_130(home, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_marks_the_version_failed_and_exits_130(home, tmp_path, sig):
     src = tmp_path / "big"
     src.mkdir()
     for i in range(300):
@@ -173,7 +174,7 @@ def test_ctrl_c_marks_the_version_failed_and_exits_130(home, tmp_path):
         except grid.NotFoundError:
             pass
         time.sleep(0.02)
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     _out, err = p.communicate(timeout=60)
     with grid.Client(str(home)) as c:
         (v,) = c.versions("big")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import io
 import os
 from collections.abc import Iterator
 
@@ -114,6 +115,17 @@ class Client:
     def read_bytes(self, name: str, version: int | None, path: str) -> bytes:
         """Return a whole file's bytes, verified against their hashes."""
         return b"".join(self.iter_bytes(name, version, path))
+
+    def open(self, name: str, version: int | None, path: str) -> io.BufferedReader:
+        """Open a file of a version as a seekable binary file object (read-only)."""
+        return browse.open_file(self._ctx, name, version, path)
+
+    def iter_files(
+        self, name: str, version: int | None = None, prefix: str = ""
+    ) -> Iterator[tuple[str, bytes]]:
+        """Yield ``(path, bytes)`` of every file under ``prefix`` in storage order, reading packs
+        sequentially: for loaders that consume a whole dataset."""
+        return browse.iter_files(self._ctx, name, version, prefix)
 
     @staticmethod
     def default_name(source: str) -> str:

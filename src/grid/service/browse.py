@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 
 from grid.errors import PathNotFoundError
@@ -9,6 +10,7 @@ from grid.records import FileInfo, VersionInfo
 from grid.service.context import Context
 from grid.service.resolve import readable_version
 from grid.store.manifest import DIR, FILE, Entry, ManifestReader
+from grid.store.reader import BlobFile, stream_files
 
 
 def _info(entry: Entry) -> FileInfo:
@@ -60,6 +62,41 @@ def read_file(ctx: Context, name: str, number: int | None, path: str) -> Iterato
         manifest.close()
         raise
     return _stream(ctx, manifest, entry)
+
+
+def open_file(ctx: Context, name: str, number: int | None, path: str) -> io.BufferedReader:
+    """A seekable binary file object over a file of a version (symlinks followed inside it).
+
+    Raises:
+        PathNotFoundError: no such file, or the path is a directory.
+    """
+    version = readable_version(ctx, name, number)
+    manifest = ctx.store.open_manifest(version.manifest_id)
+    try:
+        entry = manifest.resolve(path)
+        if entry.kind != FILE:
+            raise PathNotFoundError(f"{path} is not a file in {version.ref}", path=path)
+        blobs = manifest.blobs(entry)
+    finally:
+        manifest.close()
+    return io.BufferedReader(BlobFile(ctx.store, blobs, name=entry.path), buffer_size=1 << 20)
+
+
+def iter_files(
+    ctx: Context, name: str, number: int | None, prefix: str = ""
+) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(path, bytes)`` for every file under ``prefix`` in storage order (packs are read
+    sequentially, in large ranged reads): the fast way to consume a whole version."""
+    version = readable_version(ctx, name, number)
+    manifest = ctx.store.open_manifest(version.manifest_id)
+    return _iter(ctx, manifest, prefix)
+
+
+def _iter(ctx: Context, manifest: ManifestReader, prefix: str) -> Iterator[tuple[str, bytes]]:
+    try:
+        yield from stream_files(ctx.store, manifest, prefix)
+    finally:
+        manifest.close()
 
 
 def _stream(ctx: Context, manifest: ManifestReader, entry: Entry) -> Iterator[bytes]:

@@ -11,7 +11,7 @@ import typer
 from grid.cli import render
 from grid.cli.progress import CreateDisplay
 from grid.client import Client
-from grid.errors import UsageError
+from grid.errors import IntegrityError, UsageError
 
 app = typer.Typer(
     help="Versioned datasets: create them from folders and files, list, browse and read them.",
@@ -139,3 +139,49 @@ def delete(
                 raise typer.Exit(1)
         removed = client.delete(name, number)
     print(f"deleted {', '.join(v.ref for v in removed) or what}")
+
+
+@app.command()
+def verify(ref: Ref, as_json: Json = False) -> None:
+    """Re-read every blob of a version and check it against its BLAKE3 id; exit 6 on damage."""
+    with Client() as client:
+        name, number = client.parse_ref(ref)
+        report = client.verify(name, number)
+    if as_json:
+        render.print_json(
+            {
+                "version": report.version.ref,
+                "files": report.files,
+                "bytes": report.bytes,
+                "damaged": report.damaged,
+            }
+        )
+    else:
+        for path, problem in sorted(report.damaged.items()):
+            print(f"DAMAGED {path}: {problem}")
+    if not report.ok:
+        raise IntegrityError(f"{len(report.damaged)} damaged file(s) in {report.version.ref}")
+    if not as_json:
+        print(
+            f"verified {report.version.ref}: {report.files:,} files, "
+            f"{render.human_bytes(report.bytes)}, all intact"
+        )
+
+
+@app.command()
+def download(
+    ref: Ref,
+    dest: Annotated[str, typer.Argument(help="Folder to write the version's tree into.")],
+    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty DEST.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip files already complete in DEST.")
+    ] = False,
+) -> None:
+    """Materialise a version as plain files (modes, mtimes and symlinks kept); resumable."""
+    with Client() as client:
+        name, number = client.parse_ref(ref)
+        report = client.download(name, number, dest, force=force, resume=resume)
+    print(
+        f"downloaded {report.version.ref} to {dest}: {report.files:,} files written, "
+        f"{report.skipped:,} already there, {render.human_bytes(report.bytes)}"
+    )

@@ -18,10 +18,12 @@ from grid.catalog import Catalog
 from grid.errors import NoSpaceError, StorageError
 from grid.objects import LocalDirectory
 from grid.records import DatastoreInfo, FileInfo, VersionInfo
-from grid.service import browse, create, delete, listing
+from grid.service import browse, create, delete, download, listing, verify
 from grid.service.context import Context
 from grid.service.create import Progress
+from grid.service.download import DownloadReport
 from grid.service.names import parse_ref
+from grid.service.verify import VerifyReport
 from grid.settings import Settings
 from grid.store import Store
 from grid.tree import Warn
@@ -126,6 +128,22 @@ class Client:
         """Yield ``(path, bytes)`` of every file under ``prefix`` in storage order, reading packs
         sequentially: for loaders that consume a whole dataset."""
         return browse.iter_files(self._ctx, name, version, prefix)
+
+    def verify(self, name: str, version: int | None = None) -> VerifyReport:
+        """Re-read and re-hash every blob of a version; ``report.damaged`` names bad files."""
+        return verify.verify(self._ctx, name, version)
+
+    def download(
+        self,
+        name: str,
+        version: int | None,
+        dest: str,
+        *,
+        force: bool = False,
+        resume: bool = False,
+    ) -> DownloadReport:
+        """Write a version's tree under ``dest`` (modes, mtimes, symlinks kept); resumable."""
+        return download.download(self._ctx, name, version, dest, force=force, resume=resume)
 
     @staticmethod
     def default_name(source: str) -> str:

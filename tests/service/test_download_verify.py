@@ -13,7 +13,7 @@ from tests.service.test_create_roundtrip import source_tree
 
 @pytest.fixture
 def stored(client, mixed_tree):
-    root, files = mixed_tree
+    root, _files = mixed_tree
     client.create(str(root), "ds")
     return client, root
 

@@ -106,9 +106,9 @@ class Client:
         """Entries of directory ``path`` of a succeeded version (default: the latest)."""
         return browse.list_dir(self._ctx, name, version, path)[1]
 
-    def stat(self, name: str, version: int | None, path: str) -> FileInfo:
-        """Metadata of ``path`` in a version."""
-        return browse.stat_path(self._ctx, name, version, path)
+    def stat(self, name: str, version: int | None, path: str, *, follow: bool = False) -> FileInfo:
+        """Metadata of ``path`` in a version (of a symlink's target with ``follow``)."""
+        return browse.stat_path(self._ctx, name, version, path, follow=follow)
 
     def iter_bytes(self, name: str, version: int | None, path: str) -> Iterator[bytes]:
         """Stream a file's bytes, verified against their hashes."""

@@ -34,12 +34,14 @@ def list_dir(
         manifest.close()
 
 
-def stat_path(ctx: Context, name: str, number: int | None, path: str) -> FileInfo:
-    """Metadata of one path in a version."""
+def stat_path(
+    ctx: Context, name: str, number: int | None, path: str, *, follow: bool = False
+) -> FileInfo:
+    """Metadata of one path in a version; with ``follow``, of what a symlink points to."""
     version = readable_version(ctx, name, number)
     manifest = ctx.store.open_manifest(version.manifest_id)
     try:
-        return _info(manifest.stat(path))
+        return _info(manifest.resolve(path) if follow else manifest.stat(path))
     finally:
         manifest.close()
 

@@ -37,7 +37,12 @@ class Source(Protocol):
         ...
 
     def open(self, entry: SourceEntry) -> BinaryIO:
-        """Open a regular file's content for reading. Raises SourceError naming the path."""
+        """Open a regular file's content for reading.
+
+        Raises:
+            FileNotFoundError: the file was deleted since it was listed (callers skip it).
+            SourceError: any other failure, naming the path.
+        """
         ...
 
 

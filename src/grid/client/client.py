@@ -82,7 +82,13 @@ class Client:
         """Make a new version of datastore ``name`` (default: the source's base name) from a
         folder or a file. See ``grid.service.create.create`` for statuses and errors."""
         return create.create(
-            self._ctx, source, name, progress=progress, warn=warn, count_totals=count_totals
+            self._ctx,
+            source,
+            name,
+            progress=progress,
+            warn=warn,
+            count_totals=count_totals,
+            exclude=(self.home,),
         )
 
     def delete(self, name: str, version: int | None = None) -> builtins.list[VersionInfo]:

@@ -52,8 +52,12 @@ def create(
     progress: Progress | None = None,
     warn: Warn | None = None,
     count_totals: bool = False,
+    exclude: tuple[str, ...] = (),
 ) -> VersionInfo:
     """Store ``source_path`` as the next version of datastore ``name``.
+
+    Folders in ``exclude`` (grid's own home) are never entered. A file deleted between listing
+    and reading is left out with a warning, like one deleted before it was listed.
 
     Returns:
         The succeeded version.
@@ -64,7 +68,7 @@ def create(
         StorageError: the store failed, e.g. NoSpaceError (the version is marked failed).
         Interrupted: Ctrl-C or SIGTERM (the version is marked failed).
     """
-    source = LocalSource(source_path, warn)
+    source = LocalSource(source_path, warn, exclude=exclude)
     if name is None:
         name = default_name(source_path)
         try:
@@ -86,7 +90,7 @@ def create(
     manifest: ManifestWriter | None = None
     try:
         manifest = ManifestWriter(manifest_path)
-        stats = ingest(source, ctx.store, manifest, progress=report)
+        stats = ingest(source, ctx.store, manifest, progress=report, warn=warn)
         ctx.catalog.set_status(
             name,
             version.number,

@@ -15,9 +15,11 @@ class LocalSource:
     """Walk ``root``; a file as root becomes a one-file tree. Sockets, FIFOs and devices are
     skipped with a warning; symlinks are kept as links, never followed."""
 
-    def __init__(self, root: str, warn: Warn | None = None) -> None:
+    def __init__(self, root: str, warn: Warn | None = None, exclude: tuple[str, ...] = ()) -> None:
         self.root = os.path.abspath(root)
         self.warn = warn or (lambda _msg: None)
+        # (device, inode) of folders never to enter, e.g. GRID_HOME inside the source
+        self._excluded = {(st.st_dev, st.st_ino) for st in map(_stat_or_none, exclude) if st}
         try:
             st = os.stat(self.root)
         except FileNotFoundError as exc:
@@ -73,6 +75,9 @@ class LocalSource:
                     rel, child.name, mode, st.st_size, st.st_mtime_ns, None, child.path
                 )
             elif stat.S_ISDIR(mode):
+                if (st.st_dev, st.st_ino) in self._excluded:
+                    self.warn(f"skipped {child.path}: grid's own storage")
+                    continue
                 yield SourceEntry(rel, child.name, mode, 0, st.st_mtime_ns, None, child.path)
                 yield from self._walk(child.path, f"{rel}/{child.name}" if rel else child.name)
             elif stat.S_ISLNK(mode):
@@ -92,7 +97,16 @@ class LocalSource:
     def open(self, entry: SourceEntry) -> BinaryIO:
         try:
             return open(entry.location, "rb", buffering=0)
+        except FileNotFoundError:
+            raise  # deleted since it was listed: the caller skips it
         except OSError as exc:
             raise SourceError(
                 f"cannot read {entry.location}: {exc.strerror}", path=entry.location
             ) from exc
+
+
+def _stat_or_none(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None

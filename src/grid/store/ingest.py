@@ -63,6 +63,8 @@ Progress = Callable[[IngestStats], None]
 _Item = tuple[SourceEntry, Any, bool]  # entry, bytes-like content or None, last piece of entry
 _Done = object()
 _READ = object()  # placeholder: a worker reads this small file (reads then run in parallel)
+_VANISHED = object()  # the file was deleted between listing and reading
+_GONE = -1  # raw length reported for a vanished file
 
 
 def _digest_batch(
@@ -72,7 +74,9 @@ def _digest_batch(
     for entry, data, last in batch:
         if data is _READ:
             data = _read_small(source, entry)
-        if data is not None and len(data):
+        if data is _VANISHED:
+            out.append((entry, None, None, RAW, _GONE, last))
+        elif data is not None and len(data):
             payload, codec = encode(data)
             out.append((entry, digest_of(data), payload, codec, len(data), last))
         else:
@@ -80,10 +84,12 @@ def _digest_batch(
     return out
 
 
-def _read_small(source: Source, entry: SourceEntry) -> bytes:
+def _read_small(source: Source, entry: SourceEntry) -> Any:
     try:
         with source.open(entry) as f:
             return read_small(f, entry.size)
+    except FileNotFoundError:
+        return _VANISHED
     except OSError as exc:
         raise _source_error(entry, exc) from exc
 
@@ -100,6 +106,7 @@ def ingest(
     *,
     workers: int = WORKERS,
     progress: Progress | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> IngestStats:
     """Store every entry of ``source`` and describe it in ``manifest`` (not yet finished).
 
@@ -109,7 +116,7 @@ def ingest(
         SourceError: a file or folder could not be read (named in the message).
         StorageError: the object store failed (NoSpaceError when the disk is full).
     """
-    return _Ingest(source, store, manifest, workers, progress).run()
+    return _Ingest(source, store, manifest, workers, progress, warn).run()
 
 
 class _Ingest:
@@ -120,9 +127,11 @@ class _Ingest:
         manifest: ManifestWriter,
         workers: int,
         progress: Progress | None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.source, self.store, self.manifest = source, store, manifest
         self.progress = progress
+        self.warn = warn or (lambda _message: None)
         self.stats = IngestStats()
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="grid-hash")
         self.batches: queue.Queue[Any] = queue.Queue(maxsize=workers + 1)
@@ -161,7 +170,11 @@ class _Ingest:
                 if stat.S_ISREG(entry.mode) and entry.size > 0:
                     for item in self._pieces(entry):
                         batch.append(item)
-                        size += entry.size if item[1] is _READ else len(item[1] or b"")
+                        data = item[1]
+                        if data is _READ:
+                            size += entry.size
+                        elif isinstance(data, memoryview):
+                            size += len(data)
                         if size >= _BATCH_BYTES:
                             if not self._submit(batch):
                                 return
@@ -182,7 +195,12 @@ class _Ingest:
             yield (entry, _READ, True)
             return
         try:
-            with self.source.open(entry) as f:
+            f = self.source.open(entry)
+        except FileNotFoundError:
+            yield (entry, _VANISHED, True)
+            return
+        try:
+            with f:
                 prev = None
                 for chunk in iter_chunks(f, self.segments):
                     if prev is not None:
@@ -325,7 +343,10 @@ class _Ingest:
             for entry, digest, payload, codec, raw_length, last in results:
                 if digest is not None:
                     self._place(digest, payload, codec, raw_length, hits)
-                if last:
+                if last and raw_length == _GONE:
+                    self.warn(f"skipped {entry.location or entry.path}: deleted while uploading")
+                    self.blobs = []
+                elif last:
                     self._emit(entry)
             self._raise_upload_error()
             if self.progress is not None:

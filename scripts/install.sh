@@ -3,9 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    # util-linux: setpriv (tests drop root's read-anything capability)
+    # util-linux: setpriv (tests drop root's read-anything capability);
+    # fuse3 + libfuse3-dev + pkg-config: the read-only mount (pyfuse3 builds against libfuse3)
     need=""
-    for pkg in util-linux; do
+    for pkg in util-linux fuse3 libfuse3-dev pkg-config; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
     done
     if [ -n "$need" ]; then
@@ -16,4 +17,4 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,mount]"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+import types
 from typing import Annotated
 
 import typer
@@ -185,3 +187,61 @@ def download(
         f"downloaded {report.version.ref} to {dest}: {report.files:,} files written, "
         f"{report.skipped:,} already there, {render.human_bytes(report.bytes)}"
     )
+
+
+@app.command()
+def mount(
+    ref: Ref,
+    mountpoint: Annotated[
+        str | None,
+        typer.Argument(
+            help="Empty folder (default: /datastores/NAME/VERSION as root, else ~/datastores/...)."
+        ),
+    ] = None,
+    foreground: Annotated[bool, typer.Option("--foreground", help="Stay attached.")] = False,
+) -> None:
+    """Mount a succeeded version read-only (default: the latest); returns once it is ready."""
+    runner = _mount_runner()
+    with Client() as client:
+        name, number = client.parse_ref(ref)
+        snap = client.snapshot(name, number)  # resolves and validates before forking
+        version = snap.version.number
+        snap.close()
+        home = client.home
+    target = os.path.abspath(mountpoint or runner.default_mountpoint(name, version))
+    log_path = os.path.join(home, "logs", f"mount-{name}-{version}.log")
+    if not foreground:
+        print(f"mounting {name}:{version} at {target}", file=sys.stderr)
+    runner.mount(home, name, version, target, foreground=foreground, log_path=log_path)
+    if not foreground:
+        print(target)
+
+
+@app.command()
+def unmount(
+    mountpoint: Annotated[str | None, typer.Argument(help="A grid mountpoint.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every grid mount on this machine.")] = False,
+) -> None:
+    """Unmount a datastore (also one whose mount process died)."""
+    runner = _mount_runner()
+    if all_:
+        targets = sorted(runner.mounted())
+    elif mountpoint:
+        targets = [os.path.abspath(mountpoint)]
+    else:
+        raise UsageError("give a MOUNTPOINT or --all", rule="unmount MOUNTPOINT | --all")
+    for target in targets:
+        runner.unmount(target)
+        print(f"unmounted {target}")
+
+
+def _mount_runner() -> types.ModuleType:
+    try:
+        from grid.mount import runner
+    except ImportError as exc:
+        raise UsageError(
+            f"mounting needs pyfuse3 ({exc}): install libfuse3-dev and pkg-config, then "
+            "pip install 'grid-datastores[mount]'",
+            rule="the mount extra must be installed",
+        ) from exc
+    return runner

@@ -2,5 +2,7 @@
 
 from grid.client.client import Client
 from grid.service.create import CreateProgress
+from grid.service.snapshot import Snapshot
+from grid.store.manifest import DIR, FILE, SYMLINK, Entry
 
-__all__ = ["Client", "CreateProgress"]
+__all__ = ["DIR", "FILE", "SYMLINK", "Client", "CreateProgress", "Entry", "Snapshot"]

@@ -18,11 +18,12 @@ from grid.catalog import Catalog
 from grid.errors import NoSpaceError, StorageError
 from grid.objects import LocalDirectory
 from grid.records import DatastoreInfo, FileInfo, VersionInfo
-from grid.service import browse, create, delete, download, listing, verify
+from grid.service import browse, create, delete, download, listing, snapshot, verify
 from grid.service.context import Context
 from grid.service.create import Progress
 from grid.service.download import DownloadReport
 from grid.service.names import parse_ref
+from grid.service.snapshot import Snapshot
 from grid.service.verify import VerifyReport
 from grid.settings import Settings
 from grid.store import Store
@@ -150,6 +151,10 @@ class Client:
     ) -> DownloadReport:
         """Write a version's tree under ``dest`` (modes, mtimes, symlinks kept); resumable."""
         return download.download(self._ctx, name, version, dest, force=force, resume=resume)
+
+    def snapshot(self, name: str, version: int | None = None) -> Snapshot:
+        """Open a succeeded version for random access by entry id (used by the FUSE mount)."""
+        return snapshot.open_snapshot(self._ctx, name, version)
 
     @staticmethod
     def default_name(source: str) -> str:

@@ -281,6 +281,56 @@ class ManifestReader:
         )
         return [self._entry(r, prefix + str(r[2])) for r in rows]
 
+    # -- by id: what a filesystem needs (the kernel speaks inode numbers) -----------------------
+    def entry(self, entry_id: int) -> Entry:
+        """The entry with ``entry_id`` (ROOT_ID is the root); ``path`` holds only its name.
+
+        Raises:
+            PathNotFoundError: no such id.
+        """
+        if entry_id == ROOT_ID:
+            return self.stat("")
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (entry_id,)
+        ).fetchone()
+        if row is None:
+            raise PathNotFoundError(f"no entry {entry_id}", path=str(entry_id))
+        return self._entry(row, str(row[2]))
+
+    def child(self, parent_id: int, name: str) -> Entry:
+        """The entry called ``name`` in directory ``parent_id``.
+
+        Raises:
+            PathNotFoundError: no such name there.
+        """
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM entries WHERE parent = ? AND name = ?", (parent_id, name)
+        ).fetchone()
+        if row is None:
+            raise PathNotFoundError(f"no {name!r} in directory {parent_id}", path=name)
+        return self._entry(row, name)
+
+    def children(self, parent_id: int, after: str = "", limit: int = 1000) -> list[Entry]:
+        """Entries of directory ``parent_id`` named after ``after``, sorted, at most ``limit``."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM entries WHERE parent = ? AND name > ? ORDER BY name LIMIT ?",
+            (parent_id, after, limit),
+        )
+        return [self._entry(r, str(r[2])) for r in rows]
+
+    def path_of(self, entry_id: int) -> str:
+        """The full path of an entry (walks up its parents; for messages, not hot paths)."""
+        parts = []
+        while entry_id != ROOT_ID:
+            row = self._db.execute(
+                "SELECT parent, name FROM entries WHERE id = ?", (entry_id,)
+            ).fetchone()
+            if row is None:
+                break
+            entry_id = row[0]
+            parts.append(row[1])
+        return "/".join(reversed(parts))
+
     def walk(self) -> Iterator[Entry]:
         """Yield every entry in storage order with its full path."""
         dirs: dict[int, str] = {ROOT_ID: ""}

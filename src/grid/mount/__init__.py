@@ -1,0 +1,1 @@
+"""Read-only FUSE mount of a version at /datastores/<name>/<version> (front-end over the client)."""

@@ -1,0 +1,138 @@
+"""pyfuse3 operations over a version: lookups and listings from the manifest only, reads
+fetched lazily blob by blob and verified. Data is immutable, so the kernel may cache entries,
+attributes and pages for as long as it likes."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+from typing import Any
+
+import pyfuse3
+
+from grid.client import DIR, SYMLINK, Entry, Snapshot
+from grid.errors import IntegrityError, NotFoundError, StorageError
+
+log = logging.getLogger("grid.mount")
+
+_TIMEOUT = 24 * 3600.0  # immutable data: the kernel may cache entries and attributes for a day
+
+
+def _inode(entry_id: int) -> int:
+    return entry_id + 1  # manifest root is id 0, FUSE's root inode is 1
+
+
+class GridOperations(pyfuse3.Operations):
+    """One version as a read-only filesystem."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snap = snapshot
+        self.uid, self.gid = os.getuid(), os.getgid()
+        self._entries: dict[int, Entry] = {}
+        self._dirs: dict[int, tuple[int, dict[int, str]]] = {}
+        self._next_fh = 1
+
+    def _get(self, inode: int) -> Entry:
+        entry = self._entries.get(inode)
+        if entry is None:
+            try:
+                entry = self.snap.entry(inode - 1)
+            except NotFoundError as exc:
+                raise pyfuse3.FUSEError(errno.ENOENT) from exc
+            self._entries[inode] = entry
+        return entry
+
+    def _attrs(self, e: Entry) -> Any:
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = _inode(e.id)
+        a.st_mode = e.mode
+        a.st_nlink = 2 if e.kind == DIR else 1
+        a.st_size = e.size
+        a.st_uid, a.st_gid = self.uid, self.gid
+        a.st_atime_ns = a.st_ctime_ns = a.st_mtime_ns = e.mtime_ns
+        a.st_blksize = 1 << 20
+        a.st_blocks = (e.size + 511) // 512
+        a.entry_timeout = a.attr_timeout = _TIMEOUT
+        return a
+
+    async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None) -> Any:
+        try:
+            entry = self.snap.child(parent_inode - 1, name.decode())
+        except (NotFoundError, UnicodeDecodeError) as exc:
+            raise pyfuse3.FUSEError(errno.ENOENT) from exc
+        self._entries[_inode(entry.id)] = entry
+        return self._attrs(entry)
+
+    async def getattr(self, inode: int, ctx: Any = None) -> Any:
+        return self._attrs(self._get(inode))
+
+    async def forget(self, inode_list: Any) -> None:
+        for inode, _ in inode_list:
+            self._entries.pop(inode, None)
+
+    async def readlink(self, inode: int, ctx: Any) -> bytes:
+        entry = self._get(inode)
+        if entry.kind != SYMLINK:
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        return (entry.target or "").encode()
+
+    async def opendir(self, inode: int, ctx: Any) -> int:
+        if self._get(inode).kind != DIR:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        fh = self._next_fh
+        self._next_fh += 1
+        self._dirs[fh] = (inode, {0: ""})  # offset -> name to continue after
+        return fh
+
+    async def readdir(self, fh: int, start_id: int, token: Any) -> None:
+        inode, cursors = self._dirs[fh]
+        after = cursors.get(start_id, "")
+        offset = start_id
+        while True:
+            page = self.snap.children(inode - 1, after, 256)
+            if not page:
+                return
+            for entry in page:
+                offset += 1
+                cursors[offset] = entry.name
+                if not pyfuse3.readdir_reply(
+                    token, entry.name.encode(), self._attrs(entry), offset
+                ):
+                    return
+                self._entries[_inode(entry.id)] = entry
+            after = page[-1].name
+
+    async def releasedir(self, fh: int) -> None:
+        self._dirs.pop(fh, None)
+
+    async def open(self, inode: int, flags: int, ctx: Any) -> Any:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
+            raise pyfuse3.FUSEError(errno.EROFS)
+        entry = self._get(inode)
+        if not stat.S_ISREG(entry.mode):
+            raise pyfuse3.FUSEError(errno.EISDIR if entry.kind == DIR else errno.EINVAL)
+        return pyfuse3.FileInfo(fh=inode, keep_cache=True)
+
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        entry = self._get(fh)
+        try:
+            return self.snap.read(entry, off, size)
+        except (IntegrityError, StorageError) as exc:
+            log.error("EIO reading %s: %s", self.snap.path_of(entry.id), exc)
+            raise pyfuse3.FUSEError(errno.EIO) from exc
+
+    async def release(self, fh: int) -> None:
+        return None
+
+    async def statfs(self, ctx: Any) -> Any:
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = s.f_frsize = 1 << 20
+        s.f_blocks = (self.snap.version.size + s.f_bsize - 1) // s.f_bsize
+        s.f_bfree = s.f_bavail = 0
+        s.f_files = self.snap.version.files
+        s.f_ffree = s.f_favail = 0
+        s.f_namemax = 255
+        return s

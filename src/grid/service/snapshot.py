@@ -1,0 +1,99 @@
+"""A succeeded version opened for random access by entry id: what a filesystem front-end needs.
+
+Reads go blob by blob through a small in-memory LRU of verified blobs, so a sequential reader
+fetches and checks each blob once however small its read calls are.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+
+from grid.records import VersionInfo
+from grid.service.context import Context
+from grid.service.resolve import readable_version
+from grid.store.manifest import BlobLocation, Entry, ManifestReader
+from grid.store.repository import Store
+
+_CACHE_BYTES = 64 << 20
+_BLOB_LISTS = 4096
+
+
+class Snapshot:
+    """Queries and reads on one version; single-threaded use (one per FUSE loop)."""
+
+    def __init__(self, store: Store, manifest: ManifestReader, version: VersionInfo) -> None:
+        self.version = version
+        self.manifest = manifest
+        self._store = store
+        self._blobs: OrderedDict[int, tuple[list[BlobLocation], list[int]]] = OrderedDict()
+        self._cache: OrderedDict[bytes, bytes] = OrderedDict()
+        self._cached_bytes = 0
+
+    def close(self) -> None:
+        self.manifest.close()
+
+    def entry(self, entry_id: int) -> Entry:
+        return self.manifest.entry(entry_id)
+
+    def child(self, parent_id: int, name: str) -> Entry:
+        return self.manifest.child(parent_id, name)
+
+    def children(self, parent_id: int, after: str = "", limit: int = 1000) -> list[Entry]:
+        return self.manifest.children(parent_id, after, limit)
+
+    def path_of(self, entry_id: int) -> str:
+        return self.manifest.path_of(entry_id)
+
+    def _layout(self, entry: Entry) -> tuple[list[BlobLocation], list[int]]:
+        hit = self._blobs.get(entry.id)
+        if hit is None:
+            blobs = self.manifest.blobs(entry)
+            starts, total = [], 0
+            for b in blobs:
+                starts.append(total)
+                total += b.raw_length
+            hit = self._blobs[entry.id] = (blobs, starts)
+            if len(self._blobs) > _BLOB_LISTS:
+                self._blobs.popitem(last=False)
+        else:
+            self._blobs.move_to_end(entry.id)
+        return hit
+
+    def _blob(self, loc: BlobLocation) -> bytes:
+        data = self._cache.get(loc.digest)
+        if data is not None:
+            self._cache.move_to_end(loc.digest)
+            return data
+        data = self._store.read_blob(loc)
+        self._cache[loc.digest] = data
+        self._cached_bytes += len(data)
+        while self._cached_bytes > _CACHE_BYTES and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self._cached_bytes -= len(old)
+        return data
+
+    def read(self, entry: Entry, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes of a file from ``offset``, verified.
+
+        Raises:
+            IntegrityError: the stored bytes are damaged or missing.
+        """
+        blobs, starts = self._layout(entry)
+        end = min(offset + size, entry.size)
+        out = []
+        pos = offset
+        while pos < end:
+            i = bisect.bisect_right(starts, pos) - 1
+            data = self._blob(blobs[i])
+            start = pos - starts[i]
+            piece = data[start : start + (end - pos)]
+            out.append(piece)
+            pos += len(piece)
+        return b"".join(out)
+
+
+def open_snapshot(ctx: Context, name: str, number: int | None) -> Snapshot:
+    """Open a succeeded version (default: the latest) for random access."""
+    version = readable_version(ctx, name, number)
+    return Snapshot(ctx.store, ctx.store.open_manifest(version.manifest_id), version)

@@ -1,0 +1,153 @@
+"""A real FUSE mount: the tree byte for byte, read-only, EIO on damage, side by side, dead
+mounts."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e.conftest import GRID
+from tests.service.test_create_roundtrip import source_tree
+
+pytestmark = pytest.mark.fuse
+pyfuse3 = pytest.importorskip("pyfuse3")
+if not os.path.exists("/dev/fuse"):
+    pytest.skip("no /dev/fuse here", allow_module_level=True)
+
+
+def _grid_mounts() -> list[str]:
+    with open("/proc/mounts") as f:
+        return [line.split()[1] for line in f if line.split()[2] == "fuse.grid"]
+
+
+@pytest.fixture
+def run(home):
+    env = {**os.environ, "GRID_HOME": str(home), "GRID_FSYNC": "0"}
+
+    def run(*args):
+        return subprocess.run([*GRID, *args], capture_output=True, text=True, env=env, timeout=60)
+
+    yield run
+    for mp in _grid_mounts():
+        if mp.startswith(str(home.parent)):
+            subprocess.run(["fusermount3", "-u", "-z", mp], check=False)
+
+
+def test_mounted_tree_equals_the_source(run, mixed_tree, tmp_path):
+    root, files = mixed_tree
+    assert run("datastore", "create", str(root)).returncode == 0
+    mp = tmp_path / "mnt"
+    r = run("datastore", "mount", "my_dataset:1", str(mp))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(mp)
+    assert source_tree(mp) == source_tree(root)
+    data = files["big/blob.bin"]
+    rng = random.Random(3)
+    fd = os.open(mp / "big" / "blob.bin", os.O_RDONLY)
+    try:
+        for _ in range(100):
+            off = rng.randrange(len(data))
+            n = rng.choice([1, 4096, 300_000])
+            assert os.pread(fd, n, off) == data[off : off + n]
+    finally:
+        os.close(fd)
+    assert run("datastore", "unmount", str(mp)).returncode == 0
+    assert str(mp) not in _grid_mounts() and os.listdir(mp) == []
+
+
+def test_mount_is_read_only(run, mixed_tree, tmp_path):
+    root, _ = mixed_tree
+    run("datastore", "create", str(root))
+    mp = tmp_path / "mnt"
+    assert run("datastore", "mount", "my_dataset", str(mp)).returncode == 0
+    for attempt in (
+        lambda: os.open(mp / "new.txt", os.O_WRONLY | os.O_CREAT),
+        lambda: os.open(mp / "val" / "labels.csv", os.O_WRONLY | os.O_APPEND),
+        lambda: os.mkdir(mp / "d"),
+        lambda: os.unlink(mp / "empty.txt"),
+    ):
+        with pytest.raises(OSError) as info:
+            attempt()
+        assert info.value.errno == errno.EROFS
+
+
+def test_damaged_blob_gives_eio_and_a_log_line_never_wrong_bytes(run, home, tmp_path):
+    src = tmp_path / "d"
+    src.mkdir()
+    (src / "good.bin").write_bytes(os.urandom(10_000))
+    (src / "hurt.bin").write_bytes(os.urandom(10_000))
+    run("datastore", "create", str(src))
+    packs = [
+        os.path.join(d, f) for d, _, fs in os.walk(home / "objects") for f in fs if "/packs/" in d
+    ]
+    with open(packs[0], "r+b") as f:
+        f.seek(8 + 10_000 + 100)  # inside hurt.bin, the second blob
+        f.write(b"\0" * 8)
+    mp = tmp_path / "mnt"
+    assert run("datastore", "mount", "d:1", str(mp)).returncode == 0
+    assert (mp / "good.bin").read_bytes() == (src / "good.bin").read_bytes()
+    with pytest.raises(OSError) as info:
+        (mp / "hurt.bin").read_bytes()
+    assert info.value.errno == errno.EIO
+    log = (home / "logs" / "mount-d-1.log").read_text()
+    assert "hurt.bin" in log and "EIO" in log
+
+
+def test_two_versions_side_by_side_and_unmount_all(run, tmp_path):
+    src = tmp_path / "ds"
+    src.mkdir()
+    mps = []
+    for i in (1, 2):
+        (src / "f.txt").write_text(f"v{i}")
+        run("datastore", "create", str(src))
+    for i in (1, 2):
+        mp = tmp_path / f"m{i}"
+        assert run("datastore", "mount", f"ds:{i}", str(mp)).returncode == 0
+        mps.append(mp)
+    assert [(mp / "f.txt").read_text() for mp in mps] == ["v1", "v2"]
+    r = run("datastore", "unmount", "--all")
+    assert r.returncode == 0
+    assert not any(str(mp) in _grid_mounts() for mp in mps)
+
+
+def test_unmount_clears_a_dead_mount(run, tmp_path):
+    src = tmp_path / "ds"
+    src.mkdir()
+    (src / "f.txt").write_text("x")
+    run("datastore", "create", str(src))
+    mp = tmp_path / "m"
+    assert run("datastore", "mount", "ds:1", str(mp)).returncode == 0
+    pids = subprocess.run(
+        ["pgrep", "-f", f"datastore mount ds:1 {mp}"], capture_output=True, text=True
+    ).stdout.split()
+    assert pids
+    for pid in pids:
+        os.kill(int(pid), signal.SIGKILL)
+    time.sleep(0.3)
+    with pytest.raises(OSError) as info:
+        os.listdir(mp)
+    assert info.value.errno == errno.ENOTCONN
+    assert run("datastore", "unmount", str(mp)).returncode == 0
+    assert os.listdir(mp) == [] and str(mp) not in _grid_mounts()
+    assert run("datastore", "mount", "ds:1", str(mp)).returncode == 0  # usable again
+    assert (mp / "f.txt").read_text() == "x"
+
+
+def test_mount_errors_are_one_line(run, tmp_path):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x").write_text("x")
+    run("datastore", "create", str(busy))
+    for args, needle in (
+        (["datastore", "mount", "nosuch"], "no datastore"),
+        (["datastore", "mount", "busy:1", str(busy)], "not empty"),
+        (["datastore", "unmount", str(tmp_path)], "not a grid mount"),
+    ):
+        r = run(*args)
+        assert r.returncode != 0 and needle in r.stderr and "Traceback" not in r.stderr

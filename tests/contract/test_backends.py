@@ -99,3 +99,32 @@ def test_local_leaves_no_temp_files(tmp_path):
     store.put("a/b", [b"x" * 10])
     leftovers = [n for _, _, names in os.walk(tmp_path / "o") for n in names if "tmp" in n]
     assert leftovers == []
+
+
+def test_concurrent_range_reads_over_many_objects_then_replace_and_delete(backend):
+    blobs = {f"packs/{i:03d}": os.urandom(2000 + i) for i in range(150)}  # > the fd cache
+    for key, data in blobs.items():
+        backend.put(key, [data])
+    errors = []
+
+    def reader(seed):
+        rng = __import__("random").Random(seed)
+        for _ in range(400):
+            key = rng.choice(list(blobs))
+            off = rng.randrange(len(blobs[key]))
+            if backend.get_range(key, off, 100) != blobs[key][off : off + 100]:
+                errors.append(key)
+
+    threads = [threading.Thread(target=reader, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    backend.put("packs/000", [b"replaced"])
+    assert backend.get_range("packs/000", 0, 8) == b"replaced"
+    backend.delete("packs/001")
+    with pytest.raises(NotFoundError):
+        backend.get_range("packs/001", 0, 1)
+    backend.close()
+    assert backend.get_range("packs/002", 0, 10) == blobs["packs/002"][:10]  # reopens

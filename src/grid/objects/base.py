@@ -86,6 +86,9 @@ class ObjectStore(ABC):
             return False
         return True
 
+    def close(self) -> None:  # noqa: B027 - optional: nothing to release by default
+        """Release cached resources (open files, connections). Idempotent."""
+
     def local_path(self, key: str) -> str | None:
         """Return a filesystem path holding the object's bytes, if the backend has one."""
         return None

@@ -60,5 +60,8 @@ class FaultyStore(ObjectStore):
     def list(self, prefix: str = "") -> Iterator[str]:
         return self.inner.list(prefix)
 
+    def close(self) -> None:
+        self.inner.close()
+
     def local_path(self, key: str) -> str | None:
         return self.inner.local_path(key)

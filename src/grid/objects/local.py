@@ -7,14 +7,17 @@ import contextlib
 import errno
 import os
 import shutil
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
 from grid.errors import NoSpaceError, NotFoundError, StorageError
 from grid.objects.base import Buffer, ObjectStore, validate_key
 
 _TMP_SUFFIX = ".tmp"
-_IOV_MAX = 1024  # Linux IOV_MAX; writev takes at most this many buffers per call
+_IOV_MAX = 1024
+_OPEN_READERS = 64  # Linux IOV_MAX; writev takes at most this many buffers per call
 
 
 def _storage_error(exc: OSError, key: str) -> StorageError:
@@ -39,6 +42,9 @@ class LocalDirectory(ObjectStore):
         self.durable = durable
         os.makedirs(self.root, exist_ok=True)
         self._made_dirs: set[str] = set()
+        self._fds: OrderedDict[str, int] = OrderedDict()
+        self._users: dict[int, int] = {}
+        self._fds_lock = threading.Lock()
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, validate_key(key))
@@ -63,6 +69,7 @@ class LocalDirectory(ObjectStore):
         except OSError as exc:
             _remove_quietly(tmp)
             raise _storage_error(exc, key) from exc
+        self._forget_reader(key)
         return total
 
     def sync(self, keys: Sequence[str]) -> None:
@@ -114,18 +121,62 @@ class LocalDirectory(ObjectStore):
             raise _storage_error(exc, key) from exc
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
-        try:
-            fd = os.open(self._path(key), os.O_RDONLY)
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"object {key} not found", key=key) from exc
-        except OSError as exc:
-            raise _storage_error(exc, key) from exc
+        fd = self._acquire(key)
         try:
             return os.pread(fd, length, offset)
         except OSError as exc:
             raise _storage_error(exc, key) from exc
         finally:
+            self._release(fd)
+
+    # Read descriptors: readers of a pack (the mount, streaming) call get_range once per blob,
+    # and an open+close per call costs more than the read. A small LRU keeps them open; each is
+    # reference-counted so that eviction never closes one a pread is still using. Objects are
+    # immutable, and put/delete evict their key.
+    def _acquire(self, key: str) -> int:
+        with self._fds_lock:
+            fd = self._fds.get(key)
+            if fd is not None:
+                self._fds.move_to_end(key)
+                self._users[fd] += 1
+                return fd
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"object {key} not found", key=key) from exc
+        except OSError as exc:
+            raise _storage_error(exc, key) from exc
+        with self._fds_lock:
+            self._users[fd] = 1
+            if key not in self._fds:
+                self._fds[key] = fd
+                self._users[fd] += 1  # the cache's own reference
+                if len(self._fds) > _OPEN_READERS:
+                    self._drop(self._fds.popitem(last=False)[1])
+        return fd
+
+    def _release(self, fd: int) -> None:
+        with self._fds_lock:
+            self._drop(fd)
+
+    def _drop(self, fd: int) -> None:
+        """Drop one reference (lock held); close when none is left."""
+        self._users[fd] -= 1
+        if self._users[fd] == 0:
+            del self._users[fd]
             os.close(fd)
+
+    def _forget_reader(self, key: str) -> None:
+        with self._fds_lock:
+            fd = self._fds.pop(key, None)
+            if fd is not None:
+                self._drop(fd)
+
+    def close(self) -> None:
+        """Close the cached read descriptors (those in use close when their read ends)."""
+        with self._fds_lock:
+            while self._fds:
+                self._drop(self._fds.popitem()[1])
 
     def size(self, key: str) -> int:
         try:
@@ -136,6 +187,7 @@ class LocalDirectory(ObjectStore):
             raise _storage_error(exc, key) from exc
 
     def delete(self, key: str) -> None:
+        self._forget_reader(key)
         try:
             os.unlink(self._path(key))
         except FileNotFoundError:

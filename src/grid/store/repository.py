@@ -38,6 +38,7 @@ class Store:
 
     def close(self) -> None:
         self.index.close()
+        self.objects.close()
 
     # -- manifests ---------------------------------------------------------------------------
     def put_manifest(self, manifest_id: str, path: str) -> int:

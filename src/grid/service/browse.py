@@ -9,7 +9,7 @@ from grid.errors import PathNotFoundError
 from grid.records import FileInfo, VersionInfo
 from grid.service.context import Context
 from grid.service.resolve import readable_version
-from grid.store.manifest import DIR, FILE, Entry, ManifestReader
+from grid.store.manifest import DIR, FILE, BlobLocation, Entry, ManifestReader
 from grid.store.reader import BlobFile, stream_files
 
 
@@ -46,6 +46,21 @@ def stat_path(
         manifest.close()
 
 
+def _file_blobs(
+    ctx: Context, name: str, number: int | None, path: str
+) -> tuple[Entry, list[BlobLocation]]:
+    """Resolve a regular file of a version (symlinks followed inside it) to its blobs."""
+    version = readable_version(ctx, name, number)
+    manifest = ctx.store.open_manifest(version.manifest_id)
+    try:
+        entry = manifest.resolve(path)
+        if entry.kind != FILE:
+            raise PathNotFoundError(f"{path} is not a file in {version.ref}", path=path)
+        return entry, manifest.blobs(entry)
+    finally:
+        manifest.close()
+
+
 def read_file(ctx: Context, name: str, number: int | None, path: str) -> Iterator[bytes]:
     """Stream the bytes of a regular file (symlinks are followed inside the version), each
     blob verified against its BLAKE3 id before it is yielded.
@@ -54,16 +69,8 @@ def read_file(ctx: Context, name: str, number: int | None, path: str) -> Iterato
         PathNotFoundError: no such file, or the path is a directory.
         IntegrityError: stored bytes are damaged; nothing wrong is ever yielded.
     """
-    version = readable_version(ctx, name, number)
-    manifest = ctx.store.open_manifest(version.manifest_id)
-    try:
-        entry = manifest.resolve(path)
-        if entry.kind != FILE:
-            raise PathNotFoundError(f"{path} is not a file in {version.ref}", path=path)
-    except BaseException:
-        manifest.close()
-        raise
-    return _stream(ctx, manifest, entry)
+    _entry, blobs = _file_blobs(ctx, name, number, path)
+    return (ctx.store.read_blob(loc) for loc in blobs)
 
 
 def open_file(ctx: Context, name: str, number: int | None, path: str) -> io.BufferedReader:
@@ -72,15 +79,7 @@ def open_file(ctx: Context, name: str, number: int | None, path: str) -> io.Buff
     Raises:
         PathNotFoundError: no such file, or the path is a directory.
     """
-    version = readable_version(ctx, name, number)
-    manifest = ctx.store.open_manifest(version.manifest_id)
-    try:
-        entry = manifest.resolve(path)
-        if entry.kind != FILE:
-            raise PathNotFoundError(f"{path} is not a file in {version.ref}", path=path)
-        blobs = manifest.blobs(entry)
-    finally:
-        manifest.close()
+    entry, blobs = _file_blobs(ctx, name, number, path)
     return io.BufferedReader(BlobFile(ctx.store, blobs, name=entry.path), buffer_size=1 << 20)
 
 
@@ -97,12 +96,5 @@ def iter_files(
 def _iter(ctx: Context, manifest: ManifestReader, prefix: str) -> Iterator[tuple[str, bytes]]:
     try:
         yield from stream_files(ctx.store, manifest, prefix)
-    finally:
-        manifest.close()
-
-
-def _stream(ctx: Context, manifest: ManifestReader, entry: Entry) -> Iterator[bytes]:
-    try:
-        yield from ctx.store.read_file(manifest, entry)
     finally:
         manifest.close()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 from grid.errors import IntegrityError, NotFoundError
 from grid.ids import digest_of
 from grid.objects.base import ObjectStore
 from grid.store.compression import decode
 from grid.store.index import BlobIndex
-from grid.store.manifest import BlobLocation, Entry, ManifestReader
+from grid.store.manifest import BlobLocation, ManifestReader
 from grid.store.pack import pack_key
 
 # Blobs of a pack closer than this are fetched with one read (the gap is read and dropped).
@@ -111,11 +110,6 @@ class Store:
                 f"pack {pack_id} holding blob {loc.digest.hex()} is missing",
                 digest=loc.digest.hex(),
             ) from exc
-
-    def read_file(self, manifest: ManifestReader, entry: Entry) -> Iterator[bytes]:
-        """Yield a file's content blob by blob, each verified."""
-        for loc in manifest.blobs(entry):
-            yield self.read_blob(loc)
 
     def missing_packs(self, pack_ids: list[str]) -> list[str]:
         """Return the pack ids that are not stored (a cheap existence check, no reads)."""

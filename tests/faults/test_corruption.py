@@ -16,10 +16,13 @@ def _packs(home):
     return [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
 
 
+def _source(tmp_path, data: bytes):
+    src = _source(tmp_path, data)
+    return src
+
+
 def test_flipped_byte_is_an_integrity_error_and_cat_prints_nothing(home, tmp_path):
-    src = tmp_path / "d"
-    src.mkdir()
-    (src / "a.bin").write_bytes(os.urandom(50_000))
+    src = _source(tmp_path, os.urandom(50_000))
     with grid.Client(str(home), fsync=False) as c:
         c.create(str(src), "d")
     (pack,) = _packs(home)
@@ -41,9 +44,7 @@ def test_flipped_byte_is_an_integrity_error_and_cat_prints_nothing(home, tmp_pat
 
 
 def test_missing_pack_is_an_integrity_error(home, tmp_path):
-    src = tmp_path / "d"
-    src.mkdir()
-    (src / "a.bin").write_bytes(b"x" * 1000)
+    src = _source(tmp_path, b"x" * 1000)
     with grid.Client(str(home), fsync=False) as c:
         c.create(str(src), "d")
         for pack in _packs(home):
@@ -53,9 +54,7 @@ def test_missing_pack_is_an_integrity_error(home, tmp_path):
 
 
 def test_a_missing_pack_is_stored_again_by_the_next_create(home, tmp_path):
-    src = tmp_path / "d"
-    src.mkdir()
-    (src / "a.bin").write_bytes(os.urandom(10_000))
+    src = _source(tmp_path, os.urandom(10_000))
     with grid.Client(str(home), fsync=False) as c:
         c.create(str(src), "d")
         for pack in _packs(home):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from grid.errors import PathNotFoundError
 from grid.records import FileInfo, VersionInfo
@@ -19,46 +20,47 @@ def _info(entry: Entry) -> FileInfo:
     )
 
 
+@contextmanager
+def _opened(
+    ctx: Context, name: str, number: int | None
+) -> Iterator[tuple[VersionInfo, ManifestReader]]:
+    """The readable version and its open manifest, closed on exit."""
+    version = readable_version(ctx, name, number)
+    manifest = ctx.store.open_manifest(version.manifest_id)
+    try:
+        yield version, manifest
+    finally:
+        manifest.close()
+
+
 def list_dir(
     ctx: Context, name: str, number: int | None, path: str = ""
 ) -> tuple[VersionInfo, list[FileInfo]]:
     """The entries of directory ``path`` in a version; a file path lists just that file."""
-    version = readable_version(ctx, name, number)
-    manifest = ctx.store.open_manifest(version.manifest_id)
-    try:
+    with _opened(ctx, name, number) as (version, manifest):
         entry = manifest.resolve(path)
         if entry.kind != DIR:
             return version, [_info(manifest.stat(path))]
         return version, [_info(e) for e in manifest.listdir(entry.path)]
-    finally:
-        manifest.close()
 
 
 def stat_path(
     ctx: Context, name: str, number: int | None, path: str, *, follow: bool = False
 ) -> FileInfo:
     """Metadata of one path in a version; with ``follow``, of what a symlink points to."""
-    version = readable_version(ctx, name, number)
-    manifest = ctx.store.open_manifest(version.manifest_id)
-    try:
+    with _opened(ctx, name, number) as (_version, manifest):
         return _info(manifest.resolve(path) if follow else manifest.stat(path))
-    finally:
-        manifest.close()
 
 
 def _file_blobs(
     ctx: Context, name: str, number: int | None, path: str
 ) -> tuple[Entry, list[BlobLocation]]:
     """Resolve a regular file of a version (symlinks followed inside it) to its blobs."""
-    version = readable_version(ctx, name, number)
-    manifest = ctx.store.open_manifest(version.manifest_id)
-    try:
+    with _opened(ctx, name, number) as (version, manifest):
         entry = manifest.resolve(path)
         if entry.kind != FILE:
             raise PathNotFoundError(f"{path} is not a file in {version.ref}", path=path)
         return entry, manifest.blobs(entry)
-    finally:
-        manifest.close()
 
 
 def read_file(ctx: Context, name: str, number: int | None, path: str) -> Iterator[bytes]:

@@ -17,7 +17,9 @@ def _packs(home):
 
 
 def _source(tmp_path, data: bytes):
-    src = _source(tmp_path, data)
+    src = tmp_path / "d"
+    src.mkdir()
+    (src / "a.bin").write_bytes(data)
     return src
 
 

@@ -22,6 +22,8 @@ Foreign exceptions (OSError, sqlite3, SQLAlchemy) never cross a layer: they are 
 
 from __future__ import annotations
 
+import errno
+
 
 class GridError(Exception):
     """Root of every error grid raises on purpose."""
@@ -108,3 +110,11 @@ class NoSpaceError(StorageError):
 
 class Interrupted(GridError):
     """The operation was stopped by the user (Ctrl-C or SIGTERM)."""
+
+
+def storage_error(exc: OSError, doing: str, **attrs: object) -> StorageError:
+    """Translate an OSError met while ``doing`` something: NoSpaceError for a full disk or
+    quota (so the CLI says to free space), StorageError otherwise."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return NoSpaceError(f"no space left to {doing}: {exc.strerror}", **attrs)
+    return StorageError(f"cannot {doing}: {exc.strerror or exc}", **attrs)

@@ -10,8 +10,3 @@ DIGEST_SIZE = 32
 def digest_of(data: bytes | bytearray | memoryview) -> bytes:
     """Return the 32-byte BLAKE3 digest of ``data``."""
     return blake3.blake3(data).digest()
-
-
-def hex_id(digest: bytes) -> str:
-    """Return the lowercase hex spelling of a digest (how ids are shown to people)."""
-    return digest.hex()

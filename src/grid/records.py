@@ -10,7 +10,6 @@ PROCESSING = "processing"
 OPTIMIZING = "optimizing"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
-STATUSES = (UPLOADING, PROCESSING, OPTIMIZING, SUCCEEDED, FAILED)
 
 
 @dataclass(frozen=True)

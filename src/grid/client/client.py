@@ -9,13 +9,12 @@
 from __future__ import annotations
 
 import builtins
-import errno
 import io
 import os
 from collections.abc import Iterator
 
 from grid.catalog import Catalog
-from grid.errors import NoSpaceError, StorageError
+from grid.errors import storage_error
 from grid.objects import LocalDirectory
 from grid.records import DatastoreInfo, FileInfo, VersionInfo
 from grid.service import browse, create, delete, download, listing, snapshot, verify
@@ -50,8 +49,7 @@ class Client:
         try:
             os.makedirs(self.home, exist_ok=True)
         except OSError as exc:
-            cls = NoSpaceError if exc.errno == errno.ENOSPC else StorageError
-            raise cls(f"cannot create GRID_HOME {self.home}: {exc.strerror}") from exc
+            raise storage_error(exc, f"create GRID_HOME {self.home}") from exc
         catalog = Catalog(f"sqlite:///{os.path.join(self.home, 'catalog.db')}", owner)
         store = Store(
             LocalDirectory(os.path.join(self.home, "objects", owner), durable=fsync),

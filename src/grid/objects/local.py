@@ -4,7 +4,6 @@ renamed into place."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import threading
@@ -12,18 +11,16 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
-from grid.errors import NoSpaceError, NotFoundError, StorageError
+from grid.errors import NotFoundError, StorageError, storage_error
 from grid.objects.base import Buffer, ObjectStore, validate_key
 
 _TMP_SUFFIX = ".tmp"
-_IOV_MAX = 1024
-_OPEN_READERS = 64  # Linux IOV_MAX; writev takes at most this many buffers per call
+_IOV_MAX = 1024  # Linux IOV_MAX; writev takes at most this many buffers per call
+_OPEN_READERS = 64
 
 
 def _storage_error(exc: OSError, key: str) -> StorageError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return NoSpaceError(f"no space left to store {key}: {exc.strerror}", key=key)
-    return StorageError(f"cannot access object {key}: {exc.strerror or exc}", key=key)
+    return storage_error(exc, f"store or read object {key}", key=key)
 
 
 class LocalDirectory(ObjectStore):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import errno
 import os
 from dataclasses import dataclass
 
 from grid.catalog import Catalog
-from grid.errors import NoSpaceError, StorageError
+from grid.errors import storage_error
 from grid.store import Store
 
 
@@ -31,8 +30,7 @@ class Context:
         try:
             os.makedirs(self.scratch_dir, exist_ok=True)
         except OSError as exc:
-            cls = NoSpaceError if exc.errno == errno.ENOSPC else StorageError
-            raise cls(f"cannot create {self.scratch_dir}: {exc.strerror}") from exc
+            raise storage_error(exc, f"create {self.scratch_dir}") from exc
         return os.path.join(self.scratch_dir, name)
 
     def close(self) -> None:

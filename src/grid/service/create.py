@@ -177,7 +177,7 @@ class _Totals:
 
     def _count(self) -> None:
         try:
-            for entry in LocalSource(self._source.root).entries():
+            for entry in LocalSource(self._source.root, exclude=self._source.exclude).entries():
                 if self.stop.is_set():
                     return
                 if stat.S_ISREG(entry.mode):

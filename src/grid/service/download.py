@@ -8,13 +8,12 @@ Packs are read in large sequential spans; files are written by a few threads.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from grid.errors import IntegrityError, NoSpaceError, StorageError, UsageError
+from grid.errors import IntegrityError, UsageError, storage_error
 from grid.records import VersionInfo
 from grid.service.context import Context
 from grid.service.resolve import readable_version
@@ -89,8 +88,7 @@ def download(
             os.chmod(target, entry.mode & 0o7777)
             os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns))
     except OSError as exc:
-        cls = NoSpaceError if exc.errno == errno.ENOSPC else StorageError
-        raise cls(f"cannot write under {dest}: {exc.strerror or exc}") from exc
+        raise storage_error(exc, f"write under {dest}") from exc
     finally:
         manifest.close()
     return report

@@ -13,6 +13,7 @@ from grid.records import VersionInfo
 from grid.service.context import Context
 from grid.service.resolve import readable_version
 from grid.store.manifest import BlobLocation, Entry, ManifestReader
+from grid.store.reader import blob_starts
 from grid.store.repository import Store
 
 _CACHE_BYTES = 64 << 20
@@ -49,11 +50,7 @@ class Snapshot:
         hit = self._blobs.get(entry.id)
         if hit is None:
             blobs = self.manifest.blobs(entry)
-            starts, total = [], 0
-            for b in blobs:
-                starts.append(total)
-                total += b.raw_length
-            hit = self._blobs[entry.id] = (blobs, starts)
+            hit = self._blobs[entry.id] = (blobs, blob_starts(blobs))
             if len(self._blobs) > _BLOB_LISTS:
                 self._blobs.popitem(last=False)
         else:

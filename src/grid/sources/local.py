@@ -18,6 +18,7 @@ class LocalSource:
     def __init__(self, root: str, warn: Warn | None = None, exclude: tuple[str, ...] = ()) -> None:
         self.root = os.path.abspath(root)
         self.warn = warn or (lambda _msg: None)
+        self.exclude = exclude
         # (device, inode) of folders never to enter, e.g. GRID_HOME inside the source
         self._excluded = {(st.st_dev, st.st_ino) for st in map(_stat_or_none, exclude) if st}
         try:

@@ -73,19 +73,6 @@ class BlobIndex:
                 self._all.append(conn)
         return conn
 
-    def lookup(self, digest: bytes) -> BlobRef | None:
-        """Return where ``digest`` is stored, or None."""
-        row = (
-            self._conn()
-            .execute(
-                "SELECT p.name, b.offset, b.stored_length, b.raw_length, b.codec, p.size"
-                " FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.digest = ?",
-                (digest,),
-            )
-            .fetchone()
-        )
-        return BlobRef(*row) if row else None
-
     def lookup_many(self, digests: list[bytes]) -> dict[bytes, BlobRef]:
         """Return the stored location of each of ``digests`` that is in the index."""
         found: dict[bytes, BlobRef] = {}

@@ -70,14 +70,11 @@ class PackBuilder:
 
 
 def trailer_span(tail: bytes) -> tuple[int, int]:
-    """From the last ``TAIL_SIZE`` bytes of a pack, return (blob count, trailer length)."""
+    """From the last bytes of a pack, return (blob count, trailer length)."""
     count, magic = _TAIL.unpack(tail[-_TAIL.size :])
     if magic != TRAILER_MAGIC:
         raise IntegrityError("not a grid pack: trailer magic missing")
     return count, count * ENTRY.size + _TAIL.size
-
-
-TAIL_SIZE = _TAIL.size
 
 
 def parse_trailer(trailer: bytes) -> list[PackedBlob]:

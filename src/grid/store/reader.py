@@ -18,18 +18,23 @@ if TYPE_CHECKING:
 _SPAN = 16 << 20
 
 
+def blob_starts(blobs: list[BlobLocation]) -> list[int]:
+    """Offset in the file at which each blob begins (bisect it to find the blob for a byte)."""
+    starts, total = [], 0
+    for blob in blobs:
+        starts.append(total)
+        total += blob.raw_length
+    return starts
+
+
 class BlobFile(io.RawIOBase):
     """A read-only, seekable view of one file's content; fetches one verified blob at a time."""
 
     def __init__(self, store: Store, blobs: list[BlobLocation], name: str = "") -> None:
         self._store = store
         self._blobs = blobs
-        self._starts: list[int] = []
-        total = 0
-        for blob in blobs:
-            self._starts.append(total)
-            total += blob.raw_length
-        self._size = total
+        self._starts = blob_starts(blobs)
+        self._size = sum(b.raw_length for b in blobs)
         self._pos = 0
         self._cached: tuple[int, bytes] | None = None
         self.name = name

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from grid.errors import UsageError
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -15,12 +17,16 @@ class Settings:
         newest objects); default ``1``.
     GRID_OWNER: owner name in embedded mode (default ``local``).
     GRID_DEBUG: ``1`` shows tracebacks in the CLI.
+    GRID_CACHE_SIZE: bound of the on-disk cache of verified blobs used by mounts and
+        ``open`` (``10G``, ``512M``, ``0`` for none); default: none for a local object
+        directory (its packs already are local files).
     """
 
     home: str
     fsync: bool = True
     owner: str = "local"
     debug: bool = False
+    cache_size: int | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -31,4 +37,26 @@ class Settings:
             fsync=env.get("GRID_FSYNC", "1") not in ("0", "false", "no"),
             owner=env.get("GRID_OWNER", "local"),
             debug=env.get("GRID_DEBUG", "0") not in ("0", "", "false", "no"),
+            cache_size=parse_size(env["GRID_CACHE_SIZE"]) if env.get("GRID_CACHE_SIZE") else None,
         )
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``123``, ``64K``, ``512M``, ``10G``, ``1T`` (binary units, optional ``iB``/``B``).
+
+    Raises:
+        UsageError: not a size.
+    """
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1:] if t[-1:] in _UNITS else ""
+    number = t[: len(t) - len(unit)].strip()
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise UsageError(f"{text!r} is not a size", rule="a size is like 0, 512M or 10G")
+    return int(value * _UNITS[unit])

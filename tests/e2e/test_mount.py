@@ -151,3 +151,31 @@ def test_mount_errors_are_one_line(run, tmp_path):
     ):
         r = run(*args)
         assert r.returncode != 0 and needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_blob_cache_stays_under_a_small_limit(run, home, tmp_path):
+    src = tmp_path / "ds"
+    src.mkdir()
+    files = {f"f{i:02d}.bin": os.urandom(100_000) for i in range(40)}  # 4 MB through 1 MiB
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    run("datastore", "create", str(src))
+    mp = tmp_path / "m"
+    assert run("datastore", "mount", "ds:1", str(mp), "--cache-size", "1M").returncode == 0
+    assert {name: (mp / name).read_bytes() for name in files} == files
+    assert run("datastore", "unmount", str(mp)).returncode == 0
+    cache = home / "cache" / "local" / "blobs"
+    deadline = time.time() + 10  # the mount process flushes and evicts as it exits
+    while True:
+        blobs = [
+            os.path.getsize(os.path.join(d, f))
+            for d, _, fs in os.walk(cache)
+            for f in fs
+            if d != str(cache)
+        ]
+        if (blobs and sum(blobs) <= 1 << 20) or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert blobs and sum(blobs) <= 1 << 20
+    r = run("datastore", "mount", "ds:1", str(mp), "--cache-size", "bogus")
+    assert r.returncode == 2 and "not a size" in r.stderr

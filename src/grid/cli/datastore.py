@@ -14,6 +14,7 @@ from grid.cli import render
 from grid.cli.progress import CreateDisplay
 from grid.client import Client
 from grid.errors import IntegrityError, UsageError
+from grid.settings import parse_size
 
 app = typer.Typer(
     help="Versioned datasets: create them from folders and files, list, browse and read them.",
@@ -199,8 +200,18 @@ def mount(
         ),
     ] = None,
     foreground: Annotated[bool, typer.Option("--foreground", help="Stay attached.")] = False,
+    cache_size: Annotated[
+        str | None,
+        typer.Option(
+            "--cache-size",
+            metavar="SIZE",
+            help="Bound of the on-disk blob cache shared by all mounts (e.g. 10G; 0 = none; "
+            "default $GRID_CACHE_SIZE, none for a local object directory).",
+        ),
+    ] = None,
 ) -> None:
     """Mount a succeeded version read-only (default: the latest); returns once it is ready."""
+    limit = parse_size(cache_size) if cache_size is not None else None
     runner = _mount_runner()
     with Client() as client:
         name, number = client.parse_ref(ref)
@@ -212,7 +223,9 @@ def mount(
     log_path = os.path.join(home, "logs", f"mount-{name}-{version}.log")
     if not foreground:
         print(f"mounting {name}:{version} at {target}", file=sys.stderr)
-    runner.mount(home, name, version, target, foreground=foreground, log_path=log_path)
+    runner.mount(
+        home, name, version, target, foreground=foreground, log_path=log_path, cache_size=limit
+    )
     if not foreground:
         print(target)
 

@@ -37,10 +37,18 @@ class Client:
         fsync: make stored objects durable before a version succeeds (default from
             ``GRID_FSYNC``, on).
         owner: owner name (default ``local``).
+        cache_size: bytes of verified blobs kept on disk for random reads (mounts, ``open``),
+            shared by every process using this installation; default ``GRID_CACHE_SIZE``, or
+            none for the local object directory.
     """
 
     def __init__(
-        self, home: str | None = None, *, fsync: bool | None = None, owner: str | None = None
+        self,
+        home: str | None = None,
+        *,
+        fsync: bool | None = None,
+        owner: str | None = None,
+        cache_size: int | None = None,
     ) -> None:
         settings = Settings.from_env()
         self.home = os.path.abspath(home or settings.home)
@@ -55,6 +63,7 @@ class Client:
             LocalDirectory(os.path.join(self.home, "objects", owner), durable=fsync),
             os.path.join(self.home, "index", f"{owner}.sqlite"),
             os.path.join(self.home, "cache", owner),
+            cache_limit=cache_size if cache_size is not None else settings.cache_size or 0,
         )
         self._ctx = Context(catalog, store, os.path.join(self.home, "tmp"))
 

@@ -79,16 +79,25 @@ def _check_mountpoint(mountpoint: str) -> None:
 
 
 def mount(
-    home: str | None, name: str, version: int, mountpoint: str, *, foreground: bool, log_path: str
+    home: str | None,
+    name: str,
+    version: int,
+    mountpoint: str,
+    *,
+    foreground: bool,
+    log_path: str,
+    cache_size: int | None = None,
 ) -> None:
     """Mount ``name:version`` at ``mountpoint``; in the background unless ``foreground``.
+
+    ``cache_size`` bounds the on-disk blob cache (None: the client's default).
 
     Returns once the mount answers (background) or when it is unmounted (foreground).
     """
     _check_mountpoint(mountpoint)
     if foreground:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-        with Client(home) as client:
+        with Client(home, cache_size=cache_size) as client:
             _serve(client, name, version, mountpoint, None)
         return
     read_end, write_end = os.pipe()
@@ -105,7 +114,7 @@ def mount(
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
         code = 0
         try:
-            with Client(home) as client:
+            with Client(home, cache_size=cache_size) as client:
                 _serve(client, name, version, mountpoint, write_end)
         except BaseException as exc:  # reported to the waiting parent through the pipe
             with contextlib.suppress(OSError):

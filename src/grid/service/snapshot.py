@@ -1,13 +1,16 @@
 """A succeeded version opened for random access by entry id: what a filesystem front-end needs.
 
 Reads go blob by blob through a small in-memory LRU of verified blobs, so a sequential reader
-fetches and checks each blob once however small its read calls are.
+fetches and checks each blob once however small its read calls are; a reader going forward
+through a multi-blob file has the next blobs fetched and verified by background threads while
+it consumes the current one.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from grid.records import VersionInfo
 from grid.service.context import Context
@@ -18,6 +21,7 @@ from grid.store.repository import Store
 
 _CACHE_BYTES = 64 << 20
 _BLOB_LISTS = 4096
+_READ_AHEAD = 4  # blobs (~1 MiB each) fetched ahead of a sequential reader
 
 
 class Snapshot:
@@ -30,8 +34,12 @@ class Snapshot:
         self._blobs: OrderedDict[int, tuple[list[BlobLocation], list[int]]] = OrderedDict()
         self._cache: OrderedDict[bytes, bytes] = OrderedDict()
         self._cached_bytes = 0
+        self._ends: OrderedDict[int, int] = OrderedDict()  # entry id -> end of its last read
+        self._ahead: dict[bytes, Future[bytes]] = {}
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="grid-read-ahead")
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self.manifest.close()
 
     def entry(self, entry_id: int) -> Entry:
@@ -62,7 +70,8 @@ class Snapshot:
         if data is not None:
             self._cache.move_to_end(loc.digest)
             return data
-        data = self._store.read_blob(loc)
+        pending = self._ahead.pop(loc.digest, None)
+        data = pending.result() if pending is not None else self._store.read_blob(loc)
         self._cache[loc.digest] = data
         self._cached_bytes += len(data)
         while self._cached_bytes > _CACHE_BYTES and len(self._cache) > 1:
@@ -78,6 +87,12 @@ class Snapshot:
         """
         blobs, starts = self._layout(entry)
         end = min(offset + size, entry.size)
+        if len(blobs) > 1 and self._ends.get(entry.id, 0) == offset:
+            self._read_ahead(blobs, bisect.bisect_right(starts, end - 1))
+        self._ends[entry.id] = end
+        self._ends.move_to_end(entry.id)
+        if len(self._ends) > _BLOB_LISTS:
+            self._ends.popitem(last=False)
         out = []
         pos = offset
         while pos < end:
@@ -88,6 +103,13 @@ class Snapshot:
             out.append(piece)
             pos += len(piece)
         return b"".join(out)
+
+    def _read_ahead(self, blobs: list[BlobLocation], first: int) -> None:
+        for loc in blobs[first : first + _READ_AHEAD]:
+            if loc.digest not in self._cache and loc.digest not in self._ahead:
+                self._ahead[loc.digest] = self._pool.submit(self._store.read_blob, loc)
+        while len(self._ahead) > 4 * _READ_AHEAD:  # readers that stopped early
+            self._ahead.pop(next(iter(self._ahead))).cancel()
 
 
 def open_snapshot(ctx: Context, name: str, number: int | None) -> Snapshot:

@@ -71,7 +71,7 @@ def _check(ctx: Context, batch: list[_Item], report: VerifyReport) -> None:
         bad = {}  # find out which blobs, one by one (rare path)
         for i, blob in enumerate(blobs):
             try:
-                ctx.store.read_blob(blob)
+                ctx.store.read_blob(blob, cached=False)
             except IntegrityError as exc:
                 bad[i] = exc.message
     i = 0

@@ -7,6 +7,7 @@ import os
 from grid.errors import IntegrityError, NotFoundError
 from grid.ids import digest_of
 from grid.objects.base import ObjectStore
+from grid.store.cache import BlobCache
 from grid.store.compression import decode
 from grid.store.index import BlobIndex
 from grid.store.manifest import BlobLocation, ManifestReader
@@ -27,15 +28,24 @@ class Store:
     Args:
         objects: where packs and manifests live.
         index_path: the blob index file (a cache of the pack trailers).
-        cache_dir: where manifests fetched from a remote backend are kept.
+        cache_dir: where manifests fetched from a remote backend are kept, and the blob cache.
+        cache_limit: bytes of verified blobs to keep in ``cache_dir`` for random reads (the
+            mount, ``open``); 0 keeps none, every read then goes to ``objects`` and is verified.
     """
 
-    def __init__(self, objects: ObjectStore, index_path: str, cache_dir: str) -> None:
+    def __init__(
+        self, objects: ObjectStore, index_path: str, cache_dir: str, cache_limit: int = 0
+    ) -> None:
         self.objects = objects
         self.index = BlobIndex(index_path)
         self.cache_dir = cache_dir
+        self.blob_cache = (
+            BlobCache(os.path.join(cache_dir, "blobs"), cache_limit) if cache_limit > 0 else None
+        )
 
     def close(self) -> None:
+        if self.blob_cache is not None:
+            self.blob_cache.close()
         self.index.close()
         self.objects.close()
 
@@ -72,13 +82,24 @@ class Store:
             os.unlink(cached)
 
     # -- blobs -------------------------------------------------------------------------------
-    def read_blob(self, loc: BlobLocation) -> bytes:
-        """Return a blob's original bytes, verified against its BLAKE3 id.
+    def read_blob(self, loc: BlobLocation, cached: bool = True) -> bytes:
+        """Return a blob's original bytes, verified against its BLAKE3 id when fetched.
+
+        With a blob cache (and ``cached``), a blob found there is returned as is (it was
+        verified on the way in), and a fetched one is added to it.
 
         Raises:
             IntegrityError: the stored bytes are missing, short or do not match the id.
         """
-        return _verified(loc, self._get(loc.pack_id, loc.offset, loc.stored_length, loc))
+        cache = self.blob_cache if cached else None
+        if cache is not None:
+            hit = cache.get(loc.digest, loc.raw_length)
+            if hit is not None:
+                return hit
+        data = _verified(loc, self._get(loc.pack_id, loc.offset, loc.stored_length, loc))
+        if cache is not None:
+            cache.put(loc.digest, data)
+        return data
 
     def read_blobs(self, locs: list[BlobLocation]) -> list[bytes]:
         """Return many blobs' bytes, each verified; neighbours in a pack share one ranged read."""

@@ -13,7 +13,9 @@ class SourceEntry:
     """One path of the tree being imported.
 
     ``parent`` is the relative path of the containing directory ('' for the root), ``mode`` the
-    full ``st_mode`` (type bits included), ``target`` the link text of a symlink.
+    full ``st_mode`` (type bits included), ``target`` the link text of a symlink, ``location``
+    where the source finds it (an absolute path for a local folder); ``ino`` and ``ctime_ns``
+    (0 when the source has none) let a re-run recognise an unchanged file.
     """
 
     parent: str
@@ -23,6 +25,8 @@ class SourceEntry:
     mtime_ns: int
     target: str | None = None
     location: str = ""
+    ino: int = 0
+    ctime_ns: int = 0
 
     @property
     def path(self) -> str:

@@ -57,14 +57,29 @@ def create(
         str | None,
         typer.Option("--name", "-n", help="Datastore name (default: the folder's base name)."),
     ] = None,
+    rehash: Annotated[
+        bool,
+        typer.Option(
+            "--rehash",
+            help="Read and hash every file, even those unchanged (same size, mtime, inode, "
+            "ctime) since this machine last stored them.",
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
-    """Create the next version of a datastore from a folder or a file."""
+    """Create the next version of a datastore from a folder or a file.
+
+    Files unchanged since this machine last stored them are not read again."""
     label = name or Client.default_name(source)
     started = time.monotonic()
     with Client() as client, CreateDisplay(label) as display:
         version = client.create(
-            source, name, progress=display.update, warn=_warn, count_totals=display.tty
+            source,
+            name,
+            progress=display.update,
+            warn=_warn,
+            count_totals=display.tty,
+            rehash=rehash,
         )
     if as_json:
         render.print_json(version)

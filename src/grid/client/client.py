@@ -64,6 +64,7 @@ class Client:
             os.path.join(self.home, "index", f"{owner}.sqlite"),
             os.path.join(self.home, "cache", owner),
             cache_limit=cache_size if cache_size is not None else settings.cache_size or 0,
+            state_path=os.path.join(self.home, "state", f"{owner}.sqlite"),
         )
         self._ctx = Context(catalog, store, os.path.join(self.home, "tmp"))
 
@@ -86,9 +87,11 @@ class Client:
         progress: Progress | None = None,
         warn: Warn | None = None,
         count_totals: bool = False,
+        rehash: bool = False,
     ) -> VersionInfo:
         """Make a new version of datastore ``name`` (default: the source's base name) from a
-        folder or a file. See ``grid.service.create.create`` for statuses and errors."""
+        folder or a file; files unchanged since this machine last stored them are not read
+        again unless ``rehash``. See ``grid.service.create.create`` for statuses and errors."""
         return create.create(
             self._ctx,
             source,
@@ -97,6 +100,7 @@ class Client:
             warn=warn,
             count_totals=count_totals,
             exclude=(self.home,),
+            rehash=rehash,
         )
 
     def delete(self, name: str, version: int | None = None) -> builtins.list[VersionInfo]:

@@ -53,6 +53,7 @@ def create(
     warn: Warn | None = None,
     count_totals: bool = False,
     exclude: tuple[str, ...] = (),
+    rehash: bool = False,
 ) -> VersionInfo:
     """Store ``source_path`` as the next version of datastore ``name``.
 
@@ -90,7 +91,15 @@ def create(
     manifest: ManifestWriter | None = None
     try:
         manifest = ManifestWriter(manifest_path)
-        stats = ingest(source, ctx.store, manifest, progress=report, warn=warn)
+        stats = ingest(
+            source,
+            ctx.store,
+            manifest,
+            progress=report,
+            warn=warn,
+            state=ctx.store.files,
+            rehash=rehash,
+        )
         ctx.catalog.set_status(
             name,
             version.number,

@@ -51,7 +51,17 @@ class LocalSource:
         if not self.is_dir:
             st = self.root_stat
             name = os.path.basename(self.root)
-            yield SourceEntry("", name, st.st_mode, st.st_size, st.st_mtime_ns, None, self.root)
+            yield SourceEntry(
+                "",
+                name,
+                st.st_mode,
+                st.st_size,
+                st.st_mtime_ns,
+                None,
+                self.root,
+                st.st_ino,
+                st.st_ctime_ns,
+            )
             return
         yield from self._walk(self.root, "")
 
@@ -73,7 +83,15 @@ class LocalSource:
             mode = st.st_mode
             if stat.S_ISREG(mode):
                 yield SourceEntry(
-                    rel, child.name, mode, st.st_size, st.st_mtime_ns, None, child.path
+                    rel,
+                    child.name,
+                    mode,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    None,
+                    child.path,
+                    st.st_ino,
+                    st.st_ctime_ns,
                 )
             elif stat.S_ISDIR(mode):
                 if (st.st_dev, st.st_ino) in self._excluded:

@@ -8,6 +8,10 @@ Pipeline (every queue bounded, so memory is bounded whatever the tree's size):
   syncer thread    a few packs later, waits until a pack is durable, then indexes its blobs
 Batches, not single files, cross thread boundaries; hashing, compression, reads and writes
 release the GIL, so they overlap.
+
+With a ``FileState``, the walker looks up each window of listed files: a file remembered under
+the same (size, mtime, inode, ctime) whose blobs are all still indexed is not read at all; its
+blob references go straight to the consumer.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import queue
 import stat
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +30,7 @@ from grid.errors import NotFoundError, SourceError
 from grid.ids import digest_of
 from grid.store.chunker import SMALL_FILE_MAX, SegmentPool, iter_chunks, read_small
 from grid.store.compression import RAW, encode
+from grid.store.filestate import RACY_NS, FileState, Key
 from grid.store.index import BlobRef
 from grid.store.manifest import DIR, FILE, ROOT_ID, SYMLINK, ManifestWriter, encode_blobs
 from grid.store.pack import PackBuilder, pack_key
@@ -43,6 +49,8 @@ _UPLOADERS = 2
 _POLL = 0.2
 # Packs stored but not yet known durable; their writeback overlaps with ingesting later ones.
 _SYNC_LAG = 8
+_WINDOW = 512  # listed entries looked up in the file state at once
+_REMEMBER_EVERY = 4096  # files recorded in the file state per transaction
 
 
 @dataclass
@@ -57,6 +65,7 @@ class IngestStats:
     new_blobs: int = 0
     dedup_blobs: int = 0
     packs: int = 0
+    unchanged_files: int = 0  # recognised from the file state, not read
 
 
 Progress = Callable[[IngestStats], None]
@@ -65,6 +74,20 @@ _Done = object()
 _READ = object()  # placeholder: a worker reads this small file (reads then run in parallel)
 _VANISHED = object()  # the file was deleted between listing and reading
 _GONE = -1  # raw length reported for a vanished file
+_UNCHANGED = -2  # raw length reported for a file recognised from the file state
+
+
+def _is_bytes(data: Any) -> bool:
+    return isinstance(data, (bytes, memoryview))
+
+
+class _Unchanged:
+    """A file the file state recognised: its blobs' index entries, in file order."""
+
+    __slots__ = ("refs",)
+
+    def __init__(self, refs: list[tuple[bytes, BlobRef]]) -> None:
+        self.refs = refs
 
 
 def _digest_batch(
@@ -72,6 +95,9 @@ def _digest_batch(
 ) -> list[tuple[SourceEntry, Any, Any, int, int, bool]]:
     out: list[tuple[SourceEntry, Any, Any, int, int, bool]] = []
     for entry, data, last in batch:
+        if isinstance(data, _Unchanged):
+            out.append((entry, None, data, RAW, _UNCHANGED, last))
+            continue
         if data is _READ:
             data = _read_small(source, entry)
         if data is _VANISHED:
@@ -107,16 +133,20 @@ def ingest(
     workers: int = WORKERS,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
+    state: FileState | None = None,
+    rehash: bool = False,
 ) -> IngestStats:
     """Store every entry of ``source`` and describe it in ``manifest`` (not yet finished).
 
     Packs stored before a failure stay in the store and indexed, so a re-run dedups against them.
+    With ``state``, files unchanged since they were last stored are not read (unless
+    ``rehash``), and files read are remembered there.
 
     Raises:
         SourceError: a file or folder could not be read (named in the message).
         StorageError: the object store failed (NoSpaceError when the disk is full).
     """
-    return _Ingest(source, store, manifest, workers, progress, warn).run()
+    return _Ingest(source, store, manifest, workers, progress, warn, state, rehash).run()
 
 
 class _Ingest:
@@ -128,8 +158,13 @@ class _Ingest:
         workers: int,
         progress: Progress | None,
         warn: Callable[[str], None] | None = None,
+        state: FileState | None = None,
+        rehash: bool = False,
     ) -> None:
         self.source, self.store, self.manifest = source, store, manifest
+        self.state, self.rehash = state, rehash
+        self.remembered: list[tuple[str, Key, list[bytes]]] = []
+        self.racy_after = time.time_ns() - RACY_NS
         self.progress = progress
         self.warn = warn or (lambda _message: None)
         self.stats = IngestStats()
@@ -145,6 +180,8 @@ class _Ingest:
         self.dir_ids: dict[str, int] = {"": ROOT_ID}
         self.blobs: list[tuple[int, bytes, int, int, int, int]] = []
         self.segments = SegmentPool(keep=8)
+        self.batch: list[_Item] = []
+        self.batch_size = 0
 
     # -- walker thread ---------------------------------------------------------------------
     def _offer(self, item: Any) -> bool:
@@ -161,36 +198,73 @@ class _Ingest:
         return self._offer(self.pool.submit(_digest_batch, self.source, batch))
 
     def _walk(self) -> None:
-        batch: list[_Item] = []
-        size = 0
         try:
+            window: list[SourceEntry] = []
             for entry in self.source.entries():
                 if self.stop.is_set():
                     return
-                if stat.S_ISREG(entry.mode) and entry.size > 0:
-                    for item in self._pieces(entry):
-                        batch.append(item)
-                        data = item[1]
-                        if data is _READ:
-                            size += entry.size
-                        elif isinstance(data, memoryview):
-                            size += len(data)
-                        if size >= _BATCH_BYTES:
-                            if not self._submit(batch):
-                                return
-                            batch, size = [], 0
-                else:
-                    batch.append((entry, None, True))
-                if len(batch) >= _BATCH_ITEMS:
-                    if not self._submit(batch):
+                window.append(entry)
+                if len(window) >= _WINDOW:
+                    if not self._walk_window(window):
                         return
-                    batch, size = [], 0
-            if not batch or self._submit(batch):
+                    window = []
+            if self._walk_window(window) and (not self.batch or self._flush_batch()):
                 self._offer(_Done)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._offer(exc)
 
-    def _pieces(self, entry: SourceEntry) -> Any:
+    def _walk_window(self, window: list[SourceEntry]) -> bool:
+        """Queue a window of listed entries; False if the ingest is stopping."""
+        unchanged = self._unchanged(window)
+        for entry in window:
+            if self.stop.is_set():
+                return False
+            if stat.S_ISREG(entry.mode) and entry.size > 0:
+                refs = unchanged.get(entry.location)
+                if refs is not None:
+                    if not self._add((entry, _Unchanged(refs), True), 0):
+                        return False
+                    continue
+                for item in self._pieces(entry, self.segments):
+                    data = item[1]
+                    size = entry.size if data is _READ else len(data) if _is_bytes(data) else 0
+                    if not self._add(item, size):
+                        return False
+            elif not self._add((entry, None, True), 0):
+                return False
+        return True
+
+    def _add(self, item: _Item, size: int) -> bool:
+        self.batch.append(item)
+        self.batch_size += size
+        if self.batch_size >= _BATCH_BYTES or len(self.batch) >= _BATCH_ITEMS:
+            return self._flush_batch()
+        return True
+
+    def _flush_batch(self) -> bool:
+        batch, self.batch, self.batch_size = self.batch, [], 0
+        return self._submit(batch)
+
+    def _unchanged(self, window: list[SourceEntry]) -> dict[str, list[tuple[bytes, BlobRef]]]:
+        """Files of ``window`` the file state knows under the same key, with blobs all indexed."""
+        if self.state is None or self.rehash:
+            return {}
+        keys = {
+            e.location: (e.size, e.mtime_ns, e.ino, e.ctime_ns)
+            for e in window
+            if stat.S_ISREG(e.mode) and e.size > 0 and e.ino
+        }
+        if not keys:
+            return {}
+        known = self.state.lookup_many(keys)
+        hits = self.store.index.lookup_many([d for ds in known.values() for d in ds])
+        return {
+            path: [(d, hits[d]) for d in digests]
+            for path, digests in known.items()
+            if digests and all(d in hits for d in digests)
+        }
+
+    def _pieces(self, entry: SourceEntry, segments: SegmentPool) -> Any:
         if entry.size <= SMALL_FILE_MAX:
             yield (entry, _READ, True)
             return
@@ -202,7 +276,7 @@ class _Ingest:
         try:
             with f:
                 prev = None
-                for chunk in iter_chunks(f, self.segments):
+                for chunk in iter_chunks(f, segments):
                     if prev is not None:
                         yield (entry, prev, False)
                     prev = chunk
@@ -303,6 +377,52 @@ class _Ingest:
         pack_id, offset, stored, raw, cod = ref
         self.blobs.append((self.manifest.pack_number(pack_id), digest, offset, stored, raw, cod))
 
+    def _place_unchanged(self, refs: list[tuple[bytes, BlobRef]]) -> bool:
+        """Reference an unchanged file's blobs where they are; False if a pack went missing."""
+        for _, ref in refs:
+            ok = self.pack_ok.get(ref.pack_id)
+            if ok is None:
+                ok = self.pack_ok[ref.pack_id] = self._pack_intact(ref.pack_id, ref.pack_size)
+            if not ok:
+                return False
+        number = self.manifest.pack_number
+        self.blobs.extend(
+            (number(r.pack_id), d, r.offset, r.stored_length, r.raw_length, r.codec)
+            for d, r in refs
+        )
+        self.stats.dedup_blobs += len(refs)
+        return True
+
+    def _read_here(self, entry: SourceEntry) -> None:
+        """Read a file on this thread (rare: its remembered blobs' pack has gone missing)."""
+        for piece in self._pieces(entry, SegmentPool(keep=2)):
+            for _, digest, payload, codec, raw_length, _ in _digest_batch(self.source, [piece]):
+                if raw_length == _GONE:
+                    self.warn(f"skipped {entry.location or entry.path}: deleted while uploading")
+                    self.blobs = []
+                    return
+                if digest is not None:
+                    hits = self.store.index.lookup_many([digest])
+                    self._place(digest, payload, codec, raw_length, hits)
+        self._remember(entry)
+        self._emit(entry)
+
+    def _remember(self, entry: SourceEntry) -> None:
+        """Note a file just read in the file state (unless it may still be being written)."""
+        if self.state is None or not entry.ino or entry.mtime_ns >= self.racy_after:
+            return
+        if not stat.S_ISREG(entry.mode):
+            return
+        key = (entry.size, entry.mtime_ns, entry.ino, entry.ctime_ns)
+        self.remembered.append((entry.location, key, [b[1] for b in self.blobs]))
+        if len(self.remembered) >= _REMEMBER_EVERY:
+            self._flush_state()
+
+    def _flush_state(self) -> None:
+        if self.state is not None and self.remembered:
+            rows, self.remembered = self.remembered, []
+            self.state.remember(rows)
+
     def _emit(self, entry: SourceEntry) -> None:
         parent = self.dir_ids[entry.parent]
         mode = entry.mode
@@ -341,12 +461,20 @@ class _Ingest:
             results = fut.result()
             hits = self.store.index.lookup_many([r[1] for r in results if r[1] is not None])
             for entry, digest, payload, codec, raw_length, last in results:
+                if raw_length == _UNCHANGED:
+                    if self._place_unchanged(payload.refs):
+                        self.stats.unchanged_files += 1
+                        self._emit(entry)
+                    else:
+                        self._read_here(entry)
+                    continue
                 if digest is not None:
                     self._place(digest, payload, codec, raw_length, hits)
                 if last and raw_length == _GONE:
                     self.warn(f"skipped {entry.location or entry.path}: deleted while uploading")
                     self.blobs = []
                 elif last:
+                    self._remember(entry)
                     self._emit(entry)
             self._raise_upload_error()
             if self.progress is not None:
@@ -369,6 +497,7 @@ class _Ingest:
             raise
         finally:
             self._shutdown(reader, uploaders, syncer)
+            self._flush_state()
         self._raise_upload_error()
         return self.stats
 

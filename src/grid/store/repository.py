@@ -9,6 +9,7 @@ from grid.ids import digest_of
 from grid.objects.base import ObjectStore
 from grid.store.cache import BlobCache
 from grid.store.compression import decode
+from grid.store.filestate import FileState
 from grid.store.index import BlobIndex
 from grid.store.manifest import BlobLocation, ManifestReader
 from grid.store.pack import pack_key
@@ -31,13 +32,20 @@ class Store:
         cache_dir: where manifests fetched from a remote backend are kept, and the blob cache.
         cache_limit: bytes of verified blobs to keep in ``cache_dir`` for random reads (the
             mount, ``open``); 0 keeps none, every read then goes to ``objects`` and is verified.
+        state_path: this machine's file state (files already stored, to skip on re-runs).
     """
 
     def __init__(
-        self, objects: ObjectStore, index_path: str, cache_dir: str, cache_limit: int = 0
+        self,
+        objects: ObjectStore,
+        index_path: str,
+        cache_dir: str,
+        cache_limit: int = 0,
+        state_path: str | None = None,
     ) -> None:
         self.objects = objects
         self.index = BlobIndex(index_path)
+        self.files = FileState(state_path) if state_path else None
         self.cache_dir = cache_dir
         self.blob_cache = (
             BlobCache(os.path.join(cache_dir, "blobs"), cache_limit) if cache_limit > 0 else None
@@ -46,6 +54,8 @@ class Store:
     def close(self) -> None:
         if self.blob_cache is not None:
             self.blob_cache.close()
+        if self.files is not None:
+            self.files.close()
         self.index.close()
         self.objects.close()
 

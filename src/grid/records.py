@@ -10,6 +10,8 @@ PROCESSING = "processing"
 OPTIMIZING = "optimizing"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
+INTERRUPTED = "interrupted"  # stopped by Ctrl-C / SIGTERM / hang-up; the same create resumes it
+UNFINISHED = (UPLOADING, PROCESSING, OPTIMIZING, INTERRUPTED)
 
 
 @dataclass(frozen=True)

@@ -151,8 +151,10 @@ def test_concurrent_creates_get_distinct_consecutive_versions(home, tmp_path):
             assert c.read_bytes("same", v.number, "7.bin") == (src / "7.bin").read_bytes()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_or_sigterm_marks_the_version_failed_and_exits_130(home, tmp_path, sig):
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "hang-up"]
+)
+def test_ctrl_c_sigterm_or_hangup_leave_the_version_interrupted_then_resume(home, tmp_path, sig):
     src = tmp_path / "big"
     src.mkdir()
     for i in range(300):
@@ -182,7 +184,16 @@ def test_ctrl_c_or_sigterm_marks_the_version_failed_and_exits_130(home, tmp_path
         pytest.skip("create finished before Ctrl-C arrived")
     assert p.returncode == 130
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("grid:")
-    assert v.status == "failed" and "interrupted" in v.reason
+    assert v.status == "interrupted" and "resume" in v.reason
+    r = subprocess.run(
+        [*GRID, "datastore", "create", str(src)], env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    assert "resuming big:1" in r.stderr
+    with grid.Client(str(home)) as c:
+        (v,) = c.versions("big")
+        assert v.status == "succeeded" and v.files == 300
+        assert c.read_bytes("big", 1, "299.bin") == (src / "299.bin").read_bytes()
 
 
 def test_a_folder_name_that_is_no_valid_name_asks_for_name(cli, tmp_path):

@@ -8,7 +8,6 @@ import random
 
 import pytest
 
-import grid
 from grid.sources.local import LocalSource
 
 

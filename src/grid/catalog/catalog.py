@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from grid.catalog.models import Datastore, Owner, Version
 from grid.errors import DatastoreNotFoundError, StorageError, VersionNotFoundError
-from grid.records import SUCCEEDED, UPLOADING, DatastoreInfo, VersionInfo
+from grid.records import (
+    FAILED,
+    INTERRUPTED,
+    SUCCEEDED,
+    UNFINISHED,
+    UPLOADING,
+    DatastoreInfo,
+    VersionInfo,
+)
 
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
 # The newest migration; checked with one query so that Alembic is imported only to migrate.
@@ -171,6 +179,69 @@ class Catalog:
                 continue  # another writer took that number (or created the datastore): retry
         raise StorageError(f"could not allocate a version number for {name!r}; try again")
 
+    def resume_version(
+        self, name: str, source: str, manifest_id: str, gone: Callable[[str, int], bool]
+    ) -> VersionInfo | None:
+        """Claim the newest unfinished version of ``name`` made from ``source`` whose create
+        stopped (interrupted, or its process ``gone(host, pid)``); None if there is none."""
+        with self._tx() as s:
+            ds = s.scalar(
+                select(Datastore).where(
+                    Datastore.owner_id == self.owner_id,
+                    Datastore.name == name,
+                    Datastore.deleted_at.is_(None),
+                )
+            )
+            if ds is None:
+                return None
+            rows = s.scalars(
+                select(Version)
+                .where(
+                    Version.datastore_id == ds.id,
+                    Version.source == source,
+                    Version.status.in_(UNFINISHED),
+                )
+                .order_by(Version.number.desc())
+            )
+            for v in rows:
+                if v.status == INTERRUPTED or gone(v.host, v.pid):
+                    v.status, v.reason, v.manifest_id = UPLOADING, None, manifest_id
+                    v.finished_at = None
+                    v.host, v.pid, v.updated_at = socket.gethostname(), os.getpid(), self._now()
+                    return _record(name, v)
+            return None
+
+    def fail_abandoned(self, name: str, below: int, gone: Callable[[str, int], bool]) -> list[str]:
+        """Mark failed the unfinished versions of ``name`` numbered below ``below`` whose
+        create stopped (a newer version has succeeded, so nobody will resume them); return
+        their refs."""
+        marked = []
+        with self._tx() as s:
+            ds = self._datastore(s, name)
+            for v in s.scalars(
+                select(Version).where(
+                    Version.datastore_id == ds.id,
+                    Version.number < below,
+                    Version.status.in_(UNFINISHED),
+                )
+            ):
+                if v.status == INTERRUPTED or gone(v.host, v.pid):
+                    v.status, v.updated_at = FAILED, self._now()
+                    v.finished_at = v.updated_at
+                    v.reason = f"abandoned: its create stopped and {name}:{below} succeeded since"
+                    marked.append(f"{name}:{v.number}")
+        return marked
+
+    def discard_version(self, name: str, number: int) -> None:
+        """Remove a version that never held data (an unchanged re-run); its number is given
+        back if no later version took one."""
+        with self._tx() as s:
+            ds = self._datastore(s, name)
+            v = self._version_row(s, name, number)
+            s.delete(v)
+            if ds.last_version == number:
+                ds.last_version -= 1
+
     def set_status(
         self,
         name: str,
@@ -188,7 +259,7 @@ class Catalog:
             v.status = status
             v.reason = reason
             v.updated_at = self._now()
-            if status == SUCCEEDED or reason is not None:
+            if status in (SUCCEEDED, FAILED):
                 v.finished_at = v.updated_at
             for attr, value in (("files", files), ("size", size), ("stored_bytes", stored_bytes)):
                 if value is not None:

@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("GRID_DEBUG", "0") not in ("0", "")
     signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGHUP, _sigterm)  # the terminal went away: stop as for Ctrl-C
     try:
         app(args=args, prog_name="grid")
         code = 0

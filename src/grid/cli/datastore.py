@@ -6,6 +6,7 @@ import os
 import sys
 import time
 import types
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -65,13 +66,22 @@ def create(
             "ctime) since this machine last stored them.",
         ),
     ] = False,
+    skip_unchanged: Annotated[
+        bool,
+        typer.Option(
+            "--skip-unchanged",
+            help="Make no new version if the tree equals the latest version's.",
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Create the next version of a datastore from a folder or a file.
 
-    Files unchanged since this machine last stored them are not read again."""
+    Files unchanged since this machine last stored them are not read again. A create stopped
+    by Ctrl-C, kill or a crash is finished by running the same command again."""
     label = name or Client.default_name(source)
     started = time.monotonic()
+    started_at = datetime.now(UTC)
     with Client() as client, CreateDisplay(label) as display:
         version = client.create(
             source,
@@ -80,7 +90,13 @@ def create(
             warn=_warn,
             count_totals=display.tty,
             rehash=rehash,
+            skip_unchanged=skip_unchanged,
         )
+    if version.finished_at is not None and version.finished_at < started_at:
+        print(f"unchanged: {version.ref} already holds this tree; no new version", file=sys.stderr)
+        if as_json:
+            render.print_json(version)
+        return
     if as_json:
         render.print_json(version)
         return

@@ -88,10 +88,15 @@ class Client:
         warn: Warn | None = None,
         count_totals: bool = False,
         rehash: bool = False,
+        skip_unchanged: bool = False,
     ) -> VersionInfo:
         """Make a new version of datastore ``name`` (default: the source's base name) from a
-        folder or a file; files unchanged since this machine last stored them are not read
-        again unless ``rehash``. See ``grid.service.create.create`` for statuses and errors."""
+        folder or a file, or finish a stopped create of the same source under its number.
+
+        Files unchanged since this machine last stored them are not read again unless
+        ``rehash``. With ``skip_unchanged``, a tree equal to the latest version's makes no new
+        version and that version is returned. See ``grid.service.create.create`` for statuses
+        and errors."""
         return create.create(
             self._ctx,
             source,
@@ -101,6 +106,7 @@ class Client:
             count_totals=count_totals,
             exclude=(self.home,),
             rehash=rehash,
+            skip_unchanged=skip_unchanged,
         )
 
     def delete(self, name: str, version: int | None = None) -> builtins.list[VersionInfo]:

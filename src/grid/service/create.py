@@ -2,14 +2,21 @@
 
 Statuses: uploading (files are read, chunked and stored in packs) -> processing (every pack the
 manifest references is checked to be stored) -> optimizing (the manifest's lookup index is built
-and the manifest stored) -> succeeded. Any failure, Ctrl-C included, marks the version failed
-with the reason and touches no other version; a version is readable only once succeeded.
+and the manifest stored) -> succeeded. A failure marks the version failed with the reason and
+touches no other version; a version is readable only once succeeded.
+
+Resume: Ctrl-C, SIGTERM or a hang-up leave the version ``interrupted``; kill -9 or a crash leave
+it ``uploading`` with a process that is gone. Running the same create again (same datastore,
+same source) claims that version and finishes it under the same number; what was already
+stored is found in the index (and unchanged files in the file state), so only the rest is read
+and uploaded. When a newer version succeeds, older stopped ones are marked failed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import stat
 import threading
 import uuid
@@ -17,7 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from grid.errors import GridError, IntegrityError, Interrupted, InvalidNameError, UsageError
-from grid.records import FAILED, OPTIMIZING, PROCESSING, SUCCEEDED, VersionInfo
+from grid.records import (
+    FAILED,
+    INTERRUPTED,
+    OPTIMIZING,
+    PROCESSING,
+    SUCCEEDED,
+    VersionInfo,
+)
 from grid.service.context import Context
 from grid.service.names import validate_name
 from grid.sources import LocalSource
@@ -54,20 +68,25 @@ def create(
     count_totals: bool = False,
     exclude: tuple[str, ...] = (),
     rehash: bool = False,
+    skip_unchanged: bool = False,
 ) -> VersionInfo:
-    """Store ``source_path`` as the next version of datastore ``name``.
+    """Store ``source_path`` as the next version of datastore ``name`` (or finish the stopped
+    create of the same source, see the module docstring).
 
     Folders in ``exclude`` (grid's own home) are never entered. A file deleted between listing
-    and reading is left out with a warning, like one deleted before it was listed.
+    and reading is left out with a warning, like one deleted before it was listed. With
+    ``skip_unchanged``, a tree equal to the latest succeeded version's (same paths, kinds,
+    modes, mtimes, sizes, targets and contents) makes no new version.
 
     Returns:
-        The succeeded version.
+        The succeeded version, or with ``skip_unchanged`` and nothing changed, the latest one
+        (created before this call).
 
     Raises:
         UsageError: missing or empty source, bad name (before any version is allocated).
         SourceError: a file could not be read (the version is marked failed).
         StorageError: the store failed, e.g. NoSpaceError (the version is marked failed).
-        Interrupted: Ctrl-C or SIGTERM (the version is marked failed).
+        Interrupted: Ctrl-C or SIGTERM (the version is left interrupted, to resume).
     """
     source = LocalSource(source_path, warn, exclude=exclude)
     if name is None:
@@ -85,7 +104,14 @@ def create(
         )
     manifest_id = uuid.uuid4().hex
     manifest_path = ctx.scratch_path(f"{manifest_id}.manifest")
-    version = ctx.catalog.new_version(name, os.path.abspath(source_path), manifest_id)
+    origin = os.path.abspath(source_path)
+    version = ctx.catalog.resume_version(name, origin, manifest_id, process_gone)
+    if version is not None and warn is not None:
+        warn(f"resuming {version.ref}: its create of {origin} stopped before finishing")
+    if version is None:
+        version = ctx.catalog.new_version(name, origin, manifest_id)
+    else:
+        ctx.store.recover_packs(version.ref)
     totals = _Totals(source) if count_totals else None
     report = _reporter(progress, totals)
     manifest: ManifestWriter | None = None
@@ -99,6 +125,7 @@ def create(
             warn=warn,
             state=ctx.store.files,
             rehash=rehash,
+            holder=version.ref,
         )
         ctx.catalog.set_status(
             name,
@@ -109,23 +136,63 @@ def create(
             stored_bytes=stats.stored_bytes,
         )
         _check_packs(ctx, manifest)
+        if skip_unchanged:
+            latest = _latest_same_tree(ctx, name, version.number, stats.tree_digest)
+            if latest is not None:
+                manifest.abort()
+                ctx.catalog.discard_version(name, version.number)
+                ctx.store.index.release(version.ref)
+                return latest
         ctx.catalog.set_status(name, version.number, OPTIMIZING)
         manifest.finish(_meta(version, stats, source))
         stats.stored_bytes += ctx.store.put_manifest(manifest_id, manifest.path)
         ctx.catalog.set_status(name, version.number, SUCCEEDED, stored_bytes=stats.stored_bytes)
+        ctx.store.index.release(version.ref)  # the stored manifest now holds its packs
     except BaseException as exc:
         _fail(ctx, version, exc)
         if manifest is not None:
             manifest.abort()
         if isinstance(exc, KeyboardInterrupt):
-            raise Interrupted(f"stopped; {version.ref} is marked failed") from exc
+            raise Interrupted(
+                f"stopped; {version.ref} is unfinished: run the same create again to resume it"
+            ) from exc
         raise
     finally:
         if totals is not None:
             totals.stop.set()
         if os.path.exists(manifest_path):
             os.unlink(manifest_path)
+    with contextlib.suppress(GridError):  # housekeeping: the version itself has succeeded
+        for ref in ctx.catalog.fail_abandoned(name, version.number, process_gone):
+            ctx.store.index.release(ref)
     return ctx.catalog.version(name, version.number)
+
+
+def process_gone(host: str, pid: int) -> bool:
+    """Whether the create that ran as ``pid`` on ``host`` has certainly stopped (only a
+    process of this machine can be checked; one elsewhere counts as running)."""
+    if host != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _latest_same_tree(ctx: Context, name: str, number: int, tree_digest: str) -> VersionInfo | None:
+    """The latest succeeded version before ``number`` if it holds the same tree."""
+    older = [v for v in ctx.catalog.versions(name) if v.status == SUCCEEDED and v.number < number]
+    if not older:
+        return None
+    manifest = ctx.store.open_manifest(older[-1].manifest_id)
+    try:
+        same = manifest.meta.get("tree_digest") == tree_digest
+    finally:
+        manifest.close()
+    return older[-1] if same else None
 
 
 def _reporter(progress: Progress | None, totals: _Totals | None) -> Callable[[IngestStats], None]:
@@ -158,12 +225,15 @@ def _meta(version: VersionInfo, stats: IngestStats, source: LocalSource) -> dict
         "files": str(stats.files),
         "bytes": str(stats.bytes),
         "mtime_ns": str(source.root_stat.st_mtime_ns),
+        "tree_digest": stats.tree_digest,
     }
 
 
 def _fail(ctx: Context, version: VersionInfo, exc: BaseException) -> None:
+    status = FAILED
     if isinstance(exc, KeyboardInterrupt):
-        reason = "interrupted (Ctrl-C or SIGTERM)"
+        status = INTERRUPTED
+        reason = "interrupted (Ctrl-C, SIGTERM or hang-up): run the same create again to resume"
     elif isinstance(exc, GridError):
         reason = exc.message
     else:
@@ -171,7 +241,9 @@ def _fail(ctx: Context, version: VersionInfo, exc: BaseException) -> None:
     # The original error matters more; if this fails the version stays unfinished, never
     # succeeded.
     with contextlib.suppress(GridError):
-        ctx.catalog.set_status(version.datastore, version.number, FAILED, reason=reason)
+        ctx.catalog.set_status(version.datastore, version.number, status, reason=reason)
+        if status == FAILED:
+            ctx.store.index.release(version.ref)
 
 
 class _Totals:

@@ -17,4 +17,5 @@ def delete(ctx: Context, name: str, number: int | None = None) -> list[VersionIn
         removed = [ctx.catalog.delete_version(name, number)]
     for v in removed:
         ctx.store.delete_manifest(v.manifest_id)
+        ctx.store.index.release(v.ref)
     return removed

@@ -3,6 +3,10 @@
 A local SQLite file, safe for several processes (WAL). It is a cache of the pack trailers: a
 pack's blobs are recorded only after the pack object is stored, so an indexed blob always
 exists unless the pack was later damaged. Dedup is scoped to one store, i.e. one owner.
+
+Leases: a create records every pack it writes or references under its version ("name:number")
+before relying on it; gc never removes a leased pack of an unfinished version, and a resumed
+create finds the packs its stopped attempt wrote but had not yet indexed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ CREATE TABLE IF NOT EXISTS blobs (
     stored_length INTEGER NOT NULL,
     raw_length INTEGER NOT NULL,
     codec INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    holder TEXT NOT NULL,
+    pack TEXT NOT NULL,
+    PRIMARY KEY (holder, pack)
 ) WITHOUT ROWID;
 """
 
@@ -114,6 +123,42 @@ class BlobIndex:
             if row:
                 conn.execute("DELETE FROM blobs WHERE pack = ?", row)
                 conn.execute("DELETE FROM packs WHERE id = ?", row)
+
+    def has_packs(self, pack_ids: list[str]) -> set[str]:
+        """Which of ``pack_ids`` are indexed."""
+        conn = self._conn()
+        out: set[str] = set()
+        for i in range(0, len(pack_ids), _MAX_PARAMS):
+            part = pack_ids[i : i + _MAX_PARAMS]
+            rows = conn.execute(
+                f"SELECT name FROM packs WHERE name IN ({','.join('?' * len(part))})", part
+            )
+            out.update(r[0] for r in rows)
+        return out
+
+    def lease(self, holder: str, pack_ids: Iterable[str]) -> None:
+        """Record that ``holder`` (a version being created) uses these packs."""
+        conn = self._conn()
+        try:
+            with conn:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO leases VALUES (?, ?)", ((holder, p) for p in pack_ids)
+                )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+
+    def leased(self, holder: str | None = None) -> list[tuple[str, str]]:
+        """(holder, pack) leases, of one holder or of all."""
+        conn = self._conn()
+        if holder is None:
+            return list(conn.execute("SELECT holder, pack FROM leases"))
+        return list(conn.execute("SELECT holder, pack FROM leases WHERE holder = ?", (holder,)))
+
+    def release(self, holder: str) -> None:
+        """Drop a holder's leases (its version succeeded, failed or was deleted)."""
+        conn = self._conn()
+        with conn:
+            conn.execute("DELETE FROM leases WHERE holder = ?", (holder,))
 
     def close(self) -> None:
         """Close every thread's connection."""

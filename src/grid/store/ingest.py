@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from grid.errors import NotFoundError, SourceError
-from grid.ids import digest_of
+from grid.ids import TreeHasher, digest_of
 from grid.store.chunker import SMALL_FILE_MAX, SegmentPool, iter_chunks, read_small
 from grid.store.compression import RAW, encode
 from grid.store.filestate import RACY_NS, FileState, Key
@@ -66,6 +66,7 @@ class IngestStats:
     dedup_blobs: int = 0
     packs: int = 0
     unchanged_files: int = 0  # recognised from the file state, not read
+    tree_digest: str = ""  # see grid.ids.TreeHasher
 
 
 Progress = Callable[[IngestStats], None]
@@ -135,18 +136,20 @@ def ingest(
     warn: Callable[[str], None] | None = None,
     state: FileState | None = None,
     rehash: bool = False,
+    holder: str | None = None,
 ) -> IngestStats:
     """Store every entry of ``source`` and describe it in ``manifest`` (not yet finished).
 
     Packs stored before a failure stay in the store and indexed, so a re-run dedups against them.
     With ``state``, files unchanged since they were last stored are not read (unless
-    ``rehash``), and files read are remembered there.
+    ``rehash``), and files read are remembered there. With ``holder``, every pack written or
+    referenced is leased to it first (see ``BlobIndex.lease``).
 
     Raises:
         SourceError: a file or folder could not be read (named in the message).
         StorageError: the object store failed (NoSpaceError when the disk is full).
     """
-    return _Ingest(source, store, manifest, workers, progress, warn, state, rehash).run()
+    return _Ingest(source, store, manifest, workers, progress, warn, state, rehash, holder).run()
 
 
 class _Ingest:
@@ -160,9 +163,10 @@ class _Ingest:
         warn: Callable[[str], None] | None = None,
         state: FileState | None = None,
         rehash: bool = False,
+        holder: str | None = None,
     ) -> None:
         self.source, self.store, self.manifest = source, store, manifest
-        self.state, self.rehash = state, rehash
+        self.state, self.rehash, self.holder = state, rehash, holder
         self.remembered: list[tuple[str, Key, list[bytes]]] = []
         self.racy_after = time.time_ns() - RACY_NS
         self.progress = progress
@@ -176,12 +180,13 @@ class _Ingest:
         self.upload_error: BaseException | None = None
         self.pending: dict[bytes, tuple[str, int, int, int, int]] = {}
         self.pack_ok: dict[str, bool] = {}
-        self.pack = PackBuilder()
+        self.pack = self._new_pack()
         self.dir_ids: dict[str, int] = {"": ROOT_ID}
         self.blobs: list[tuple[int, bytes, int, int, int, int]] = []
         self.segments = SegmentPool(keep=8)
         self.batch: list[_Item] = []
         self.batch_size = 0
+        self.tree = TreeHasher()
 
     # -- walker thread ---------------------------------------------------------------------
     def _offer(self, item: Any) -> bool:
@@ -323,7 +328,7 @@ class _Ingest:
         self._raise_upload_error()
         self.stats.packs += 1
         item = (self.pack, self.pack.finish())
-        self.pack = PackBuilder()
+        self.pack = self._new_pack()
         while True:
             try:
                 self.uploads.put(item, timeout=_POLL)
@@ -350,8 +355,21 @@ class _Ingest:
             ok = self.pack_ok[hit.pack_id] = self._pack_intact(hit.pack_id, hit.pack_size)
         return hit[:5] if ok else None
 
+    def _new_pack(self) -> PackBuilder:
+        pack = PackBuilder()
+        if self.holder is not None:
+            self.store.index.lease(self.holder, [pack.pack_id])
+        return pack
+
     def _pack_intact(self, pack_id: str, size: int) -> bool:
-        """Trust an index entry only if its pack still exists whole (cheap: one stat per pack)."""
+        """Trust an index entry only if its pack still exists whole (cheap: one stat per pack).
+
+        The pack is leased first and then looked up again: a gc that removed it before the
+        lease is seen here; one that runs after it keeps the pack."""
+        if self.holder is not None:
+            self.store.index.lease(self.holder, [pack_id])
+            if not self.store.index.has_packs([pack_id]):
+                return False
         try:
             if self.store.objects.size(pack_key(pack_id)) == size:
                 return True
@@ -427,23 +445,27 @@ class _Ingest:
         parent = self.dir_ids[entry.parent]
         mode = entry.mode
         if stat.S_ISDIR(mode):
+            kind, size = DIR, 0
             self.dir_ids[entry.path] = self.manifest.add(
                 parent, entry.name, DIR, 0, mode, entry.mtime_ns
             )
             self.stats.dirs += 1
         elif stat.S_ISLNK(mode):
+            kind, size = SYMLINK, entry.size
             self.manifest.add(
                 parent, entry.name, SYMLINK, entry.size, mode, entry.mtime_ns, entry.target
             )
             self.stats.symlinks += 1
         else:
-            size = sum(b[4] for b in self.blobs)
+            kind, size = FILE, sum(b[4] for b in self.blobs)
             self.manifest.add(
                 parent, entry.name, FILE, size, mode, entry.mtime_ns, None, encode_blobs(self.blobs)
             )
-            self.blobs = []
             self.stats.files += 1
             self.stats.bytes += size
+        digests = [b[1] for b in self.blobs]
+        self.tree.add(entry.path, kind, mode, entry.mtime_ns, size, entry.target, digests)
+        self.blobs = []
 
     def _consume(self) -> None:
         while True:
@@ -499,6 +521,7 @@ class _Ingest:
             self._shutdown(reader, uploaders, syncer)
             self._flush_state()
         self._raise_upload_error()
+        self.stats.tree_digest = self.tree.hexdigest()
         return self.stats
 
     def _shutdown(

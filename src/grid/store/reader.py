@@ -89,11 +89,14 @@ def stream_files(
         if e.kind == FILE and (not prefix or e.path == prefix or e.path.startswith(prefix + "/"))
     )
     pending: list[tuple[Entry, list[BlobLocation]]] = []
+    span = 0
     for entry in files:
-        pending.append((entry, manifest.blobs(entry)))
-        if sum(b.stored_length for _, bl in pending for b in bl) >= _SPAN:
+        blobs = manifest.blobs(entry)
+        pending.append((entry, blobs))
+        span += sum(b.stored_length for b in blobs)
+        if span >= _SPAN:
             yield from _flush(store, pending)
-            pending = []
+            pending, span = [], 0
     yield from _flush(store, pending)
 
 

@@ -12,7 +12,7 @@ from grid.store.compression import decode
 from grid.store.filestate import FileState
 from grid.store.index import BlobIndex
 from grid.store.manifest import BlobLocation, ManifestReader
-from grid.store.pack import pack_key
+from grid.store.pack import pack_key, parse_trailer
 
 # Blobs of a pack closer than this are fetched with one read (the gap is read and dropped).
 _GAP = 64 << 10
@@ -141,6 +141,36 @@ class Store:
                 f"pack {pack_id} holding blob {loc.digest.hex()} is missing",
                 digest=loc.digest.hex(),
             ) from exc
+
+    def recover_packs(self, holder: str) -> int:
+        """Index the packs a stopped create (``holder``) stored but had not indexed yet, after
+        checking every blob in them; return how many. Damaged ones are deleted."""
+        leased = [pack for _, pack in self.index.leased(holder)]
+        indexed = self.index.has_packs(leased)
+        recovered = 0
+        for pack_id in leased:
+            if pack_id in indexed:
+                continue
+            key = pack_key(pack_id)
+            try:
+                data = self.objects.get(key)
+                blobs = parse_trailer(data)
+                for b in blobs:
+                    _verified(
+                        BlobLocation(
+                            pack_id, b.digest, b.offset, b.stored_length, b.raw_length, b.codec
+                        ),
+                        data[b.offset : b.offset + b.stored_length],
+                    )
+            except NotFoundError:
+                continue
+            except IntegrityError:
+                self.objects.delete(key)
+                continue
+            self.objects.sync([key])
+            self.index.add_pack(pack_id, len(data), blobs)
+            recovered += 1
+        return recovered
 
     def missing_packs(self, pack_ids: list[str]) -> list[str]:
         """Return the pack ids that are not stored (a cheap existence check, no reads)."""

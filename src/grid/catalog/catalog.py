@@ -265,6 +265,11 @@ class Catalog:
                 if value is not None:
                     setattr(v, attr, value)
 
+    def set_manifest(self, name: str, number: int, manifest_id: str) -> None:
+        """Point a version at a rewritten manifest (gc moved some of its blobs)."""
+        with self._tx() as s:
+            self._version_row(s, name, number).manifest_id = manifest_id
+
     def delete_version(self, name: str, number: int) -> VersionInfo:
         """Remove a version's row and return it (the caller removes its manifest)."""
         with self._tx() as s:

@@ -73,6 +73,15 @@ def create(
             help="Make no new version if the tree equals the latest version's.",
         ),
     ] = False,
+    keep_last: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-last",
+            metavar="N",
+            min=1,
+            help="After success, delete versions older than the N newest and reclaim space.",
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Create the next version of a datastore from a folder or a file.
@@ -92,6 +101,15 @@ def create(
             rehash=rehash,
             skip_unchanged=skip_unchanged,
         )
+        if keep_last is not None:
+            removed = client.keep_last(version.datastore, keep_last)
+            if removed:
+                freed = client.gc()
+                print(
+                    f"retention: deleted {', '.join(v.ref for v in removed)}; "
+                    f"{render.human_bytes(freed.bytes_reclaimed)} reclaimed",
+                    file=sys.stderr,
+                )
     if version.finished_at is not None and version.finished_at < started_at:
         print(f"unchanged: {version.ref} already holds this tree; no new version", file=sys.stderr)
         if as_json:
@@ -173,6 +191,70 @@ def delete(
                 raise typer.Exit(1)
         removed = client.delete(name, number)
     print(f"deleted {', '.join(v.ref for v in removed) or what}")
+
+
+@app.command()
+def diff(
+    a: Annotated[str, typer.Argument(metavar="NAME:A", help="The older version.")],
+    b: Annotated[str, typer.Argument(metavar="NAME:B", help="The newer version.")],
+    as_json: Json = False,
+) -> None:
+    """Paths added, removed and modified between two versions of a datastore."""
+    with Client() as client:
+        name, va = client.parse_ref(a)
+        other, vb = client.parse_ref(b)
+        if other != name:
+            raise UsageError(
+                f"{a} and {b} belong to different datastores",
+                rule="diff compares two versions of one datastore",
+            )
+        report = client.diff(name, va, vb)
+    if as_json:
+        render.print_json(
+            {
+                "datastore": name,
+                "a": report.a,
+                "b": report.b,
+                "added": report.added,
+                "removed": report.removed,
+                "modified": report.modified,
+            }
+        )
+        return
+    for sign, changes in (("+", report.added), ("-", report.removed), ("M", report.modified)):
+        for c in changes:
+            size = c.new_size if c.new_size is not None else c.old_size
+            print(
+                f"{sign} {c.path}{'/' if c.kind == 'dir' else ''}  {render.human_bytes(size or 0)}"
+            )
+    print(
+        f"{name}:{report.a} -> {name}:{report.b}: {len(report.added):,} added "
+        f"({render.human_bytes(report.added_bytes)}), {len(report.removed):,} removed "
+        f"({render.human_bytes(report.removed_bytes)}), {len(report.modified):,} modified"
+    )
+
+
+@app.command()
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would be reclaimed, change nothing.")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Reclaim the space of deleted versions: delete packs no version needs, repack those that
+    are mostly unneeded. Safe while creates run."""
+    with Client() as client:
+        report = client.gc(dry_run=dry_run)
+    if as_json:
+        render.print_json(report)
+        return
+    verb = "would reclaim" if dry_run else "reclaimed"
+    print(
+        f"gc: {verb} {render.human_bytes(report.bytes_reclaimed)} "
+        f"({report.packs_deleted:,} packs deleted, {report.packs_repacked:,} repacked, "
+        f"{render.human_bytes(report.bytes_copied)} copied); "
+        f"{report.live_packs:,} packs, {render.human_bytes(report.live_bytes)} in use"
+    )
 
 
 @app.command()

@@ -17,10 +17,12 @@ from grid.catalog import Catalog
 from grid.errors import storage_error
 from grid.objects import LocalDirectory
 from grid.records import DatastoreInfo, FileInfo, VersionInfo
-from grid.service import browse, create, delete, download, listing, snapshot, verify
+from grid.service import browse, create, delete, diff, download, gc, listing, snapshot, verify
 from grid.service.context import Context
 from grid.service.create import Progress
+from grid.service.diff import DiffReport
 from grid.service.download import DownloadReport
+from grid.service.gc import GcReport
 from grid.service.names import parse_ref
 from grid.service.snapshot import Snapshot
 from grid.service.verify import VerifyReport
@@ -113,6 +115,15 @@ class Client:
         """Delete one version, or the whole datastore when ``version`` is None."""
         return delete.delete(self._ctx, name, version)
 
+    def keep_last(self, name: str, keep: int) -> builtins.list[VersionInfo]:
+        """Delete the versions of ``name`` older than its ``keep`` newest succeeded ones."""
+        return delete.keep_last(self._ctx, name, keep)
+
+    def gc(self, *, dry_run: bool = False, repack_below: float = 0.5) -> GcReport:
+        """Delete packs no version needs and repack those mostly unneeded; see
+        ``grid.service.gc``. Safe while creates run."""
+        return gc.gc(self._ctx, dry_run=dry_run, repack_below=repack_below)
+
     # -- reading -----------------------------------------------------------------------------
     def list(self) -> builtins.list[DatastoreInfo]:
         """Every datastore with its latest version."""
@@ -152,6 +163,10 @@ class Client:
         """Yield ``(path, bytes)`` of every file under ``prefix`` in storage order, reading packs
         sequentially: for loaders that consume a whole dataset."""
         return browse.iter_files(self._ctx, name, version, prefix)
+
+    def diff(self, name: str, a: int | None, b: int | None) -> DiffReport:
+        """Paths added, removed and modified from version ``a`` to ``b`` (None: the latest)."""
+        return diff.diff(self._ctx, name, a, b)
 
     def verify(self, name: str, version: int | None = None) -> VerifyReport:
         """Re-read and re-hash every blob of a version; ``report.damaged`` names bad files."""

@@ -86,6 +86,11 @@ class ObjectStore(ABC):
             return False
         return True
 
+    def clean_partial(self, older_than: float = 3600.0) -> int:
+        """Remove leftovers of writes that never finished (a process killed mid-put), older
+        than ``older_than`` seconds; return how many. Default: the backend leaves none."""
+        return 0
+
     def close(self) -> None:  # noqa: B027 - optional: nothing to release by default
         """Release cached resources (open files, connections). Idempotent."""
 

@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -204,6 +205,18 @@ class LocalDirectory(ObjectStore):
 
     def local_path(self, key: str) -> str | None:
         return self._path(key)
+
+    def clean_partial(self, older_than: float = 3600.0) -> int:
+        cutoff = time.time() - older_than
+        removed = 0
+        for folder, _dirs, files in os.walk(self.root):
+            for name in files:
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):
+                    if name.endswith(_TMP_SUFFIX) and os.lstat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+        return removed
 
 
 def _write_all(fd: int, views: list[memoryview]) -> int:

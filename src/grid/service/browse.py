@@ -21,7 +21,7 @@ def _info(entry: Entry) -> FileInfo:
 
 
 @contextmanager
-def _opened(
+def opened(
     ctx: Context, name: str, number: int | None
 ) -> Iterator[tuple[VersionInfo, ManifestReader]]:
     """The readable version and its open manifest, closed on exit."""
@@ -37,7 +37,7 @@ def list_dir(
     ctx: Context, name: str, number: int | None, path: str = ""
 ) -> tuple[VersionInfo, list[FileInfo]]:
     """The entries of directory ``path`` in a version; a file path lists just that file."""
-    with _opened(ctx, name, number) as (version, manifest):
+    with opened(ctx, name, number) as (version, manifest):
         entry = manifest.resolve(path)
         if entry.kind != DIR:
             return version, [_info(manifest.stat(path))]
@@ -48,7 +48,7 @@ def stat_path(
     ctx: Context, name: str, number: int | None, path: str, *, follow: bool = False
 ) -> FileInfo:
     """Metadata of one path in a version; with ``follow``, of what a symlink points to."""
-    with _opened(ctx, name, number) as (_version, manifest):
+    with opened(ctx, name, number) as (_version, manifest):
         return _info(manifest.resolve(path) if follow else manifest.stat(path))
 
 
@@ -56,7 +56,7 @@ def _file_blobs(
     ctx: Context, name: str, number: int | None, path: str
 ) -> tuple[Entry, list[BlobLocation]]:
     """Resolve a regular file of a version (symlinks followed inside it) to its blobs."""
-    with _opened(ctx, name, number) as (version, manifest):
+    with opened(ctx, name, number) as (version, manifest):
         entry = manifest.resolve(path)
         if entry.kind != FILE:
             raise PathNotFoundError(f"{path} is not a file in {version.ref}", path=path)

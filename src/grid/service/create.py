@@ -146,8 +146,9 @@ def create(
         ctx.catalog.set_status(name, version.number, OPTIMIZING)
         manifest.finish(_meta(version, stats, source))
         stats.stored_bytes += ctx.store.put_manifest(manifest_id, manifest.path)
+        # Leases stay: a gc that started before this point did not mark this version's blobs;
+        # gc itself drops leases of versions it has marked.
         ctx.catalog.set_status(name, version.number, SUCCEEDED, stored_bytes=stats.stored_bytes)
-        ctx.store.index.release(version.ref)  # the stored manifest now holds its packs
     except BaseException as exc:
         _fail(ctx, version, exc)
         if manifest is not None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from grid.records import VersionInfo
+from grid.errors import UsageError
+from grid.records import SUCCEEDED, UNFINISHED, VersionInfo
 from grid.service.context import Context
 
 
@@ -18,4 +19,21 @@ def delete(ctx: Context, name: str, number: int | None = None) -> list[VersionIn
     for v in removed:
         ctx.store.delete_manifest(v.manifest_id)
         ctx.store.index.release(v.ref)
+    return removed
+
+
+def keep_last(ctx: Context, name: str, keep: int) -> list[VersionInfo]:
+    """Retention: delete every version of ``name`` older than its ``keep`` newest succeeded
+    ones (unfinished versions are left alone); return those deleted."""
+    if keep < 1:
+        raise UsageError(f"--keep-last {keep} would delete every version", rule="keep at least 1")
+    versions = ctx.catalog.versions(name)
+    kept = [v for v in versions if v.status == SUCCEEDED][-keep:]
+    if not kept:
+        return []
+    oldest_kept = kept[0].number
+    doomed = [v for v in versions if v.number < oldest_kept and v.status not in UNFINISHED]
+    removed = []
+    for v in doomed:
+        removed.extend(delete(ctx, name, v.number))
     return removed

@@ -87,6 +87,11 @@ class Snapshot:
         """
         blobs, starts = self._layout(entry)
         end = min(offset + size, entry.size)
+        if len(blobs) == 1 and offset == 0 and end == entry.size:
+            # A small file read whole (the common case): the kernel keeps the pages, so
+            # keeping the blob here too would only churn the cache.
+            hit = self._cache.get(blobs[0].digest)
+            return hit if hit is not None else self._store.read_blob(blobs[0])
         if len(blobs) > 1 and self._ends.get(entry.id, 0) == offset:
             self._read_ahead(blobs, bisect.bisect_right(starts, end - 1))
         self._ends[entry.id] = end

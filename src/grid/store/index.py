@@ -154,6 +154,32 @@ class BlobIndex:
             return list(conn.execute("SELECT holder, pack FROM leases"))
         return list(conn.execute("SELECT holder, pack FROM leases WHERE holder = ?", (holder,)))
 
+    def forget_unleased(self, pack_ids: list[str]) -> list[str]:
+        """In one transaction, drop from the index every pack of ``pack_ids`` that nobody
+        leases; return those (the caller then deletes their objects)."""
+        conn = self._conn()
+        out = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for pack_id in pack_ids:
+                    if conn.execute(
+                        "SELECT 1 FROM leases WHERE pack = ? LIMIT 1", (pack_id,)
+                    ).fetchone():
+                        continue
+                    row = conn.execute("SELECT id FROM packs WHERE name = ?", (pack_id,)).fetchone()
+                    if row:
+                        conn.execute("DELETE FROM blobs WHERE pack = ?", row)
+                        conn.execute("DELETE FROM packs WHERE id = ?", row)
+                    out.append(pack_id)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+        return out
+
     def release(self, holder: str) -> None:
         """Drop a holder's leases (its version succeeded, failed or was deleted)."""
         conn = self._conn()

@@ -8,6 +8,7 @@ Layout and invariants: docs/format.md, "Manifest".
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import struct
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from grid.errors import (
     StorageError,
 )
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 FORMAT_MAJOR = 1
 
 DIR, FILE, SYMLINK = 0, 1, 2
@@ -353,6 +354,38 @@ class ManifestReader:
     @property
     def pack_ids(self) -> list[str]:
         return list(self._packs.values())
+
+
+def relocate_manifest(src: str, dst: str, moved: dict[tuple[str, int], tuple[str, int]]) -> None:
+    """Write a copy of manifest ``src`` at ``dst`` in which every blob at (pack, offset) found
+    in ``moved`` points at its new (pack, offset) instead (gc's repacking)."""
+    shutil.copyfile(src, dst)
+    db = sqlite3.connect(dst)
+    try:
+        numbers = {name: no for no, name in db.execute("SELECT no, name FROM packs")}
+        names = {no: name for name, no in numbers.items()}
+        updates = []
+        for entry_id, raw in db.execute("SELECT id, blobs FROM entries WHERE blobs IS NOT NULL"):
+            blobs = [BLOB.unpack_from(raw, i) for i in range(0, len(raw), BLOB.size)]
+            changed = False
+            for i, (no, digest, offset, stored, rawlen, codec) in enumerate(blobs):
+                target = moved.get((names[no], offset))
+                if target is not None:
+                    new_no = numbers.get(target[0])
+                    if new_no is None:
+                        new_no = numbers[target[0]] = len(numbers)
+                        names[new_no] = target[0]
+                    blobs[i] = (new_no, digest, target[1], stored, rawlen, codec)
+                    changed = True
+            if changed:
+                updates.append((b"".join(BLOB.pack(*b) for b in blobs), entry_id))
+        db.executemany("UPDATE entries SET blobs = ? WHERE id = ?", updates)
+        db.execute("DELETE FROM packs")
+        db.executemany("INSERT INTO packs VALUES (?, ?)", list(names.items()))
+        db.commit()
+        db.execute("VACUUM")
+    finally:
+        db.close()
 
 
 def _parts(path: str) -> list[str]:

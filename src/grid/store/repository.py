@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 
 from grid.errors import IntegrityError, NotFoundError
 from grid.ids import digest_of
@@ -12,7 +15,7 @@ from grid.store.compression import decode
 from grid.store.filestate import FileState
 from grid.store.index import BlobIndex
 from grid.store.manifest import BlobLocation, ManifestReader
-from grid.store.pack import pack_key, parse_trailer
+from grid.store.pack import PackBuilder, pack_key, parse_trailer
 
 # Blobs of a pack closer than this are fetched with one read (the gap is read and dropped).
 _GAP = 64 << 10
@@ -71,6 +74,14 @@ class Store:
         Raises:
             IntegrityError: the manifest is missing or damaged.
         """
+        return ManifestReader(self.manifest_path(manifest_id))
+
+    def manifest_path(self, manifest_id: str) -> str:
+        """A local file holding a version's manifest (fetched into the cache if remote).
+
+        Raises:
+            IntegrityError: the manifest is missing.
+        """
         key = manifest_key(manifest_id)
         path = self.objects.local_path(key)
         if path is None:
@@ -83,7 +94,24 @@ class Store:
                 os.replace(tmp, path)
         elif not os.path.exists(path):
             raise IntegrityError(f"manifest {manifest_id} is missing from the store")
-        return ManifestReader(path)
+        return path
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold the store-wide lock ``name`` (a file lock: across processes) while inside."""
+        os.makedirs(self.cache_dir, exist_ok=True)
+        with open(os.path.join(self.cache_dir, f"{name}.lock"), "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def store_pack(self, pack: PackBuilder) -> None:
+        """Store a finished pack durably (not indexed: the caller decides when)."""
+        key = pack_key(pack.pack_id)
+        pack.size = self.objects.put(key, pack.finish())
+        self.objects.sync([key])
 
     def delete_manifest(self, manifest_id: str) -> None:
         self.objects.delete(manifest_key(manifest_id))

@@ -1,0 +1,85 @@
+"""What changed between two versions: added, removed and modified paths.
+
+Both manifests are walked once, side by side, in storage order (depth first, names sorted), so
+memory stays flat whatever the number of files. "Modified" means a different kind, content,
+mode or link target; a new mtime alone is not a change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from grid.service.browse import opened
+from grid.service.context import Context
+from grid.store.manifest import DIR, Entry, ManifestReader
+
+
+@dataclass(frozen=True)
+class Change:
+    """One path that differs; ``old_size`` is None when added, ``new_size`` when removed."""
+
+    path: str
+    kind: str
+    old_size: int | None
+    new_size: int | None
+
+
+@dataclass
+class DiffReport:
+    """Differences from version ``a`` to version ``b`` of a datastore."""
+
+    name: str
+    a: int
+    b: int
+    added: list[Change] = field(default_factory=list)
+    removed: list[Change] = field(default_factory=list)
+    modified: list[Change] = field(default_factory=list)
+
+    @property
+    def added_bytes(self) -> int:
+        return sum(c.new_size or 0 for c in self.added)
+
+    @property
+    def removed_bytes(self) -> int:
+        return sum(c.old_size or 0 for c in self.removed)
+
+
+def _key(entry: Entry) -> tuple[str, ...]:
+    return tuple(entry.path.split("/"))  # tuple order is storage order
+
+
+def _same(ma: ManifestReader, ea: Entry, mb: ManifestReader, eb: Entry) -> bool:
+    if (ea.kind, ea.mode, ea.size, ea.target) != (eb.kind, eb.mode, eb.size, eb.target):
+        return False
+    return ea.kind == DIR or [b.digest for b in ma.blobs(ea)] == [b.digest for b in mb.blobs(eb)]
+
+
+def _pairs(ma: ManifestReader, mb: ManifestReader) -> Iterator[tuple[Entry | None, Entry | None]]:
+    """Entries of both walks matched by path (None where a side lacks it)."""
+    wa, wb = ma.walk(), mb.walk()
+    ea, eb = next(wa, None), next(wb, None)
+    while ea is not None or eb is not None:
+        if eb is None or (ea is not None and _key(ea) < _key(eb)):
+            yield ea, None
+            ea = next(wa, None)
+        elif ea is None or _key(eb) < _key(ea):
+            yield None, eb
+            eb = next(wb, None)
+        else:
+            yield ea, eb
+            ea, eb = next(wa, None), next(wb, None)
+
+
+def diff(ctx: Context, name: str, a: int | None, b: int | None) -> DiffReport:
+    """Compare version ``a`` with version ``b`` of ``name`` (None: the latest succeeded)."""
+    with opened(ctx, name, a) as (va, ma), opened(ctx, name, b) as (vb, mb):
+        report = DiffReport(name, va.number, vb.number)
+        for ea, eb in _pairs(ma, mb):
+            if eb is None and ea is not None:
+                report.removed.append(Change(ea.path, ea.kind_name, ea.size, None))
+            elif ea is None and eb is not None:
+                report.added.append(Change(eb.path, eb.kind_name, None, eb.size))
+            elif ea is not None and eb is not None and not _same(ma, ea, mb, eb):
+                report.modified.append(Change(eb.path, eb.kind_name, ea.size, eb.size))
+    return report

@@ -1,0 +1,218 @@
+"""Garbage collection: give back the space of packs no version needs any more.
+
+Mark: the blobs of every succeeded version are streamed, manifest by manifest, into a scratch
+SQLite table keyed by (pack, offset), so memory stays flat at any number of files (restic and
+borg hold every id in RAM). Sweep: a pack with no live blob is deleted; a pack whose live bytes
+are below ``repack_below`` of its size has its live blobs copied into new packs and the
+manifests that pointed into it rewritten (new manifest objects, swapped in the catalog).
+
+Safety with creates running at the same time: a create leases each pack it writes or references
+before relying on it, and re-checks the index after leasing (see ``BlobIndex.lease``). gc never
+removes a leased pack: it drops a pack from the index first, in one transaction that checks
+for leases, and only then deletes the object. So either the create's lease came first and gc
+keeps the pack, or gc came first and the create sees the pack gone and stores its blobs again.
+Leases outlive a create's success (a gc already past its mark phase has not seen that version);
+gc drops the leases of versions it has marked, failed ones and deleted ones. Only one gc runs
+at a time per store.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from grid.records import FAILED, SUCCEEDED, VersionInfo
+from grid.service.context import Context
+from grid.store.manifest import FILE, relocate_manifest
+from grid.store.pack import PackBuilder, pack_key, parse_trailer
+from grid.store.repository import manifest_key
+
+
+@dataclass
+class GcReport:
+    """What a gc run did (or, with ``dry_run``, would do)."""
+
+    packs_deleted: int = 0
+    packs_repacked: int = 0
+    bytes_reclaimed: int = 0
+    bytes_copied: int = 0
+    manifests_rewritten: int = 0
+    manifests_deleted: int = 0
+    live_packs: int = 0
+    live_bytes: int = 0
+
+
+Progress = Callable[[str], None]
+
+
+def _versions(ctx: Context) -> list[VersionInfo]:
+    return [v for d in ctx.catalog.datastores() for v in ctx.catalog.versions(d.name)]
+
+
+def _mark(ctx: Context, db: sqlite3.Connection, versions: list[VersionInfo]) -> None:
+    db.execute(
+        "CREATE TABLE live (pack TEXT, offset INTEGER, stored INTEGER, PRIMARY KEY (pack, offset))"
+        " WITHOUT ROWID"
+    )
+    for v in versions:
+        manifest = ctx.store.open_manifest(v.manifest_id)
+        try:
+            rows = (
+                (b.pack_id, b.offset, b.stored_length)
+                for e in manifest.walk()
+                if e.kind == FILE
+                for b in manifest.blobs(e)
+            )
+            db.executemany("INSERT OR IGNORE INTO live VALUES (?, ?, ?)", rows)
+        finally:
+            manifest.close()
+    db.commit()
+
+
+def gc(
+    ctx: Context,
+    *,
+    repack_below: float = 0.5,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> GcReport:
+    """Delete unreferenced packs and repack mostly-dead ones; see the module docstring."""
+    say = progress or (lambda _msg: None)
+    report = GcReport()
+    with ctx.store.exclusive("gc"):
+        versions = _versions(ctx)
+        live_versions = [v for v in versions if v.status == SUCCEEDED]
+        scratch = ctx.scratch_path(f"gc-{uuid.uuid4().hex}.sqlite")
+        db = sqlite3.connect(scratch)
+        try:
+            say(f"marking blobs of {len(live_versions)} versions")
+            _mark(ctx, db, live_versions)
+            if not dry_run:
+                _release_stale_leases(ctx, {v.ref for v in live_versions})
+            dead, sparse = _classify(ctx, db, repack_below, report)
+            say(f"{len(dead)} packs unreferenced, {len(sparse)} to repack")
+            if not dry_run:
+                report.manifests_deleted = _drop_orphan_manifests(ctx, versions)
+                if sparse:
+                    _repack(ctx, db, sparse, live_versions, report)
+                _delete_packs(ctx, dead)
+                ctx.store.objects.clean_partial()
+            else:
+                report.packs_repacked = len(sparse)
+        finally:
+            db.close()
+            os.unlink(scratch)
+    return report
+
+
+def _release_stale_leases(ctx: Context, marked: set[str]) -> None:
+    """Drop leases no create needs: of versions this gc marked, failed ones and deleted ones.
+
+    Leases are read before the catalog: a create takes its version row before its first lease,
+    so a holder missing from the later catalog read was deleted, not yet to come."""
+    holders = {holder for holder, _ in ctx.store.index.leased()}
+    status = {v.ref: v.status for v in _versions(ctx)}
+    for holder in holders:
+        if holder in marked or status.get(holder, FAILED) == FAILED:
+            ctx.store.index.release(holder)
+
+
+def _classify(
+    ctx: Context,
+    db: sqlite3.Connection,
+    repack_below: float,
+    report: GcReport,
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Split stored packs into dead (no live blob) and sparse (few live bytes): id -> size."""
+    live = dict(db.execute("SELECT pack, SUM(stored) FROM live GROUP BY pack"))
+    leased = {pack for _, pack in ctx.store.index.leased()}
+    dead: dict[str, int] = {}
+    sparse: dict[str, int] = {}
+    for key in ctx.store.objects.list("packs/"):
+        pack_id = key.rsplit("/", 1)[-1]
+        size = ctx.store.objects.size(key)
+        used = live.get(pack_id, 0)
+        if pack_id in leased:
+            continue
+        if used == 0:
+            dead[pack_id] = size
+            report.packs_deleted += 1
+            report.bytes_reclaimed += size
+        elif used < repack_below * size:
+            sparse[pack_id] = size
+        else:
+            report.live_packs += 1
+            report.live_bytes += size
+    return dead, sparse
+
+
+def _delete_packs(ctx: Context, packs: dict[str, int]) -> None:
+    forgotten = ctx.store.index.forget_unleased(list(packs))
+    for pack_id in forgotten:
+        ctx.store.objects.delete(pack_key(pack_id))
+
+
+def _drop_orphan_manifests(ctx: Context, versions: list[VersionInfo]) -> int:
+    """Delete stored manifests no version names (a create that died right after storing it)."""
+    known = {manifest_key(v.manifest_id) for v in versions}
+    orphans = [k for k in ctx.store.objects.list("manifests/") if k not in known]
+    for key in orphans:
+        ctx.store.objects.delete(key)
+    return len(orphans)
+
+
+def _repack(
+    ctx: Context,
+    db: sqlite3.Connection,
+    sparse: dict[str, int],
+    versions: list[VersionInfo],
+    report: GcReport,
+) -> None:
+    """Copy the live blobs of ``sparse`` packs into new packs, point manifests at them, then
+    delete the old packs."""
+    moved: dict[tuple[str, int], tuple[str, int]] = {}
+    written: list[PackBuilder] = []
+    pack = PackBuilder()
+    for old_id in sparse:
+        wanted = set(db.execute("SELECT offset, stored FROM live WHERE pack = ?", (old_id,)))
+        data = ctx.store.objects.get(pack_key(old_id))
+        for blob in parse_trailer(data):
+            if (blob.offset, blob.stored_length) not in wanted:
+                continue
+            payload = data[blob.offset : blob.offset + blob.stored_length]
+            placed = pack.add(blob.digest, payload, blob.raw_length, blob.codec)
+            moved[(old_id, blob.offset)] = (pack.pack_id, placed.offset)
+            report.bytes_copied += blob.stored_length
+            if pack.full:
+                ctx.store.store_pack(pack)
+                written.append(pack)
+                pack = PackBuilder()
+        report.packs_repacked += 1
+        report.bytes_reclaimed += sparse[old_id]
+    if pack.blobs:
+        ctx.store.store_pack(pack)
+        written.append(pack)
+    for v in versions:
+        manifest = ctx.store.open_manifest(v.manifest_id)
+        try:
+            touches = any(p in sparse for p in manifest.pack_ids)
+        finally:
+            manifest.close()
+        if touches:
+            new_id = uuid.uuid4().hex
+            path = ctx.scratch_path(f"{new_id}.manifest")
+            try:
+                relocate_manifest(ctx.store.manifest_path(v.manifest_id), path, moved)
+                report.bytes_copied += ctx.store.put_manifest(new_id, path)
+            finally:
+                if os.path.exists(path):
+                    os.unlink(path)
+            ctx.catalog.set_manifest(v.datastore, v.number, new_id)
+            ctx.store.delete_manifest(v.manifest_id)
+            report.manifests_rewritten += 1
+    _delete_packs(ctx, sparse)
+    for new in written:  # indexed once the old copies are gone, so dedup finds the new ones
+        ctx.store.index.add_pack(new.pack_id, new.size, new.blobs)

@@ -179,3 +179,38 @@ def test_blob_cache_stays_under_a_small_limit(run, home, tmp_path):
     assert blobs and sum(blobs) <= 1 << 20
     r = run("datastore", "mount", "ds:1", str(mp), "--cache-size", "bogus")
     assert r.returncode == 2 and "not a size" in r.stderr
+
+
+def test_several_worker_processes_serve_one_mount(run, tmp_path):
+    src = tmp_path / "many"
+    (src / "d").mkdir(parents=True)
+    files = {f"d/{i:04d}.bin": os.urandom(i % 3000) for i in range(700)}  # > 2 readdir pages
+    for rel, data in files.items():
+        (src / rel).write_bytes(data)
+    run("datastore", "create", str(src))
+    mp = tmp_path / "m"
+    assert run("datastore", "mount", "many:1", str(mp), "--workers", "3").returncode == 0
+    pids = subprocess.run(
+        ["pgrep", "-f", f"datastore mount many:1 {mp}"], capture_output=True, text=True
+    ).stdout.split()
+    assert len(pids) == 3
+    for _ in range(3):  # listings resume across pages whichever process serves them
+        assert sorted(os.listdir(mp / "d")) == sorted(p.split("/")[1] for p in files)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        got = dict(pool.map(lambda rel: (rel, (mp / rel).read_bytes()), files))
+    assert got == files
+    assert run("datastore", "unmount", str(mp)).returncode == 0
+    deadline = time.time() + 10
+    while (
+        time.time() < deadline
+        and subprocess.run(
+            ["pgrep", "-f", f"datastore mount many:1 {mp}"], capture_output=True
+        ).stdout
+    ):
+        time.sleep(0.05)
+    assert not subprocess.run(
+        ["pgrep", "-f", f"datastore mount many:1 {mp}"], capture_output=True
+    ).stdout

@@ -322,6 +322,12 @@ def mount(
             "default $GRID_CACHE_SIZE, none for a local object directory).",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, max=64, help="Serving processes (default: one per CPU, up to 4)."
+        ),
+    ] = None,
 ) -> None:
     """Mount a succeeded version read-only (default: the latest); returns once it is ready."""
     limit = parse_size(cache_size) if cache_size is not None else None
@@ -337,7 +343,14 @@ def mount(
     if not foreground:
         print(f"mounting {name}:{version} at {target}", file=sys.stderr)
     runner.mount(
-        home, name, version, target, foreground=foreground, log_path=log_path, cache_size=limit
+        home,
+        name,
+        version,
+        target,
+        foreground=foreground,
+        log_path=log_path,
+        cache_size=limit,
+        workers=workers,
     )
     if not foreground:
         print(target)

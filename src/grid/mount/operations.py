@@ -1,6 +1,11 @@
 """pyfuse3 operations over a version: lookups and listings from the manifest only, reads
 fetched lazily blob by blob and verified. Data is immutable, so the kernel may cache entries,
-attributes and pages for as long as it likes."""
+attributes and pages for as long as it likes.
+
+The operations keep no state a request depends on (file and directory handles are inode
+numbers, a listing resumes after the entry id it stopped at), so several worker processes can
+serve one mount: each opens its own snapshot on first use.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import errno
 import logging
 import os
 import stat
+from collections.abc import Callable
 from typing import Any
 
 import pyfuse3
@@ -27,13 +33,29 @@ def _inode(entry_id: int) -> int:
 class GridOperations(pyfuse3.Operations):
     """One version as a read-only filesystem."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, open_snapshot: Callable[[], Snapshot]) -> None:
         super().__init__()
-        self.snap = snapshot
+        self._open_snapshot = open_snapshot
+        self._snap: Snapshot | None = None
+        self._pid = 0
         self.uid, self.gid = os.getuid(), os.getgid()
         self._entries: dict[int, Entry] = {}
-        self._dirs: dict[int, tuple[int, dict[int, str]]] = {}
-        self._next_fh = 1
+        self.initialized = False
+
+    def init(self) -> None:
+        self.initialized = True
+
+    @property
+    def snap(self) -> Snapshot:
+        """This process's snapshot (opened on first use: SQLite must not cross a fork)."""
+        if self._snap is None or self._pid != os.getpid():
+            self._snap, self._pid = self._open_snapshot(), os.getpid()
+            self._entries = {}
+        return self._snap
+
+    def close(self) -> None:
+        if self._snap is not None and self._pid == os.getpid():
+            self._snap.close()
 
     def _get(self, inode: int) -> Entry:
         entry = self._entries.get(inode)
@@ -82,31 +104,26 @@ class GridOperations(pyfuse3.Operations):
     async def opendir(self, inode: int, ctx: Any) -> int:
         if self._get(inode).kind != DIR:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
-        fh = self._next_fh
-        self._next_fh += 1
-        self._dirs[fh] = (inode, {0: ""})  # offset -> name to continue after
-        return fh
+        return inode
 
     async def readdir(self, fh: int, start_id: int, token: Any) -> None:
-        inode, cursors = self._dirs[fh]
-        after = cursors.get(start_id, "")
-        offset = start_id
+        # The offset handed to the kernel is the entry id of the last child returned; children
+        # of a directory are stored in name order, so the next page starts after its name.
+        after = self.snap.entry(start_id).name if start_id else ""
         while True:
-            page = self.snap.children(inode - 1, after, 256)
+            page = self.snap.children(fh - 1, after, 256)
             if not page:
                 return
             for entry in page:
-                offset += 1
-                cursors[offset] = entry.name
                 if not pyfuse3.readdir_reply(
-                    token, entry.name.encode(), self._attrs(entry), offset
+                    token, entry.name.encode(), self._attrs(entry), entry.id
                 ):
                     return
                 self._entries[_inode(entry.id)] = entry
             after = page[-1].name
 
     async def releasedir(self, fh: int) -> None:
-        self._dirs.pop(fh, None)
+        return None
 
     async def open(self, inode: int, flags: int, ctx: Any) -> Any:
         if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):

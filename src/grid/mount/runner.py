@@ -8,11 +8,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pyfuse3
 import trio
 
-from grid.client import Client
+from grid.client import Client, Snapshot
 from grid.errors import ConflictError, UsageError
 from grid.mount.operations import GridOperations
 
@@ -46,13 +47,56 @@ def unmount(mountpoint: str) -> None:
         raise ConflictError(f"cannot unmount {mountpoint}: {r.stderr.strip()}")
 
 
-def _serve(client: Client, name: str, version: int, mountpoint: str, ready_fd: int | None) -> None:
-    snap = client.snapshot(name, version)
+def _serve(
+    home: str | None,
+    cache_size: int | None,
+    name: str,
+    version: int,
+    mountpoint: str,
+    ready_fd: int | None,
+    workers: int,
+) -> None:
+    """Mount and serve until unmounted, with ``workers`` processes reading requests from the
+    same FUSE session (Python runs one request at a time per process; the workers use the
+    other cores)."""
+    clients: list[tuple[int, Client]] = []
+
+    def open_snapshot() -> Snapshot:
+        client = Client(home, cache_size=cache_size)  # one per process: no SQLite across fork
+        clients.append((os.getpid(), client))
+        return client.snapshot(name, version)
+
+    def close_own() -> None:
+        ops.close()
+        for pid, client in clients:
+            if pid == os.getpid():
+                client.close()  # flushes this process's blob cache accounting
+
+    ops = GridOperations(open_snapshot)
+    ops.snap  # noqa: B018 - open it now, so that a bad version fails before mounting
     options = set(pyfuse3.default_options)
     options |= {f"fsname={FSNAME_PREFIX}{name}:{version}", "subtype=grid", "ro"}
     if os.geteuid() == 0:
         options.add("allow_other")
-    pyfuse3.init(GridOperations(snap), mountpoint, options)
+    pyfuse3.init(ops, mountpoint, options)
+    if workers > 1:
+        trio.run(_until_init, ops)  # libfuse keeps "init done" per process: fork after it
+    children = []
+    for _ in range(workers - 1):
+        pid = os.fork()
+        if pid == 0:  # a worker: serve until the session ends, never unmount
+            code = 0
+            try:
+                if ready_fd is not None:
+                    os.close(ready_fd)  # the waiting command reads until every copy is closed
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                trio.run(pyfuse3.main)
+                close_own()
+            except BaseException:
+                logging.exception("mount worker failed")
+                code = 1
+            os._exit(code)
+        children.append(pid)
 
     async def main() -> None:
         token = trio.lowlevel.current_trio_token()
@@ -67,7 +111,30 @@ def _serve(client: Client, name: str, version: int, mountpoint: str, ready_fd: i
         trio.run(main)
     finally:
         pyfuse3.close(unmount=True)
-        snap.close()
+        _reap(children)
+        close_own()
+
+
+def _reap(children: list[int], grace: float = 5.0) -> None:
+    """Wait for the workers (the unmount ends their session), killing those that linger."""
+    deadline = time.monotonic() + grace
+    for pid in children:
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.01)
+
+
+async def _until_init(ops: GridOperations) -> None:
+    """Serve requests until the kernel's INIT has been answered, then stop."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pyfuse3.main)
+        while not ops.initialized:
+            await trio.sleep(0.001)
+        nursery.cancel_scope.cancel()
 
 
 def _check_mountpoint(mountpoint: str) -> None:
@@ -87,18 +154,20 @@ def mount(
     foreground: bool,
     log_path: str,
     cache_size: int | None = None,
+    workers: int | None = None,
 ) -> None:
     """Mount ``name:version`` at ``mountpoint``; in the background unless ``foreground``.
 
-    ``cache_size`` bounds the on-disk blob cache (None: the client's default).
+    ``cache_size`` bounds the on-disk blob cache (None: the client's default); ``workers`` is
+    the number of serving processes (default: one per CPU, at most 4).
 
     Returns once the mount answers (background) or when it is unmounted (foreground).
     """
     _check_mountpoint(mountpoint)
+    workers = workers or min(os.cpu_count() or 1, 4)
     if foreground:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-        with Client(home, cache_size=cache_size) as client:
-            _serve(client, name, version, mountpoint, None)
+        _serve(home, cache_size, name, version, mountpoint, None, workers)
         return
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -114,8 +183,7 @@ def mount(
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
         code = 0
         try:
-            with Client(home, cache_size=cache_size) as client:
-                _serve(client, name, version, mountpoint, write_end)
+            _serve(home, cache_size, name, version, mountpoint, write_end, workers)
         except BaseException as exc:  # reported to the waiting parent through the pipe
             with contextlib.suppress(OSError):
                 os.write(write_end, f"error: {exc}".encode())

@@ -215,6 +215,12 @@ def log_tail(log: Path | None, chars: int = 2000) -> str:
 
 def find_pid(args: list[str]) -> int | None:
     """The process (not this one) whose command line holds every one of args, if any."""
+    found = find_pids(args)
+    return min(found) if found else None
+
+
+def find_pids(args: list[str]) -> list[int]:
+    """Every process (not this one) whose command line holds every one of args."""
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -226,7 +232,7 @@ def find_pid(args: list[str]) -> int | None:
         words = cmdline.split("\0")
         if all(a in words for a in args):
             found.append(int(entry.name))
-    return min(found) if found else None
+    return found
 
 
 def proc_status(pid: int, key: str) -> str | None:
@@ -304,9 +310,11 @@ class LocalDisk:
 class GridMount:
     """``grid datastore mount`` of a version created in a fresh GRID_HOME."""
 
-    name, kind, mounts = "grid mount", "ours", True
+    kind, mounts = "ours", True
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers  # None: grid's default (one serving process per CPU, up to 4)
+        self.name = "grid mount" if workers is None else f"grid mount --workers {workers}"
         self.home: Path | None = None
         self.mnt: Path | None = None
         self.pid: int | None = None
@@ -326,14 +334,18 @@ class GridMount:
     def start(self, mnt: Path) -> Path:
         self.mnt = mnt
         self.pid = None
+        self.pid_args: list[str] = []
         argv = [*grid_command(), "datastore", "mount", self.ref, str(mnt)]
+        if self.workers is not None:
+            argv += ["--workers", str(self.workers)]
         try:  # returns once the forked mount process answers; stdout/err go to files, not pipes
             run_child(argv, self.env(), on_interrupt="wait")
         except BenchError as exc:
             raise BenchError(f"{exc}{log_tail(self.log())}") from None
         if str(mnt) not in mount_points():
             raise BenchError(f"grid datastore mount returned but {mnt} is not mounted")
-        self.pid = find_pid(["datastore", "mount", str(mnt)])
+        self.pid_args = ["datastore", "mount", str(mnt)]
+        self.pid = find_pid(self.pid_args)
         if self.pid is None:
             print(f"  WARNING: no process found for the grid mount at {mnt}", flush=True)
         return mnt
@@ -352,7 +364,10 @@ class GridMount:
         return lines
 
     def peak_rss_mib(self) -> float | None:
-        return peak_rss_mib(self.pid)
+        """Summed over the mount's worker processes (pages they share are counted in each)."""
+        pids = find_pids(self.pid_args) if self.pid_args else []
+        values = [v for v in map(peak_rss_mib, pids) if v is not None]
+        return sum(values) if values else peak_rss_mib(self.pid)
 
     def stop(self) -> None:
         mnt, self.mnt = self.mnt, None
@@ -494,7 +509,7 @@ class ResticMount:
 
 
 def make_tools(skip_peers: bool) -> list:
-    tools = [LocalDisk(), GridMount()]
+    tools = [LocalDisk(), GridMount(), GridMount(workers=1)]
     return tools if skip_peers else [*tools, RcloneMount(), ResticMount()]
 
 

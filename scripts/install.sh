@@ -4,9 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     # util-linux: setpriv (tests drop root's read-anything capability);
-    # fuse3 + libfuse3-dev + pkg-config: the read-only mount (pyfuse3 builds against libfuse3)
+    # fuse3 + libfuse3-dev + pkg-config: the read-only mount (pyfuse3 builds against libfuse3);
+    # cron: `grid datastore schedule` installs crontab entries
     need=""
-    for pkg in util-linux fuse3 libfuse3-dev pkg-config; do
+    for pkg in util-linux fuse3 libfuse3-dev pkg-config cron; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
     done
     if [ -n "$need" ]; then

@@ -1,4 +1,5 @@
-"""`grid datastore ...`: create, list, show, ls, cat, delete."""
+"""`grid datastore ...`: create, list, show, ls, cat, diff, delete, gc, verify, download, mount,
+schedule."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Annotated
 import typer
 
 from grid.cli import render
+from grid.cli import schedule as schedules_
 from grid.cli.progress import CreateDisplay
 from grid.client import Client
 from grid.errors import IntegrityError, UsageError
@@ -384,3 +386,52 @@ def _mount_runner() -> types.ModuleType:
             rule="the mount extra must be installed",
         ) from exc
     return runner
+
+
+@app.command()
+def schedule(
+    source: Annotated[str, typer.Argument(help="Folder or file to store on each run.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Datastore name.")],
+    every: Annotated[
+        str,
+        typer.Option("--every", help="5m, 10m, 15m, 20m, 30m, 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d."),
+    ] = "1h",
+    skip_unchanged: Annotated[
+        bool, typer.Option("--skip-unchanged", help="No new version when nothing changed.")
+    ] = False,
+    keep_last: Annotated[
+        int | None,
+        typer.Option("--keep-last", metavar="N", min=1, help="Keep only the N newest versions."),
+    ] = None,
+) -> None:
+    """Create a version of SOURCE on a timer (a crontab entry; replaces NAME's schedule)."""
+    with Client() as client:
+        client.parse_ref(name)  # the name rule, checked now rather than at the first run
+        home = client.home
+    extra = ["--skip-unchanged"] if skip_unchanged else []
+    if keep_last is not None:
+        extra += ["--keep-last", str(keep_last)]
+    s = schedules_.install(home, source, name, every, extra)
+    print(f"scheduled {name}: {s.cron}  (log: {s.log})")
+
+
+@app.command()
+def unschedule(name: Annotated[str, typer.Argument(help="Datastore name.")]) -> None:
+    """Remove a datastore's schedule."""
+    schedules_.remove(name)
+    print(f"unscheduled {name}")
+
+
+@app.command("schedules")
+def list_schedules(as_json: Json = False) -> None:
+    """The scheduled creates in your crontab."""
+    items = schedules_.schedules()
+    if as_json:
+        render.print_json(items)
+    elif not items:
+        print(
+            "no schedules: `grid datastore schedule FOLDER --name NAME` adds one", file=sys.stderr
+        )
+    else:
+        for s in items:
+            print(f"{s.name}\t{s.cron}\t{s.log}")

@@ -63,3 +63,19 @@ def test_a_missing_pack_is_stored_again_by_the_next_create(home, tmp_path):
             os.unlink(pack)
         c.create(str(src), "d")  # the index still lists the blob; its pack is gone
         assert c.read_bytes("d", 2, "a.bin") == (src / "a.bin").read_bytes()
+
+
+def test_a_damaged_manifest_is_an_integrity_error(home, tmp_path):
+    src = _source(tmp_path, b"x" * 1000)
+    with grid.Client(str(home), fsync=False) as c:
+        v = c.create(str(src), "d")
+    root = os.path.join(home, "objects", "local", "manifests")
+    (obj,) = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
+    with open(obj, "r+b") as f:
+        f.truncate(os.path.getsize(obj) // 2)
+    cached = os.path.join(home, "cache", "local", "manifests", v.manifest_id)
+    if os.path.exists(cached):
+        os.unlink(cached)  # as on a machine that has not read this version yet
+    with grid.Client(str(home)) as c, pytest.raises(grid.IntegrityError, match="manifest"):
+        c.read_bytes("d", 1, "a.bin")
+    assert not os.path.exists(cached)  # nothing half-unpacked is left to be trusted later

@@ -327,7 +327,7 @@ def mount(
     workers: Annotated[
         int | None,
         typer.Option(
-            "--workers", min=1, max=64, help="Serving processes (default: one per CPU, up to 4)."
+            "--workers", min=1, max=64, help="Serving processes (default: one per 2 CPUs, up to 4)."
         ),
     ] = None,
 ) -> None:

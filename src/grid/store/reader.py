@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import bisect
 import io
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from grid.store.manifest import FILE, BlobLocation, Entry, ManifestReader
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
 
 # Coalesce neighbouring blobs of one pack into reads of up to this size when streaming.
 _SPAN = 16 << 20
+_AHEAD = 2  # spans fetched ahead of the one being consumed
 
 
 def blob_starts(blobs: list[BlobLocation]) -> list[int]:
@@ -80,32 +83,53 @@ def stream_files(
     """Yield ``(path, content)`` of every regular file under ``prefix`` in storage order.
 
     Neighbouring blobs of a pack are fetched with one ranged read (up to 16 MiB), so a whole
-    version is read as a few large sequential reads; each blob is verified.
+    version is read as a few large sequential reads; each blob is verified. Two threads fetch
+    and verify the next spans while the caller consumes the current one (reads and hashing
+    release the GIL).
     """
+    with ThreadPoolExecutor(2, thread_name_prefix="grid-stream") as pool:
+        inflight: deque[Future[list[tuple[str, bytes]]]] = deque()
+        try:
+            for pending in _spans(manifest, prefix):
+                inflight.append(pool.submit(_fetch, store, pending))
+                if len(inflight) > _AHEAD:
+                    yield from inflight.popleft().result()
+            while inflight:
+                yield from inflight.popleft().result()
+        finally:
+            for fut in inflight:
+                fut.cancel()
+
+
+def _spans(
+    manifest: ManifestReader, prefix: str
+) -> Iterator[list[tuple[Entry, list[BlobLocation]]]]:
+    """The files under ``prefix`` in storage order, in groups of about ``_SPAN`` stored bytes."""
     prefix = prefix.strip("/")
-    files = (
-        e
-        for e in manifest.walk()
-        if e.kind == FILE and (not prefix or e.path == prefix or e.path.startswith(prefix + "/"))
-    )
     pending: list[tuple[Entry, list[BlobLocation]]] = []
     span = 0
-    for entry in files:
+    for entry in manifest.walk():
+        if entry.kind != FILE or (
+            prefix and entry.path != prefix and not entry.path.startswith(prefix + "/")
+        ):
+            continue
         blobs = manifest.blobs(entry)
         pending.append((entry, blobs))
         span += sum(b.stored_length for b in blobs)
         if span >= _SPAN:
-            yield from _flush(store, pending)
+            yield pending
             pending, span = [], 0
-    yield from _flush(store, pending)
+    if pending:
+        yield pending
 
 
-def _flush(
+def _fetch(
     store: Store, pending: list[tuple[Entry, list[BlobLocation]]]
-) -> Iterator[tuple[str, bytes]]:
-    blobs = [b for _, bl in pending for b in bl]
-    fetched = store.read_blobs(blobs)
+) -> list[tuple[str, bytes]]:
+    fetched = store.read_blobs([b for _, bl in pending for b in bl])
+    out = []
     i = 0
     for entry, bl in pending:
-        yield entry.path, b"".join(fetched[i : i + len(bl)])
+        out.append((entry.path, b"".join(fetched[i : i + len(bl)])))
         i += len(bl)
+    return out

@@ -509,7 +509,7 @@ class ResticMount:
 
 
 def make_tools(skip_peers: bool) -> list:
-    tools = [LocalDisk(), GridMount(), GridMount(workers=1)]
+    tools = [LocalDisk(), GridMount(), GridMount(workers=2)]
     return tools if skip_peers else [*tools, RcloneMount(), ResticMount()]
 
 

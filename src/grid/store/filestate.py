@@ -14,12 +14,11 @@ blob index still has it, otherwise the file is read again.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
 from collections.abc import Iterable
 
 from grid.errors import StorageError
+from grid.store.sqlite_file import PerThreadSQLite
 
 RACY_NS = 2_000_000_000
 DIGEST = 32
@@ -44,25 +43,12 @@ class FileState:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        # synchronous=OFF: a lost update only costs a re-read
+        self._db = PerThreadSQLite(path, "file state", synchronous="OFF")
         self._conn().executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=OFF")  # a lost update only costs a re-read
-            except (OSError, sqlite3.Error) as exc:
-                raise StorageError(f"cannot open the file state {self.path}: {exc}") from exc
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
+        return self._db.get()
 
     def lookup_many(self, files: dict[str, Key]) -> dict[str, list[bytes]]:
         """Blob ids of each of ``files`` (path -> key) remembered under exactly that key."""
@@ -99,8 +85,4 @@ class FileState:
             raise StorageError(f"cannot update the file state {self.path}: {exc}") from exc
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._db.close()

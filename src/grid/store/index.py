@@ -11,14 +11,13 @@ create finds the packs its stopped attempt wrote but had not yet indexed.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
 from collections.abc import Iterable
 from typing import NamedTuple
 
 from grid.errors import StorageError
 from grid.store.pack import PackedBlob
+from grid.store.sqlite_file import PerThreadSQLite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS packs (
@@ -61,26 +60,12 @@ class BlobIndex:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._db = PerThreadSQLite(path, "blob index")
         with self._conn() as conn:
             conn.executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error as exc:
-                raise StorageError(f"cannot open blob index {self.path}: {exc}") from exc
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
+        return self._db.get()
 
     def lookup_many(self, digests: list[bytes]) -> dict[bytes, BlobRef]:
         """Return the stored location of each of ``digests`` that is in the index."""
@@ -188,8 +173,4 @@ class BlobIndex:
 
     def close(self) -> None:
         """Close every thread's connection."""
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._db.close()

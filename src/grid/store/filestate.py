@@ -1,5 +1,5 @@
-"""What this machine already stored: absolute path + (size, mtime_ns, inode, ctime_ns) -> the
-file's blob ids, so that a re-run skips reading and hashing files that did not change.
+"""What this machine already stored: (folder, name) + (size, mtime_ns, inode, ctime_ns) -> where
+the file's blobs are, so that a re-run skips reading and hashing files that did not change.
 
 The assumption (git's, restic's, rsync's): a file whose size, mtime, inode and ctime are all
 unchanged has unchanged content. Writing a file moves its mtime and ctime; restoring an old mtime
@@ -8,34 +8,68 @@ lies about it) can defeat it; ``--rehash`` reads everything again. Files modifie
 ``RACY_NS`` of the scan are not remembered (their timestamp may not yet show a write in
 progress), so they are re-read next time.
 
-Wrong or stale entries cannot produce a wrong version: a remembered blob is used only if the
-blob index still has it, otherwise the file is read again.
+Wrong or stale entries cannot produce a wrong version: remembered blobs are used only if their
+pack is still indexed and stored whole (gc drops a pack from the index before deleting it), and
+packs never change, otherwise the file is read again. Rows are keyed by (folder, name), so the
+files of a folder are one range of the table: a window of listed files costs one range scan.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import struct
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from grid.errors import StorageError
 from grid.store.sqlite_file import PerThreadSQLite
 
 RACY_NS = 2_000_000_000
-DIGEST = 32
-_MAX_PARAMS = 500
+_SCHEMA_VERSION = 2  # the table is a cache: another layout is dropped and rebuilt
+_REF = struct.Struct("<32s16sQIIB")  # digest, pack id, offset, stored, raw length, codec
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY,
+    dir TEXT NOT NULL,
+    name TEXT NOT NULL,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     ino INTEGER NOT NULL,
     ctime_ns INTEGER NOT NULL,
-    digests BLOB NOT NULL
+    blobs BLOB NOT NULL,
+    PRIMARY KEY (dir, name)
 ) WITHOUT ROWID;
 """
 
 Key = tuple[int, int, int, int]  # size, mtime_ns, inode, ctime_ns
+
+
+class StoredBlob(NamedTuple):
+    """Where one blob of a remembered file is stored."""
+
+    digest: bytes
+    pack_id: str
+    offset: int
+    stored_length: int
+    raw_length: int
+    codec: int
+
+
+def _encode(blobs: Iterable[StoredBlob]) -> bytes:
+    return b"".join(
+        _REF.pack(
+            b.digest, bytes.fromhex(b.pack_id), b.offset, b.stored_length, b.raw_length, b.codec
+        )
+        for b in blobs
+    )
+
+
+def _decode(raw: bytes) -> list[StoredBlob]:
+    out = []
+    for i in range(0, len(raw), _REF.size):
+        digest, pack, offset, stored, rawlen, codec = _REF.unpack_from(raw, i)
+        out.append(StoredBlob(digest, pack.hex(), offset, stored, rawlen, codec))
+    return out
 
 
 class FileState:
@@ -45,41 +79,41 @@ class FileState:
         self.path = path
         # synchronous=OFF: a lost update only costs a re-read
         self._db = PerThreadSQLite(path, "file state", synchronous="OFF")
-        self._conn().executescript(_SCHEMA)
-
-    def _conn(self) -> sqlite3.Connection:
-        return self._db.get()
-
-    def lookup_many(self, files: dict[str, Key]) -> dict[str, list[bytes]]:
-        """Blob ids of each of ``files`` (path -> key) remembered under exactly that key."""
-        found: dict[str, list[bytes]] = {}
-        paths = list(files)
-        conn = self._conn()
+        conn = self._db.get()
         try:
-            for i in range(0, len(paths), _MAX_PARAMS):
-                part = paths[i : i + _MAX_PARAMS]
-                rows = conn.execute(
-                    "SELECT path, size, mtime_ns, ino, ctime_ns, digests FROM files"
-                    f" WHERE path IN ({','.join('?' * len(part))})",
-                    part,
-                )
-                for path, size, mtime_ns, ino, ctime_ns, digests in rows:
-                    if files[path] == (size, mtime_ns, ino, ctime_ns):
-                        found[path] = [
-                            digests[j : j + DIGEST] for j in range(0, len(digests), DIGEST)
-                        ]
+            if conn.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+                conn.execute("DROP TABLE IF EXISTS files")
+                conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the file state {path}: {exc}") from exc
+
+    def lookup(self, folder: str, files: dict[str, Key]) -> dict[str, list[StoredBlob]]:
+        """Blob locations of each of ``files`` (name -> key) of ``folder`` remembered under
+        exactly that key. One range scan from the first to the last name."""
+        if not files:
+            return {}
+        found: dict[str, list[StoredBlob]] = {}
+        try:
+            rows = self._db.get().execute(
+                "SELECT name, size, mtime_ns, ino, ctime_ns, blobs FROM files"
+                " WHERE dir = ? AND name >= ? AND name <= ?",
+                (folder, min(files), max(files)),
+            )
+            for name, size, mtime_ns, ino, ctime_ns, blobs in rows:
+                if files.get(name) == (size, mtime_ns, ino, ctime_ns):
+                    found[name] = _decode(blobs)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot read the file state {self.path}: {exc}") from exc
         return found
 
-    def remember(self, rows: Iterable[tuple[str, Key, list[bytes]]]) -> None:
-        """Record files just stored: (path, key, blob ids in file order)."""
-        conn = self._conn()
+    def remember(self, rows: Iterable[tuple[str, str, Key, list[StoredBlob]]]) -> None:
+        """Record files just stored: (folder, name, key, blobs in file order)."""
         try:
-            with conn:
+            with self._db.get() as conn:
                 conn.executemany(
-                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
-                    ((path, *key, b"".join(digests)) for path, key, digests in rows),
+                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    ((d, n, *key, _encode(blobs)) for d, n, key, blobs in rows),
                 )
         except sqlite3.Error as exc:
             raise StorageError(f"cannot update the file state {self.path}: {exc}") from exc

@@ -111,14 +111,18 @@ class BlobIndex:
 
     def has_packs(self, pack_ids: list[str]) -> set[str]:
         """Which of ``pack_ids`` are indexed."""
+        return set(self.pack_sizes(pack_ids))
+
+    def pack_sizes(self, pack_ids: list[str]) -> dict[str, int]:
+        """Indexed size of each of ``pack_ids`` that is indexed."""
         conn = self._conn()
-        out: set[str] = set()
+        out: dict[str, int] = {}
         for i in range(0, len(pack_ids), _MAX_PARAMS):
             part = pack_ids[i : i + _MAX_PARAMS]
             rows = conn.execute(
-                f"SELECT name FROM packs WHERE name IN ({','.join('?' * len(part))})", part
+                f"SELECT name, size FROM packs WHERE name IN ({','.join('?' * len(part))})", part
             )
-            out.update(r[0] for r in rows)
+            out.update(rows)
         return out
 
     def lease(self, holder: str, pack_ids: Iterable[str]) -> None:

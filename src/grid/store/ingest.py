@@ -10,13 +10,15 @@ Batches, not single files, cross thread boundaries; hashing, compression, reads 
 release the GIL, so they overlap.
 
 With a ``FileState``, the walker looks up each window of listed files: a file remembered under
-the same (size, mtime, inode, ctime) whose blobs are all still indexed is not read at all; its
-blob references go straight to the consumer.
+the same (size, mtime, inode, ctime) is not read at all; its blob locations go straight to the
+consumer, which uses them if their packs are still indexed and whole (else it reads the file).
+Batches with nothing to read skip the worker threads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import stat
 import threading
@@ -30,7 +32,7 @@ from grid.errors import NotFoundError, SourceError
 from grid.ids import TreeHasher, digest_of
 from grid.store.chunker import SMALL_FILE_MAX, SegmentPool, iter_chunks, read_small
 from grid.store.compression import RAW, encode
-from grid.store.filestate import RACY_NS, FileState, Key
+from grid.store.filestate import RACY_NS, FileState, Key, StoredBlob
 from grid.store.index import BlobRef
 from grid.store.manifest import DIR, FILE, ROOT_ID, SYMLINK, ManifestWriter, encode_blobs
 from grid.store.pack import PackBuilder, pack_key
@@ -83,11 +85,11 @@ def _is_bytes(data: Any) -> bool:
 
 
 class _Unchanged:
-    """A file the file state recognised: its blobs' index entries, in file order."""
+    """A file the file state recognised: where its blobs are, in file order."""
 
     __slots__ = ("refs",)
 
-    def __init__(self, refs: list[tuple[bytes, BlobRef]]) -> None:
+    def __init__(self, refs: list[StoredBlob]) -> None:
         self.refs = refs
 
 
@@ -167,7 +169,7 @@ class _Ingest:
     ) -> None:
         self.source, self.store, self.manifest = source, store, manifest
         self.state, self.rehash, self.holder = state, rehash, holder
-        self.remembered: list[tuple[str, Key, list[bytes]]] = []
+        self.remembered: list[tuple[str, str, Key, list[StoredBlob]]] = []
         self.racy_after = time.time_ns() - RACY_NS
         self.progress = progress
         self.warn = warn or (lambda _message: None)
@@ -248,26 +250,27 @@ class _Ingest:
 
     def _flush_batch(self) -> bool:
         batch, self.batch, self.batch_size = self.batch, [], 0
-        return self._submit(batch)
+        if any(item[1] is _READ or _is_bytes(item[1]) for item in batch):
+            return self._submit(batch)
+        done: Future[list[Any]] = Future()  # nothing to read or hash: no worker needed
+        done.set_result(_digest_batch(self.source, batch))
+        return self._offer(done)
 
-    def _unchanged(self, window: list[SourceEntry]) -> dict[str, list[tuple[bytes, BlobRef]]]:
-        """Files of ``window`` the file state knows under the same key, with blobs all indexed."""
+    def _unchanged(self, window: list[SourceEntry]) -> dict[str, list[StoredBlob]]:
+        """Files of ``window`` the file state knows under the same key: location -> blobs."""
         if self.state is None or self.rehash:
             return {}
-        keys = {
-            e.location: (e.size, e.mtime_ns, e.ino, e.ctime_ns)
-            for e in window
-            if stat.S_ISREG(e.mode) and e.size > 0 and e.ino
-        }
-        if not keys:
-            return {}
-        known = self.state.lookup_many(keys)
-        hits = self.store.index.lookup_many([d for ds in known.values() for d in ds])
-        return {
-            path: [(d, hits[d]) for d in digests]
-            for path, digests in known.items()
-            if digests and all(d in hits for d in digests)
-        }
+        folders: dict[str, dict[str, Key]] = {}
+        for e in window:
+            if stat.S_ISREG(e.mode) and e.size > 0 and e.ino:
+                folder, name = os.path.split(e.location)
+                folders.setdefault(folder, {})[name] = (e.size, e.mtime_ns, e.ino, e.ctime_ns)
+        found: dict[str, list[StoredBlob]] = {}
+        for folder, files in folders.items():
+            for name, blobs in self.state.lookup(folder, files).items():
+                if blobs:
+                    found[os.path.join(folder, name)] = blobs
+        return found
 
     def _pieces(self, entry: SourceEntry, segments: SegmentPool) -> Any:
         if entry.size <= SMALL_FILE_MAX:
@@ -361,14 +364,17 @@ class _Ingest:
             self.store.index.lease(self.holder, [pack.pack_id])
         return pack
 
-    def _pack_intact(self, pack_id: str, size: int) -> bool:
-        """Trust an index entry only if its pack still exists whole (cheap: one stat per pack).
+    def _pack_intact(self, pack_id: str, size: int | None) -> bool:
+        """Trust a pack only if it is indexed and stored whole (cheap: one stat per pack);
+        ``size`` is its indexed size if already known.
 
         The pack is leased first and then looked up again: a gc that removed it before the
         lease is seen here; one that runs after it keeps the pack."""
         if self.holder is not None:
             self.store.index.lease(self.holder, [pack_id])
-            if not self.store.index.has_packs([pack_id]):
+        if self.holder is not None or size is None:
+            size = self.store.index.pack_sizes([pack_id]).get(pack_id)
+            if size is None:
                 return False
         try:
             if self.store.objects.size(pack_key(pack_id)) == size:
@@ -395,18 +401,18 @@ class _Ingest:
         pack_id, offset, stored, raw, cod = ref
         self.blobs.append((self.manifest.pack_number(pack_id), digest, offset, stored, raw, cod))
 
-    def _place_unchanged(self, refs: list[tuple[bytes, BlobRef]]) -> bool:
+    def _place_unchanged(self, refs: list[StoredBlob]) -> bool:
         """Reference an unchanged file's blobs where they are; False if a pack went missing."""
-        for _, ref in refs:
+        for ref in refs:
             ok = self.pack_ok.get(ref.pack_id)
             if ok is None:
-                ok = self.pack_ok[ref.pack_id] = self._pack_intact(ref.pack_id, ref.pack_size)
+                ok = self.pack_ok[ref.pack_id] = self._pack_intact(ref.pack_id, None)
             if not ok:
                 return False
         number = self.manifest.pack_number
         self.blobs.extend(
-            (number(r.pack_id), d, r.offset, r.stored_length, r.raw_length, r.codec)
-            for d, r in refs
+            (number(r.pack_id), r.digest, r.offset, r.stored_length, r.raw_length, r.codec)
+            for r in refs
         )
         self.stats.dedup_blobs += len(refs)
         return True
@@ -432,7 +438,10 @@ class _Ingest:
         if not stat.S_ISREG(entry.mode):
             return
         key = (entry.size, entry.mtime_ns, entry.ino, entry.ctime_ns)
-        self.remembered.append((entry.location, key, [b[1] for b in self.blobs]))
+        pack_id = self.manifest.pack_id
+        blobs = [StoredBlob(b[1], pack_id(b[0]), b[2], b[3], b[4], b[5]) for b in self.blobs]
+        folder, name = os.path.split(entry.location)
+        self.remembered.append((folder, name, key, blobs))
         if len(self.remembered) >= _REMEMBER_EVERY:
             self._flush_state()
 

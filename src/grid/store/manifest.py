@@ -103,14 +103,20 @@ class ManifestWriter:
         self._rows: list[tuple[object, ...]] = []
         self._next_id = ROOT_ID + 1
         self._pack_numbers: dict[str, int] = {}
+        self._pack_list: list[str] = []
 
     def pack_number(self, pack_id: str) -> int:
         """Return the manifest-local number of a pack, registering it on first use."""
         no = self._pack_numbers.get(pack_id)
         if no is None:
             no = self._pack_numbers[pack_id] = len(self._pack_numbers)
+            self._pack_list.append(pack_id)
             self._db.execute("INSERT INTO packs VALUES (?, ?)", (no, pack_id))
         return no
+
+    def pack_id(self, number: int) -> str:
+        """The pack registered under ``number``."""
+        return self._pack_list[number]
 
     def add(
         self,

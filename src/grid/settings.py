@@ -19,7 +19,10 @@ class Settings:
     GRID_DEBUG: ``1`` shows tracebacks in the CLI.
     GRID_CACHE_SIZE: bound of the on-disk cache of verified blobs used by mounts and
         ``open`` (``10G``, ``512M``, ``0`` for none); default: none for a local object
-        directory (its packs already are local files).
+        directory (its packs already are local files), 10G for remote storage.
+    GRID_STORAGE_URL: where packs and manifests live: ``s3://bucket/prefix`` for any
+        S3-compatible store (credentials, region and ``AWS_ENDPOINT_URL`` / ``AWS_PROFILE``
+        from the standard AWS chain); default the local directory ``GRID_HOME/objects``.
     """
 
     home: str
@@ -27,6 +30,7 @@ class Settings:
     owner: str = "local"
     debug: bool = False
     cache_size: int | None = None
+    storage_url: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -38,6 +42,7 @@ class Settings:
             owner=env.get("GRID_OWNER", "local"),
             debug=env.get("GRID_DEBUG", "0") not in ("0", "", "false", "no"),
             cache_size=parse_size(env["GRID_CACHE_SIZE"]) if env.get("GRID_CACHE_SIZE") else None,
+            storage_url=env.get("GRID_STORAGE_URL") or None,
         )
 
 

@@ -1,4 +1,5 @@
-"""One behavioural suite for every object backend (S3 joins this list later)."""
+"""One behavioural suite for every object backend: memory, local directory (with and without
+fsync) and S3 (a real S3-compatible HTTP endpoint: moto's server, a separate process)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ from grid.errors import NotFoundError, UsageError
 from grid.objects import LocalDirectory, MemoryStore
 
 
-@pytest.fixture(params=["memory", "local", "local-durable"])
+@pytest.fixture(params=["memory", "local", "local-durable", "s3"])
 def backend(request, tmp_path):
     if request.param == "memory":
         return MemoryStore()
+    if request.param == "s3":
+        from grid.objects.s3 import S3Store
+
+        endpoint = request.getfixturevalue("s3_endpoint")
+        bucket = request.getfixturevalue("s3_bucket")
+        return S3Store(bucket, "some/prefix", endpoint_url=endpoint)
     return LocalDirectory(tmp_path / "objects", durable=request.param == "local-durable")
 
 

@@ -14,8 +14,8 @@ import os
 from collections.abc import Iterator
 
 from grid.catalog import Catalog
-from grid.errors import storage_error
-from grid.objects import LocalDirectory
+from grid.errors import UsageError, storage_error
+from grid.objects import LocalDirectory, ObjectStore
 from grid.records import DatastoreInfo, FileInfo, VersionInfo
 from grid.service import browse, create, delete, diff, download, gc, listing, snapshot, verify
 from grid.service.context import Context
@@ -30,6 +30,13 @@ from grid.settings import Settings
 from grid.store import Store
 from grid.tree import Warn
 
+_REMOTE_CACHE = 10 << 30
+
+
+def _slug(url: str | None) -> str:
+    """A file-name-safe tag for a storage URL (local caches are kept per storage)."""
+    return "".join(c if c.isalnum() else "-" for c in (url or "").removeprefix("s3://"))[:80]
+
 
 class Client:
     """Access to the datastores of one owner.
@@ -41,7 +48,9 @@ class Client:
         owner: owner name (default ``local``).
         cache_size: bytes of verified blobs kept on disk for random reads (mounts, ``open``),
             shared by every process using this installation; default ``GRID_CACHE_SIZE``, or
-            none for the local object directory.
+            none for the local object directory and 10 GiB for remote storage.
+        storage_url: ``s3://bucket/prefix`` to keep packs and manifests in an S3-compatible
+            store (default ``GRID_STORAGE_URL``, else ``GRID_HOME/objects``).
     """
 
     def __init__(
@@ -51,6 +60,7 @@ class Client:
         fsync: bool | None = None,
         owner: str | None = None,
         cache_size: int | None = None,
+        storage_url: str | None = None,
     ) -> None:
         settings = Settings.from_env()
         self.home = os.path.abspath(home or settings.home)
@@ -60,13 +70,23 @@ class Client:
             os.makedirs(self.home, exist_ok=True)
         except OSError as exc:
             raise storage_error(exc, f"create GRID_HOME {self.home}") from exc
-        catalog = Catalog(f"sqlite:///{os.path.join(self.home, 'catalog.db')}", owner)
+        url = storage_url or settings.storage_url
+        objects, remote = self._objects(url, owner, fsync)
+        if cache_size is None:
+            cache_size = settings.cache_size
+        if cache_size is None:
+            cache_size = _REMOTE_CACHE if remote else 0
+        # Local state is kept per storage: the catalog, index, caches and file state of one
+        # storage never mix with another's.
+        tag = owner if not remote else f"{owner}-{_slug(url)}"
+        db = "catalog.db" if not remote else f"catalog-{_slug(url)}.db"
+        catalog = Catalog(f"sqlite:///{os.path.join(self.home, db)}", owner)
         store = Store(
-            LocalDirectory(os.path.join(self.home, "objects", owner), durable=fsync),
-            os.path.join(self.home, "index", f"{owner}.sqlite"),
-            os.path.join(self.home, "cache", owner),
-            cache_limit=cache_size if cache_size is not None else settings.cache_size or 0,
-            state_path=os.path.join(self.home, "state", f"{owner}.sqlite"),
+            objects,
+            os.path.join(self.home, "index", f"{tag}.sqlite"),
+            os.path.join(self.home, "cache", tag),
+            cache_limit=cache_size,
+            state_path=os.path.join(self.home, "state", f"{tag}.sqlite"),
         )
         self._ctx = Context(catalog, store, os.path.join(self.home, "tmp"))
 
@@ -79,6 +99,22 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _objects(self, url: str | None, owner: str, fsync: bool) -> tuple[ObjectStore, bool]:
+        if not url:
+            return LocalDirectory(os.path.join(self.home, "objects", owner), durable=fsync), False
+        if not url.startswith("s3://"):
+            raise UsageError(
+                f"unsupported storage URL {url!r}",
+                rule="GRID_STORAGE_URL is s3://bucket[/prefix] (or unset for GRID_HOME/objects)",
+            )
+        from grid.objects.s3 import S3Store, parse_url
+
+        try:
+            bucket, prefix = parse_url(url)
+        except ValueError as exc:
+            raise UsageError(str(exc), rule="s3://bucket[/prefix]") from exc
+        return S3Store(bucket, f"{prefix}/{owner}" if prefix else owner), True
 
     # -- writing -----------------------------------------------------------------------------
     def create(

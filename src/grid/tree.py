@@ -36,6 +36,10 @@ class SourceEntry:
 class Source(Protocol):
     """A tree to import."""
 
+    def is_empty(self) -> bool:
+        """Whether there is nothing to store."""
+        ...
+
     def entries(self) -> Iterator[SourceEntry]:
         """Yield every entry in path order, each directory before its contents."""
         ...

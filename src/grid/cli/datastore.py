@@ -55,10 +55,17 @@ def list_(as_json: Json = False) -> None:
 
 @app.command()
 def create(
-    source: Annotated[str, typer.Argument(help="Folder or file to store.")],
+    source: Annotated[str, typer.Argument(help="Folder or file to store, or s3://bucket/prefix.")],
     name: Annotated[
         str | None,
         typer.Option("--name", "-n", help="Datastore name (default: the folder's base name)."),
+    ] = None,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option("--endpoint-url", help="S3-compatible endpoint of an s3:// SOURCE."),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="AWS profile for an s3:// SOURCE.")
     ] = None,
     rehash: Annotated[
         bool,
@@ -102,6 +109,8 @@ def create(
             count_totals=display.tty,
             rehash=rehash,
             skip_unchanged=skip_unchanged,
+            endpoint_url=endpoint_url,
+            profile=profile,
         )
         if keep_last is not None:
             removed = client.keep_last(version.datastore, keep_last)

@@ -127,14 +127,17 @@ class Client:
         count_totals: bool = False,
         rehash: bool = False,
         skip_unchanged: bool = False,
+        endpoint_url: str | None = None,
+        profile: str | None = None,
     ) -> VersionInfo:
         """Make a new version of datastore ``name`` (default: the source's base name) from a
         folder or a file, or finish a stopped create of the same source under its number.
 
         Files unchanged since this machine last stored them are not read again unless
         ``rehash``. With ``skip_unchanged``, a tree equal to the latest version's makes no new
-        version and that version is returned. See ``grid.service.create.create`` for statuses
-        and errors."""
+        version and that version is returned. ``source`` may be ``s3://bucket/prefix``
+        (``endpoint_url`` and ``profile`` for it; default the standard AWS chain). See
+        ``grid.service.create.create`` for statuses and errors."""
         return create.create(
             self._ctx,
             source,
@@ -145,6 +148,7 @@ class Client:
             exclude=(self.home,),
             rehash=rehash,
             skip_unchanged=skip_unchanged,
+            s3={"endpoint_url": endpoint_url, "profile": profile},
         )
 
     def delete(self, name: str, version: int | None = None) -> builtins.list[VersionInfo]:

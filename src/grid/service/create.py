@@ -35,8 +35,12 @@ from grid.records import (
 from grid.service.context import Context
 from grid.service.names import validate_name
 from grid.sources import LocalSource
+from grid.sources.s3 import S3Source
 from grid.store import IngestStats, ManifestWriter, ingest
-from grid.tree import Warn
+from grid.store.ingest import WORKERS
+from grid.tree import Source, Warn
+
+_S3_WORKERS = 16  # GETs wait on the network: many in flight
 
 
 @dataclass
@@ -54,8 +58,20 @@ Progress = Callable[[CreateProgress], None]
 
 
 def default_name(source: str) -> str:
-    """The datastore name a source gets without ``--name``: its base name."""
+    """The datastore name a source gets without ``--name``: its base name (an S3 URL's last
+    prefix component, or its bucket)."""
+    if source.startswith("s3://"):
+        return source[5:].rstrip("/").rsplit("/", 1)[-1]
     return os.path.basename(os.path.normpath(os.path.abspath(source)))
+
+
+def _open_source(
+    path: str, warn: Warn | None, exclude: tuple[str, ...], s3: dict[str, str | None]
+) -> tuple[Source, str]:
+    """The source for ``path`` (a local folder or file, or an s3:// URL) and its identity."""
+    if path.startswith("s3://"):
+        return S3Source(path, warn, **s3), path.rstrip("/")
+    return LocalSource(path, warn, exclude=exclude), os.path.abspath(path)
 
 
 def create(
@@ -69,11 +85,14 @@ def create(
     exclude: tuple[str, ...] = (),
     rehash: bool = False,
     skip_unchanged: bool = False,
+    s3: dict[str, str | None] | None = None,
 ) -> VersionInfo:
     """Store ``source_path`` as the next version of datastore ``name`` (or finish the stopped
     create of the same source, see the module docstring).
 
-    Folders in ``exclude`` (grid's own home) are never entered. A file deleted between listing
+    ``source_path`` is a local folder or file, or ``s3://bucket/prefix`` (``s3`` holds its
+    ``endpoint_url``, ``profile`` and ``region``). Folders in ``exclude`` (grid's own home)
+    are never entered. A file deleted between listing
     and reading is left out with a warning, like one deleted before it was listed. With
     ``skip_unchanged``, a tree equal to the latest succeeded version's (same paths, kinds,
     modes, mtimes, sizes, targets and contents) makes no new version.
@@ -88,7 +107,7 @@ def create(
         StorageError: the store failed, e.g. NoSpaceError (the version is marked failed).
         Interrupted: Ctrl-C or SIGTERM (the version is left interrupted, to resume).
     """
-    source = LocalSource(source_path, warn, exclude=exclude)
+    source, origin = _open_source(source_path, warn, exclude, s3 or {})
     if name is None:
         name = default_name(source_path)
         try:
@@ -99,12 +118,12 @@ def create(
         validate_name(name)
     if source.is_empty():
         raise UsageError(
-            f"{source_path} is an empty folder: nothing to store",
+            f"{source_path} is an empty {'prefix' if origin.startswith('s3://') else 'folder'}: "
+            "nothing to store",
             rule="SOURCE must hold at least one file or folder",
         )
     manifest_id = uuid.uuid4().hex
     manifest_path = ctx.scratch_path(f"{manifest_id}.manifest")
-    origin = os.path.abspath(source_path)
     version = ctx.catalog.resume_version(name, origin, manifest_id, process_gone)
     if version is not None and warn is not None:
         warn(f"resuming {version.ref}: its create of {origin} stopped before finishing")
@@ -112,7 +131,7 @@ def create(
         version = ctx.catalog.new_version(name, origin, manifest_id)
     else:
         ctx.store.recover_packs(version.ref)
-    totals = _Totals(source) if count_totals else None
+    totals = _Totals(source) if count_totals and isinstance(source, LocalSource) else None
     report = _reporter(progress, totals)
     manifest: ManifestWriter | None = None
     try:
@@ -126,6 +145,7 @@ def create(
             state=ctx.store.files,
             rehash=rehash,
             holder=version.ref,
+            workers=_S3_WORKERS if isinstance(source, S3Source) else WORKERS,
         )
         ctx.catalog.set_status(
             name,
@@ -144,7 +164,7 @@ def create(
                 ctx.store.index.release(version.ref)
                 return latest
         ctx.catalog.set_status(name, version.number, OPTIMIZING)
-        manifest.finish(_meta(version, stats, source))
+        manifest.finish(_meta(version, stats, origin, source))
         stats.stored_bytes += ctx.store.put_manifest(manifest_id, manifest.path)
         # Leases stay: a gc that started before this point did not mark this version's blobs;
         # gc itself drops leases of versions it has marked.
@@ -218,14 +238,15 @@ def _check_packs(ctx: Context, manifest: ManifestWriter) -> None:
         raise IntegrityError(f"{len(missing)} pack(s) missing after upload, e.g. {missing[0]}")
 
 
-def _meta(version: VersionInfo, stats: IngestStats, source: LocalSource) -> dict[str, str]:
+def _meta(version: VersionInfo, stats: IngestStats, origin: str, source: Source) -> dict[str, str]:
+    root_mtime = source.root_stat.st_mtime_ns if isinstance(source, LocalSource) else 0
     return {
         "datastore": version.datastore,
         "version": str(version.number),
-        "source": source.root,
+        "source": origin,
         "files": str(stats.files),
         "bytes": str(stats.bytes),
-        "mtime_ns": str(source.root_stat.st_mtime_ns),
+        "mtime_ns": str(root_mtime),
         "tree_digest": stats.tree_digest,
     }
 

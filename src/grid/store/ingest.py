@@ -433,8 +433,10 @@ class _Ingest:
 
     def _remember(self, entry: SourceEntry) -> None:
         """Note a file just read in the file state (unless it may still be being written)."""
-        if self.state is None or not entry.ino or entry.mtime_ns >= self.racy_after:
+        if self.state is None or not entry.ino:
             return
+        if entry.ctime_ns and entry.mtime_ns >= self.racy_after:
+            return  # a local file that may still be being written (an S3 object's key is its ETag)
         if not stat.S_ISREG(entry.mode):
             return
         key = (entry.size, entry.mtime_ns, entry.ino, entry.ctime_ns)

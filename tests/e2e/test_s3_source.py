@@ -1,0 +1,80 @@
+"""create from s3://bucket/prefix against a real S3-compatible endpoint (moto, own process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+import grid
+from grid.sources.s3 import S3Source
+from tests.e2e.conftest import GRID
+
+boto3 = pytest.importorskip("boto3")
+
+OBJECTS = {
+    "a.txt": b"top",
+    "a/b.bin": os.urandom(5000),  # "a/" sorts after "a.txt" in S3, before it in a tree walk
+    "a/deeper/c.csv": b"x,y\n1,2\n" * 1000,
+    "big.bin": os.urandom(3 << 20),  # several chunks
+    "empty": b"",
+    "unicode/café ☕.txt": b"bonjour",
+}
+
+
+@pytest.fixture
+def bucket(s3_endpoint, s3_bucket, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    s3 = boto3.client("s3")
+    for key, data in OBJECTS.items():
+        s3.put_object(Bucket=s3_bucket, Key=f"data/set1/{key}", Body=data)
+    s3.put_object(Bucket=s3_bucket, Key="data/other/x", Body=b"not under the prefix")
+    return s3_bucket
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    keys: list[str] = []
+    original = S3Source.open
+
+    def counting(self, entry):
+        keys.append(entry.location)
+        return original(self, entry)
+
+    monkeypatch.setattr(S3Source, "open", counting)
+    return keys
+
+
+def test_prefix_becomes_a_version_and_a_rerun_reads_only_changes(client, bucket, opened):
+    v = client.create(f"s3://{bucket}/data/set1")
+    assert v.ref == "set1:1" and v.files == len(OBJECTS)
+    assert dict(client.iter_files("set1", 1)) == {k: d for k, d in OBJECTS.items()}
+    assert client.stat("set1", 1, "a/deeper").kind == "dir"
+    assert len(opened) == len(OBJECTS) - 1  # the empty object needs no GET
+    opened.clear()
+    boto3.client("s3").put_object(Bucket=bucket, Key="data/set1/a/b.bin", Body=b"changed")
+    client.create(f"s3://{bucket}/data/set1")
+    assert opened == [f"s3://{bucket}/data/set1/a/b.bin"]
+    assert client.read_bytes("set1", 2, "a/b.bin") == b"changed"
+    assert client.read_bytes("set1", 2, "big.bin") == OBJECTS["big.bin"]
+
+
+def test_bad_s3_sources_are_one_line_errors(cli, home, bucket, s3_endpoint):
+    for url, code, needle in (
+        (f"s3://{bucket}/nothing/here", 2, "is an empty prefix"),
+        ("s3://no-such-bucket-x/data", 2, "does not exist"),
+    ):
+        r = cli("datastore", "create", url, "--name", "x", "--endpoint-url", s3_endpoint)
+        assert r.code == code and needle in r.err, r.err
+        assert len(r.err.strip().splitlines()) == 1
+    with grid.Client(str(home)) as c:
+        assert c.list() == []
+
+
+def test_cli_create_from_s3(cli, bucket, s3_endpoint):
+    r = cli("datastore", "create", f"s3://{bucket}/data/set1", "--endpoint-url", s3_endpoint)
+    assert r.code == 0, r.err
+    assert "created set1:1" in r.out
+    assert cli("datastore", "cat", "set1:1", "a.txt").out == "top"
+    assert subprocess.run([*GRID, "--help"], capture_output=True).returncode == 0

@@ -10,6 +10,7 @@
     ├── ConflictError         the request clashes with current state
     │   └── VersionNotReadyError
     ├── SourceError           the data to import could not be read
+    │   └── ArchiveError      an archive is hostile, corrupt, truncated or over a limit
     ├── IntegrityError        stored bytes do not match their id, or the format is unknown
     │   └── FormatVersionError
     ├── StorageError          the object store failed; ``transient`` says if a retry may help
@@ -85,6 +86,11 @@ class SourceError(GridError):
     """The source (folder, file, archive, bucket) could not be read; ``path`` names the entry."""
 
     path: str = ""
+
+
+class ArchiveError(SourceError):
+    """An archive was refused: hostile (absolute or escaping paths, devices, duplicates),
+    corrupt, truncated, or over a size, count or ratio limit; ``path`` names the entry."""
 
 
 class IntegrityError(GridError):

@@ -29,6 +29,8 @@ class VersionInfo:
     created_at: datetime
     finished_at: datetime | None
     manifest_id: str
+    progress_done: int | None = None  # while processing: bytes downloaded so far
+    progress_total: int | None = None  # ... out of this many (None: unknown)
 
     @property
     def ref(self) -> str:

@@ -23,6 +23,9 @@ class Settings:
     GRID_STORAGE_URL: where packs and manifests live: ``s3://bucket/prefix`` for any
         S3-compatible store (credentials, region and ``AWS_ENDPOINT_URL`` / ``AWS_PROFILE``
         from the standard AWS chain); default the local directory ``GRID_HOME/objects``.
+    GRID_ARCHIVE_MAX_SIZE, GRID_ARCHIVE_MAX_FILES, GRID_ARCHIVE_MAX_RATIO: what an archive
+        may expand to before it is refused as a decompression bomb (default 4T, 10000000
+        entries, 250 times its compressed size).
     """
 
     home: str
@@ -31,6 +34,9 @@ class Settings:
     debug: bool = False
     cache_size: int | None = None
     storage_url: str | None = None
+    archive_max_size: int = 4 << 40
+    archive_max_files: int = 10_000_000
+    archive_max_ratio: float = 250.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -43,6 +49,9 @@ class Settings:
             debug=env.get("GRID_DEBUG", "0") not in ("0", "", "false", "no"),
             cache_size=parse_size(env["GRID_CACHE_SIZE"]) if env.get("GRID_CACHE_SIZE") else None,
             storage_url=env.get("GRID_STORAGE_URL") or None,
+            archive_max_size=parse_size(env.get("GRID_ARCHIVE_MAX_SIZE") or "4T"),
+            archive_max_files=parse_count(env.get("GRID_ARCHIVE_MAX_FILES") or "10000000"),
+            archive_max_ratio=parse_ratio(env.get("GRID_ARCHIVE_MAX_RATIO") or "250"),
         )
 
 
@@ -65,3 +74,33 @@ def parse_size(text: str) -> int:
     if value < 0:
         raise UsageError(f"{text!r} is not a size", rule="a size is like 0, 512M or 10G")
     return int(value * _UNITS[unit])
+
+
+def parse_count(text: str) -> int:
+    """A whole number of entries (``1000000``, ``1e6``).
+
+    Raises:
+        UsageError: not a positive whole number.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value < 1 or value != int(value):
+        raise UsageError(f"{text!r} is not a count", rule="a count is a whole number, e.g. 1000000")
+    return int(value)
+
+
+def parse_ratio(text: str) -> float:
+    """A compression ratio bound (``250``): expanded bytes per compressed byte.
+
+    Raises:
+        UsageError: not a number of at least 1.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value < 1:
+        raise UsageError(f"{text!r} is not a ratio", rule="a ratio is a number of at least 1")
+    return value

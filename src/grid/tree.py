@@ -34,7 +34,13 @@ class SourceEntry:
 
 
 class Source(Protocol):
-    """A tree to import."""
+    """A tree to import.
+
+    ``sequential`` sources (an archive stream) can open a file only while it is the entry last
+    yielded by ``entries``; others can open any listed file, from any thread.
+    """
+
+    sequential: bool
 
     def is_empty(self) -> bool:
         """Whether there is nothing to store."""

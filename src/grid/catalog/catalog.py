@@ -34,7 +34,7 @@ from grid.records import (
 
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
 # The newest migration; checked with one query so that Alembic is imported only to migrate.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 _ALLOCATE_TRIES = 20
 
 
@@ -57,6 +57,8 @@ def _record(name: str, v: Version) -> VersionInfo:
         created_at=_utc(v.created_at),  # type: ignore[arg-type]
         finished_at=_utc(v.finished_at),
         manifest_id=v.manifest_id,
+        progress_done=v.progress_done,
+        progress_total=v.progress_total,
     )
 
 
@@ -233,14 +235,17 @@ class Catalog:
         return marked
 
     def discard_version(self, name: str, number: int) -> None:
-        """Remove a version that never held data (an unchanged re-run); its number is given
-        back if no later version took one."""
+        """Remove a version that never held data (an unchanged re-run, a refused archive); its
+        number is given back if no later version took one, and a datastore made for it alone
+        goes too."""
         with self._tx() as s:
             ds = self._datastore(s, name)
             v = self._version_row(s, name, number)
             s.delete(v)
             if ds.last_version == number:
                 ds.last_version -= 1
+            if ds.last_version == 0:  # the datastore was made for this version alone
+                s.delete(ds)
 
     def set_status(
         self,
@@ -264,6 +269,12 @@ class Catalog:
             for attr, value in (("files", files), ("size", size), ("stored_bytes", stored_bytes)):
                 if value is not None:
                     setattr(v, attr, value)
+
+    def set_progress(self, name: str, number: int, done: int, total: int | None) -> None:
+        """Record how far a version's processing has come (bytes of an archive downloaded)."""
+        with self._tx() as s:
+            v = self._version_row(s, name, number)
+            v.progress_done, v.progress_total, v.updated_at = done, total, self._now()
 
     def set_manifest(self, name: str, number: int, manifest_id: str) -> None:
         """Point a version at a rewritten manifest (gc moved some of its blobs)."""

@@ -54,4 +54,7 @@ class Version(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     host: Mapped[str] = mapped_column(String(255), default="")
+    # While processing: bytes done and expected (an archive's download); None when unknown.
+    progress_done: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    progress_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     pid: Mapped[int] = mapped_column(Integer, default=0)

@@ -55,7 +55,13 @@ def list_(as_json: Json = False) -> None:
 
 @app.command()
 def create(
-    source: Annotated[str, typer.Argument(help="Folder or file to store, or s3://bucket/prefix.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="Folder or file to store, s3://bucket/prefix, or the http(s) URL of a .zip, "
+            ".tar, .tar.gz, .tar.bz2, .tar.xz or .tar.zst archive."
+        ),
+    ],
     name: Annotated[
         str | None,
         typer.Option("--name", "-n", help="Datastore name (default: the folder's base name)."),
@@ -66,6 +72,39 @@ def create(
     ] = None,
     profile: Annotated[
         str | None, typer.Option("--profile", help="AWS profile for an s3:// SOURCE.")
+    ] = None,
+    keep_root: Annotated[
+        bool,
+        typer.Option(
+            "--keep-root",
+            help="Keep an archive's single top-level folder (default: its contents become the "
+            "root).",
+        ),
+    ] = False,
+    max_size: Annotated[
+        str | None,
+        typer.Option(
+            "--max-size",
+            metavar="SIZE",
+            help="Refuse an archive expanding to more (default GRID_ARCHIVE_MAX_SIZE or 4T).",
+        ),
+    ] = None,
+    max_files: Annotated[
+        int | None,
+        typer.Option(
+            "--max-files",
+            min=1,
+            help="Refuse an archive with more entries (default GRID_ARCHIVE_MAX_FILES or 10M).",
+        ),
+    ] = None,
+    max_ratio: Annotated[
+        float | None,
+        typer.Option(
+            "--max-ratio",
+            min=1.0,
+            help="Refuse an archive expanding more times its size (default "
+            "GRID_ARCHIVE_MAX_RATIO or 250).",
+        ),
     ] = None,
     rehash: Annotated[
         bool,
@@ -93,7 +132,8 @@ def create(
     ] = None,
     as_json: Json = False,
 ) -> None:
-    """Create the next version of a datastore from a folder or a file.
+    """Create the next version of a datastore from a folder, a file, an S3 prefix or an
+    archive URL.
 
     Files unchanged since this machine last stored them are not read again. A create stopped
     by Ctrl-C, kill or a crash is finished by running the same command again."""
@@ -111,6 +151,10 @@ def create(
             skip_unchanged=skip_unchanged,
             endpoint_url=endpoint_url,
             profile=profile,
+            keep_root=keep_root,
+            max_size=parse_size(max_size) if max_size is not None else None,
+            max_files=max_files,
+            max_ratio=max_ratio,
         )
         if keep_last is not None:
             removed = client.keep_last(version.datastore, keep_last)

@@ -63,19 +63,25 @@ class CreateDisplay:
         self.last = now
         if self._bar is not None and self._task is not None:
             files = f"{p.files:,}" + (f"/{p.total_files:,}" if p.total_files else "")
+            downloading = p.downloaded is not None
             self._bar.update(
                 self._task,
-                completed=p.bytes,
-                total=p.total_bytes,
+                description=f"{p.phase} {self.name}",
+                completed=p.downloaded if downloading else p.bytes,
+                total=p.download_total if downloading else p.total_bytes,
                 files=files,
                 size=human_bytes(p.bytes),
                 rate=self._rates(p),
             )
         else:
             total = f" of {p.total_files:,}" if p.total_files else ""
+            fetched = ""
+            if p.downloaded is not None:
+                of = f" of {human_bytes(p.download_total)}" if p.download_total else ""
+                fetched = f"downloaded {human_bytes(p.downloaded)}{of}, "
             print(
-                f"{p.phase} {self.name}: {p.files:,}{total} files, {human_bytes(p.bytes)}, "
-                f"{self._rates(p)}",
+                f"{p.phase} {self.name}: {fetched}{p.files:,}{total} files, "
+                f"{human_bytes(p.bytes)}, {self._rates(p)}",
                 file=sys.stderr,
                 flush=True,
             )

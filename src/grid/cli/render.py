@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from grid.records import FAILED, SUCCEEDED, DatastoreInfo, FileInfo, VersionInfo
+from grid.records import FAILED, PROCESSING, SUCCEEDED, DatastoreInfo, FileInfo, VersionInfo
 
 _STATUS_STYLE = {SUCCEEDED: "green", FAILED: "red"}
 
@@ -46,7 +46,14 @@ def print_json(value: Any) -> None:
 
 def _status(v: VersionInfo) -> str:
     style = _STATUS_STYLE.get(v.status, "yellow")
-    return f"[{style}]{v.status}[/{style}]"
+    text = f"[{style}]{v.status}[/{style}]"
+    if v.status == PROCESSING and v.progress_done is not None:
+        done = human_bytes(v.progress_done)
+        if v.progress_total:
+            share = min(100, v.progress_done * 100 // v.progress_total)
+            return f"{text} {share}% ({done} of {human_bytes(v.progress_total)})"
+        return f"{text} ({done})"
+    return text
 
 
 def _table(*headers: str) -> Table:

@@ -61,8 +61,14 @@ class Client:
         owner: str | None = None,
         cache_size: int | None = None,
         storage_url: str | None = None,
+        allow_private_urls: bool = True,
     ) -> None:
         settings = Settings.from_env()
+        self._limits = create.ArchiveLimits(
+            max_bytes=settings.archive_max_size,
+            max_entries=settings.archive_max_files,
+            max_ratio=settings.archive_max_ratio,
+        )
         self.home = os.path.abspath(home or settings.home)
         owner = owner or settings.owner
         fsync = settings.fsync if fsync is None else fsync
@@ -88,7 +94,7 @@ class Client:
             cache_limit=cache_size,
             state_path=os.path.join(self.home, "state", f"{tag}.sqlite"),
         )
-        self._ctx = Context(catalog, store, os.path.join(self.home, "tmp"))
+        self._ctx = Context(catalog, store, os.path.join(self.home, "tmp"), allow_private_urls)
 
     def close(self) -> None:
         """Release database connections."""
@@ -129,6 +135,10 @@ class Client:
         skip_unchanged: bool = False,
         endpoint_url: str | None = None,
         profile: str | None = None,
+        keep_root: bool = False,
+        max_size: int | None = None,
+        max_files: int | None = None,
+        max_ratio: float | None = None,
     ) -> VersionInfo:
         """Make a new version of datastore ``name`` (default: the source's base name) from a
         folder or a file, or finish a stopped create of the same source under its number.
@@ -136,8 +146,17 @@ class Client:
         Files unchanged since this machine last stored them are not read again unless
         ``rehash``. With ``skip_unchanged``, a tree equal to the latest version's makes no new
         version and that version is returned. ``source`` may be ``s3://bucket/prefix``
-        (``endpoint_url`` and ``profile`` for it; default the standard AWS chain). See
+        (``endpoint_url`` and ``profile`` for it; default the standard AWS chain) or the
+        http(s) URL of a .zip or .tar[.gz|.bz2|.xz|.zst] archive (its single top folder
+        becomes the root unless ``keep_root``; ``max_size``, ``max_files`` and ``max_ratio``
+        bound what it may expand to, default from GRID_ARCHIVE_MAX_*). See
         ``grid.service.create.create`` for statuses and errors."""
+        base = self._limits
+        limits = create.ArchiveLimits(
+            max_bytes=base.max_bytes if max_size is None else max_size,
+            max_entries=base.max_entries if max_files is None else max_files,
+            max_ratio=base.max_ratio if max_ratio is None else max_ratio,
+        )
         return create.create(
             self._ctx,
             source,
@@ -148,7 +167,9 @@ class Client:
             exclude=(self.home,),
             rehash=rehash,
             skip_unchanged=skip_unchanged,
-            s3={"endpoint_url": endpoint_url, "profile": profile},
+            options=create.SourceOptions(
+                endpoint_url=endpoint_url, profile=profile, limits=limits, keep_root=keep_root
+            ),
         )
 
     def delete(self, name: str, version: int | None = None) -> builtins.list[VersionInfo]:

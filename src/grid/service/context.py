@@ -14,12 +14,16 @@ from grid.store import Store
 class Context:
     """An opened installation, as seen by one owner.
 
-    ``scratch_dir`` holds small working files (manifests being built), never dataset bytes.
+    ``scratch_dir`` holds small working files (manifests being built), never dataset bytes
+    (but a zip from a server without Range support is spooled there). ``allow_private_urls``:
+    archive URLs may point to loopback, private or link-local addresses (embedded mode, which
+    runs as the user; a server refuses them unless configured).
     """
 
     catalog: Catalog
     store: Store
     scratch_dir: str
+    allow_private_urls: bool = True
 
     def scratch_path(self, name: str) -> str:
         """Path for a working file; the scratch folder is created on first use.

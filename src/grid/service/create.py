@@ -19,11 +19,19 @@ import os
 import socket
 import stat
 import threading
+import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from grid.errors import GridError, IntegrityError, Interrupted, InvalidNameError, UsageError
+from grid.errors import (
+    ArchiveError,
+    GridError,
+    IntegrityError,
+    Interrupted,
+    InvalidNameError,
+    UsageError,
+)
 from grid.records import (
     FAILED,
     INTERRUPTED,
@@ -35,12 +43,33 @@ from grid.records import (
 from grid.service.context import Context
 from grid.service.names import validate_name
 from grid.sources import LocalSource
+from grid.sources.archive import ArchiveLimits, ArchiveSource, archive_name, is_url
+
+__all__ = ["ArchiveLimits", "CreateProgress", "SourceOptions", "create", "default_name"]
 from grid.sources.s3 import S3Source
 from grid.store import IngestStats, ManifestWriter, ingest
+from grid.store.arrange import arrange
 from grid.store.ingest import WORKERS
 from grid.tree import Source, Warn
 
 _S3_WORKERS = 16  # GETs wait on the network: many in flight
+_PROGRESS_EVERY = 1.0  # seconds between progress records in the catalog
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How to read a remote source.
+
+    ``endpoint_url``, ``profile``, ``region``: for ``s3://`` (default: the standard AWS
+    chain). ``limits``: an archive's decompression-bomb bounds; ``keep_root``: keep an
+    archive's single top-level folder instead of making its contents the root.
+    """
+
+    endpoint_url: str | None = None
+    profile: str | None = None
+    region: str | None = None
+    limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+    keep_root: bool = False
 
 
 @dataclass
@@ -52,6 +81,8 @@ class CreateProgress:
     total_files: int | None
     total_bytes: int | None
     phase: str
+    downloaded: int | None = None  # an archive's bytes downloaded so far
+    download_total: int | None = None  # ... out of this many (None: unknown)
 
 
 Progress = Callable[[CreateProgress], None]
@@ -59,18 +90,37 @@ Progress = Callable[[CreateProgress], None]
 
 def default_name(source: str) -> str:
     """The datastore name a source gets without ``--name``: its base name (an S3 URL's last
-    prefix component, or its bucket)."""
+    prefix component, or its bucket; an archive's file name less its suffix)."""
     if source.startswith("s3://"):
         return source[5:].rstrip("/").rsplit("/", 1)[-1]
+    if is_url(source):
+        return archive_name(source)
     return os.path.basename(os.path.normpath(os.path.abspath(source)))
 
 
 def _open_source(
-    path: str, warn: Warn | None, exclude: tuple[str, ...], s3: dict[str, str | None]
+    ctx: Context, path: str, warn: Warn | None, exclude: tuple[str, ...], options: SourceOptions
 ) -> tuple[Source, str]:
-    """The source for ``path`` (a local folder or file, or an s3:// URL) and its identity."""
+    """The source for ``path`` (a local folder or file, an s3:// URL or an archive URL) and
+    its identity."""
     if path.startswith("s3://"):
-        return S3Source(path, warn, **s3), path.rstrip("/")
+        s3 = S3Source(
+            path,
+            warn,
+            endpoint_url=options.endpoint_url,
+            profile=options.profile,
+            region=options.region,
+        )
+        return s3, path.rstrip("/")
+    if is_url(path):
+        archive = ArchiveSource(
+            path,
+            warn,
+            limits=options.limits,
+            allow_private=ctx.allow_private_urls,
+            spool_dir=ctx.scratch_dir,
+        )
+        return archive, path
     return LocalSource(path, warn, exclude=exclude), os.path.abspath(path)
 
 
@@ -85,15 +135,16 @@ def create(
     exclude: tuple[str, ...] = (),
     rehash: bool = False,
     skip_unchanged: bool = False,
-    s3: dict[str, str | None] | None = None,
+    options: SourceOptions | None = None,
 ) -> VersionInfo:
     """Store ``source_path`` as the next version of datastore ``name`` (or finish the stopped
     create of the same source, see the module docstring).
 
-    ``source_path`` is a local folder or file, or ``s3://bucket/prefix`` (``s3`` holds its
-    ``endpoint_url``, ``profile`` and ``region``). Folders in ``exclude`` (grid's own home)
+    ``source_path`` is a local folder or file, ``s3://bucket/prefix`` or the http(s) URL of an
+    archive (``options`` says how to read those). Folders in ``exclude`` (grid's own home)
     are never entered. A file deleted between listing
-    and reading is left out with a warning, like one deleted before it was listed. With
+    and reading is left out with a warning, like one deleted before it was listed. An archive
+    that is refused (hostile, corrupt, over a limit) leaves no version behind. With
     ``skip_unchanged``, a tree equal to the latest succeeded version's (same paths, kinds,
     modes, mtimes, sizes, targets and contents) makes no new version.
 
@@ -102,12 +153,13 @@ def create(
         (created before this call).
 
     Raises:
-        UsageError: missing or empty source, bad name (before any version is allocated).
+        UsageError: missing or empty source, not an archive, bad name (before any version is
+            allocated).
+        ArchiveError: the archive was refused (no version is left).
         SourceError: a file could not be read (the version is marked failed).
         StorageError: the store failed, e.g. NoSpaceError (the version is marked failed).
         Interrupted: Ctrl-C or SIGTERM (the version is left interrupted, to resume).
     """
-    source, origin = _open_source(source_path, warn, exclude, s3 or {})
     if name is None:
         name = default_name(source_path)
         try:
@@ -116,12 +168,33 @@ def create(
             raise InvalidNameError(f"{exc.message}; pass --name NAME", rule=exc.rule) from exc
     else:
         validate_name(name)
-    if source.is_empty():
-        raise UsageError(
-            f"{source_path} is an empty {'prefix' if origin.startswith('s3://') else 'folder'}: "
-            "nothing to store",
-            rule="SOURCE must hold at least one file or folder",
-        )
+    job = _Job(progress, warn, count_totals, rehash, skip_unchanged, options or SourceOptions())
+    source, origin = _open_source(ctx, source_path, warn, exclude, job.options)
+    try:
+        if source.is_empty():
+            kind = "prefix" if origin.startswith("s3://") else "folder"
+            raise UsageError(
+                f"{source_path} is an empty {kind}: nothing to store",
+                rule="SOURCE must hold at least one file or folder",
+            )
+        return _create(ctx, source, origin, name, job)
+    finally:
+        if isinstance(source, ArchiveSource):
+            source.close()
+
+
+@dataclass(frozen=True)
+class _Job:
+    progress: Progress | None
+    warn: Warn | None
+    count_totals: bool
+    rehash: bool
+    skip_unchanged: bool
+    options: SourceOptions
+
+
+def _create(ctx: Context, source: Source, origin: str, name: str, job: _Job) -> VersionInfo:
+    warn, archive = job.warn, source if isinstance(source, ArchiveSource) else None
     manifest_id = uuid.uuid4().hex
     manifest_path = ctx.scratch_path(f"{manifest_id}.manifest")
     version = ctx.catalog.resume_version(name, origin, manifest_id, process_gone)
@@ -131,22 +204,29 @@ def create(
         version = ctx.catalog.new_version(name, origin, manifest_id)
     else:
         ctx.store.recover_packs(version.ref)
-    totals = _Totals(source) if count_totals and isinstance(source, LocalSource) else None
-    report = _reporter(progress, totals)
+    totals = _Totals(source) if job.count_totals and isinstance(source, LocalSource) else None
+    report = _reporter(ctx, version, job.progress, totals, archive)
     manifest: ManifestWriter | None = None
+    staged: ManifestWriter | None = None
     try:
         manifest = ManifestWriter(manifest_path)
+        if archive is not None:
+            ctx.catalog.set_status(name, version.number, PROCESSING)
+            staged = ManifestWriter(f"{manifest_path}.staged")
         stats = ingest(
             source,
             ctx.store,
-            manifest,
+            staged or manifest,
             progress=report,
             warn=warn,
             state=ctx.store.files,
-            rehash=rehash,
+            rehash=job.rehash,
             holder=version.ref,
             workers=_S3_WORKERS if isinstance(source, S3Source) else WORKERS,
         )
+        root_mtime = source.root_stat.st_mtime_ns if isinstance(source, LocalSource) else 0
+        if archive is not None and staged is not None:
+            root_mtime = _arrange(archive, staged, manifest, stats, job.options.keep_root)
         ctx.catalog.set_status(
             name,
             version.number,
@@ -156,7 +236,7 @@ def create(
             stored_bytes=stats.stored_bytes,
         )
         _check_packs(ctx, manifest)
-        if skip_unchanged:
+        if job.skip_unchanged:
             latest = _latest_same_tree(ctx, name, version.number, stats.tree_digest)
             if latest is not None:
                 manifest.abort()
@@ -164,15 +244,21 @@ def create(
                 ctx.store.index.release(version.ref)
                 return latest
         ctx.catalog.set_status(name, version.number, OPTIMIZING)
-        manifest.finish(_meta(version, stats, origin, source))
+        manifest.finish(_meta(version, stats, origin, root_mtime))
         stats.stored_bytes += ctx.store.put_manifest(manifest_id, manifest.path)
         # Leases stay: a gc that started before this point did not mark this version's blobs;
         # gc itself drops leases of versions it has marked.
         ctx.catalog.set_status(name, version.number, SUCCEEDED, stored_bytes=stats.stored_bytes)
     except BaseException as exc:
-        _fail(ctx, version, exc)
-        if manifest is not None:
-            manifest.abort()
+        if isinstance(exc, ArchiveError):  # a refused archive leaves no version behind
+            with contextlib.suppress(GridError):
+                ctx.catalog.discard_version(name, version.number)
+                ctx.store.index.release(version.ref)
+        else:
+            _fail(ctx, version, exc)
+        for writer in (manifest, staged):
+            if writer is not None:
+                writer.abort()
         if isinstance(exc, KeyboardInterrupt):
             raise Interrupted(
                 f"stopped; {version.ref} is unfinished: run the same create again to resume it"
@@ -181,8 +267,9 @@ def create(
     finally:
         if totals is not None:
             totals.stop.set()
-        if os.path.exists(manifest_path):
-            os.unlink(manifest_path)
+        for path in (manifest_path, f"{manifest_path}.staged"):
+            if os.path.exists(path):
+                os.unlink(path)
     with contextlib.suppress(GridError):  # housekeeping: the version itself has succeeded
         for ref in ctx.catalog.fail_abandoned(name, version.number, process_gone):
             ctx.store.index.release(ref)
@@ -216,8 +303,22 @@ def _latest_same_tree(ctx: Context, name: str, number: int, tree_digest: str) ->
     return older[-1] if same else None
 
 
-def _reporter(progress: Progress | None, totals: _Totals | None) -> Callable[[IngestStats], None]:
+def _reporter(
+    ctx: Context,
+    version: VersionInfo,
+    progress: Progress | None,
+    totals: _Totals | None,
+    archive: ArchiveSource | None,
+) -> Callable[[IngestStats], None]:
+    last = [0.0]
+
     def report(stats: IngestStats) -> None:
+        downloaded = archive.downloaded if archive is not None else None
+        if archive is not None and time.monotonic() - last[0] >= _PROGRESS_EVERY:
+            last[0] = time.monotonic()
+            ctx.catalog.set_progress(
+                version.datastore, version.number, archive.downloaded, archive.total
+            )
         if progress is not None:
             progress(
                 CreateProgress(
@@ -225,11 +326,37 @@ def _reporter(progress: Progress | None, totals: _Totals | None) -> Callable[[In
                     stats.bytes,
                     totals.files if totals and totals.done else None,
                     totals.bytes if totals and totals.done else None,
-                    "uploading",
+                    "processing" if archive is not None else "uploading",
+                    downloaded,
+                    archive.total if archive is not None else None,
                 )
             )
 
     return report
+
+
+def _arrange(
+    archive: ArchiveSource,
+    staged: ManifestWriter,
+    manifest: ManifestWriter,
+    stats: IngestStats,
+    keep_root: bool,
+) -> int:
+    """Put an archive's staged entries into ``manifest`` in storage order (see
+    ``grid.store.arrange``), updating ``stats``; return the root's mtime."""
+    staged.stage()
+    done = arrange(
+        staged.path,
+        manifest,
+        hardlinks=archive.hardlinks,
+        dir_meta=archive.dir_meta,
+        keep_root=keep_root,
+    )
+    if done.kept_for_links:
+        archive.warn("kept the archive's top folder: some of its symlinks point beside it")
+    stats.files, stats.dirs, stats.symlinks = done.files, done.dirs, done.symlinks
+    stats.bytes, stats.tree_digest = done.bytes, done.tree_digest
+    return done.root_mtime_ns
 
 
 def _check_packs(ctx: Context, manifest: ManifestWriter) -> None:
@@ -238,8 +365,7 @@ def _check_packs(ctx: Context, manifest: ManifestWriter) -> None:
         raise IntegrityError(f"{len(missing)} pack(s) missing after upload, e.g. {missing[0]}")
 
 
-def _meta(version: VersionInfo, stats: IngestStats, origin: str, source: Source) -> dict[str, str]:
-    root_mtime = source.root_stat.st_mtime_ns if isinstance(source, LocalSource) else 0
+def _meta(version: VersionInfo, stats: IngestStats, origin: str, root_mtime: int) -> dict[str, str]:
     return {
         "datastore": version.datastore,
         "version": str(version.number),

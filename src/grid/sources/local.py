@@ -15,6 +15,8 @@ class LocalSource:
     """Walk ``root``; a file as root becomes a one-file tree. Sockets, FIFOs and devices are
     skipped with a warning; symlinks are kept as links, never followed."""
 
+    sequential = False
+
     def __init__(self, root: str, warn: Warn | None = None, exclude: tuple[str, ...] = ()) -> None:
         self.root = os.path.abspath(root)
         self.warn = warn or (lambda _msg: None)

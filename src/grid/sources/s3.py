@@ -64,6 +64,8 @@ class S3Source:
         endpoint_url, profile, region: as for boto3 (default: the standard AWS chain).
     """
 
+    sequential = False
+
     def __init__(
         self,
         url: str,

@@ -13,6 +13,9 @@ With a ``FileState``, the walker looks up each window of listed files: a file re
 the same (size, mtime, inode, ctime) is not read at all; its blob locations go straight to the
 consumer, which uses them if their packs are still indexed and whole (else it reads the file).
 Batches with nothing to read skip the worker threads.
+
+A ``sequential`` source (an archive stream) can give a file's content only while that file is
+the entry last listed: its files are all read by the walker, as they are listed.
 """
 
 from __future__ import annotations
@@ -168,6 +171,7 @@ class _Ingest:
         holder: str | None = None,
     ) -> None:
         self.source, self.store, self.manifest = source, store, manifest
+        self.sequential = source.sequential
         self.state, self.rehash, self.holder = state, rehash, holder
         self.remembered: list[tuple[str, str, Key, list[StoredBlob]]] = []
         self.racy_after = time.time_ns() - RACY_NS
@@ -207,11 +211,13 @@ class _Ingest:
     def _walk(self) -> None:
         try:
             window: list[SourceEntry] = []
+            # A sequential source's file can be read only while it is the entry last listed.
+            size = 1 if self.sequential else _WINDOW
             for entry in self.source.entries():
                 if self.stop.is_set():
                     return
                 window.append(entry)
-                if len(window) >= _WINDOW:
+                if len(window) >= size:
                     if not self._walk_window(window):
                         return
                     window = []
@@ -274,7 +280,7 @@ class _Ingest:
 
     def _pieces(self, entry: SourceEntry, segments: SegmentPool) -> Any:
         if entry.size <= SMALL_FILE_MAX:
-            yield (entry, _READ, True)
+            yield (entry, _read_small(self.source, entry) if self.sequential else _READ, True)
             return
         try:
             f = self.source.open(entry)

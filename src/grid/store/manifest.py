@@ -169,6 +169,16 @@ class ManifestWriter:
             raise _write_error(exc, self.path) from exc
         self._db.close()
 
+    def stage(self) -> None:
+        """Write pending rows and close, with no metadata and no index: a staged manifest,
+        which ``grid.store.arrange`` turns into a finished one."""
+        self._flush()
+        try:
+            self._db.commit()
+        except sqlite3.Error as exc:
+            raise _write_error(exc, self.path) from exc
+        self._db.close()
+
     def abort(self) -> None:
         """Close and delete the partial file."""
         self._db.close()

@@ -242,6 +242,7 @@ class Catalog:
             ds = self._datastore(s, name)
             v = self._version_row(s, name, number)
             s.delete(v)
+            s.flush()
             if ds.last_version == number:
                 ds.last_version -= 1
             if ds.last_version == 0:  # the datastore was made for this version alone

@@ -121,6 +121,13 @@ def _open_source(
             spool_dir=ctx.scratch_dir,
         )
         return archive, path
+    scheme = path.split("://", 1)[0] if "://" in path else ""
+    if scheme.isalnum() and not os.path.exists(path):
+        raise UsageError(
+            f"{path}: {scheme}:// is not supported; SOURCE is a folder, a file, an http(s) URL "
+            "of an archive or s3://bucket/prefix",
+            rule="SOURCE is a path, an http(s) archive URL or an s3:// URL",
+        )
     return LocalSource(path, warn, exclude=exclude), os.path.abspath(path)
 
 

@@ -117,6 +117,17 @@ def clean_path(name: str) -> str:
     return "/".join(parts)
 
 
+def _zip_name(info: zipfile.ZipInfo) -> str:
+    """A member's name: zip tools often store UTF-8 without flagging it, and zipfile then
+    decodes it as cp437; undo that when the bytes are valid UTF-8 (as unzip does)."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("utf-8")
+    except UnicodeError:
+        return info.filename
+
+
 class _Pipe(io.RawIOBase):
     """Decompresses ``raw`` on a background thread (zlib, bz2, lzma and zstd release the GIL),
     handing 1 MiB pieces to the reader; enforces the expansion ratio."""
@@ -172,6 +183,8 @@ class _Pipe(io.RawIOBase):
             self._put(exc)
         except (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as exc:
             self._put(ArchiveError(f"the archive is truncated or corrupt: {exc}"))
+        except ValueError as exc:  # the stream was closed under us: the reader has stopped
+            self._put(exc)
 
     def readable(self) -> bool:
         return True
@@ -468,7 +481,7 @@ class ArchiveSource:
                 "raise --max-ratio if it is genuine"
             )
         for info in infos:
-            path = self._admit(info.filename, info.file_size)
+            path = self._admit(_zip_name(info), info.file_size)
             if info.flag_bits & 0x1:
                 raise ArchiveError(f"archive entry {info.filename!r} is encrypted", path=path)
             unix = info.external_attr >> 16 if info.create_system == 3 else 0

@@ -88,6 +88,8 @@ def _kind(head: bytes) -> str:
     for magic, kind in _MAGIC.items():
         if head.startswith(magic):
             return kind
+    if len(head) >= 512 and not any(head[:512]):
+        return "tar"  # an end-of-archive block first: an empty tar
     with contextlib.suppress(tarfile.TarError):
         tarfile.TarInfo.frombuf(head[:512], "utf-8", "surrogateescape")
         return "tar"
@@ -399,6 +401,8 @@ class ArchiveSource:
         try:
             tar = tarfile.open(fileobj=pipe, mode="r|", bufsize=1 << 20)  # noqa: SIM115
         except tarfile.TarError as exc:
+            if str(exc) == "empty file":
+                raise ArchiveError("the archive holds no files") from exc
             raise UsageError(
                 f"{self.root} holds {self.kind} data that is not a tar archive",
                 rule="SOURCE URL must point to an archive",

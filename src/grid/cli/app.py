@@ -23,9 +23,18 @@ app.add_typer(datastore.app, name="datastore")
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    storage_url: str | None = typer.Option(
+        None,
+        "--storage-url",
+        metavar="s3://BUCKET/PREFIX",
+        help="Keep packs and manifests in this S3-compatible store (default GRID_STORAGE_URL, "
+        "else GRID_HOME/objects).",
+    ),
 ) -> None:
     if debug:
         os.environ["GRID_DEBUG"] = "1"
+    if storage_url:
+        os.environ["GRID_STORAGE_URL"] = storage_url  # read with the other settings
 
 
 def _sigterm(_signum: int, _frame: object) -> NoReturn:

@@ -18,6 +18,8 @@ class Served:
     break_after: int | None = None  # the first full GET of a file stops after this many bytes
     requests: list[tuple[str, str]] = field(default_factory=list)
     chunked: bool = False  # no Content-Length
+    stall_after: int | None = None  # full GETs send this many bytes, then wait for ``resume``
+    resume: threading.Event = field(default_factory=threading.Event)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -59,6 +61,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.send_header("Connection", "close")
         self.end_headers()
+        if s.stall_after is not None and status == 200:
+            self.wfile.write(body[: s.stall_after])
+            self.wfile.flush()
+            s.resume.wait(60)
+            self.close_connection = True
+            return
         if s.break_after is not None and status == 200:
             s.break_after, cut = None, s.break_after
             self.wfile.write(body[:cut])

@@ -50,6 +50,10 @@ class Source(Protocol):
         """Yield every entry in path order, each directory before its contents."""
         ...
 
+    def cancel(self) -> None:
+        """Make a read blocked in another thread give up soon (the ingest is stopping)."""
+        ...
+
     def open(self, entry: SourceEntry) -> BinaryIO:
         """Open a regular file's content for reading.
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import _thread
 import io
 import os
 import stat
 import subprocess
 import tarfile
+import threading
+import time
 
 import pytest
 import zstandard
 
 import grid
-from grid.errors import SourceError, UsageError
-from grid.records import FAILED
+from grid.errors import Interrupted, SourceError, UsageError
+from grid.records import FAILED, INTERRUPTED
 from tests.archive_server import ArchiveServer
 from tests.conftest import make_mixed_tree
 
@@ -195,3 +198,23 @@ def test_tar_with_members_out_of_order_and_implicit_folders(client, server):
     assert [os.path.basename(f.path) for f in client.ls("o", v.number, "z")] == ["a", "b.txt"]
     z = client.stat("o", v.number, "z")
     assert stat.S_IMODE(z.mode) == 0o700 and z.mtime_ns == 1_600_000_000 * 10**9
+
+
+def test_ctrl_c_during_a_stalled_download_stops_promptly_then_resumes(client, server, dataset):
+    _, archives = dataset
+    data = archives["tar.gz"]
+    server.served.files["/s.tar.gz"] = data
+    server.served.stall_after = len(data) // 2
+    threading.Timer(1.5, _thread.interrupt_main).start()  # Ctrl-C
+    started = time.monotonic()
+    try:
+        with pytest.raises(Interrupted):
+            client.create(server.url("/s.tar.gz"), "stalled")
+        assert time.monotonic() - started < 6, "Ctrl-C must not wait for the network"
+    finally:
+        server.served.stall_after = None
+        server.served.resume.set()
+    (stopped,) = client.versions("stalled")
+    assert stopped.status == INTERRUPTED
+    again = client.create(server.url("/s.tar.gz"), "stalled")
+    assert (again.number, again.status) == (1, "succeeded")

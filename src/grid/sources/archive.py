@@ -37,6 +37,7 @@ from urllib.parse import unquote, urlsplit
 
 import zstandard
 from isal import igzip
+from zstandard import ZstdError
 
 from grid.errors import ArchiveError, GridError, SourceError, UsageError
 from grid.sources import http
@@ -181,20 +182,28 @@ class _Pipe(io.RawIOBase):
                         )
                 if not self._put(data):
                     return
-        except GridError as exc:
-            self._put(exc)
-        except (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as exc:
-            self._put(ArchiveError(f"the archive is truncated or corrupt: {exc}"))
-        except ValueError as exc:  # the stream was closed under us: the reader has stopped
+        except Exception as exc:  # handed to the reader, unless it has stopped reading
+            if self._stop.is_set():
+                return
+            if isinstance(exc, (OSError, EOFError, zlib.error, lzma.LZMAError, ZstdError)):
+                exc = ArchiveError(f"the archive is truncated or corrupt: {exc}")
             self._put(exc)
 
     def readable(self) -> bool:
         return True
 
+    def _next(self) -> Any:
+        while True:
+            try:
+                return self._queue.get(timeout=0.2)
+            except queue.Empty:
+                if self._stop.is_set():  # cancelled while the network stalls
+                    return ArchiveError("the download was stopped")
+
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         if not self._left:
-            item = self._queue.get()
+            item = self._next()
             if isinstance(item, BaseException):
                 self._put(item)  # every later read fails the same way
                 raise item
@@ -206,6 +215,9 @@ class _Pipe(io.RawIOBase):
         view[:n] = self._left[:n]
         self._left = self._left[n:]
         return n
+
+    def cancel(self) -> None:
+        self._stop.set()
 
     def close(self) -> None:
         self._stop.set()
@@ -341,6 +353,12 @@ class ArchiveSource:
 
     def is_empty(self) -> bool:
         return False  # known only once read; an empty archive is refused by arrange
+
+    def cancel(self) -> None:
+        """Make a read blocked on a stalled download (on another thread) give up."""
+        for thing in self._closers:
+            if isinstance(thing, _Pipe):
+                thing.cancel()
 
     def close(self) -> None:
         for thing in reversed(self._closers):

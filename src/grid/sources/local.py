@@ -49,6 +49,9 @@ class LocalSource:
         except OSError as exc:
             raise SourceError(f"cannot list {self.root}: {exc.strerror}", path=self.root) from exc
 
+    def cancel(self) -> None:
+        """Nothing to do: reads of a local file or an object end on their own."""
+
     def entries(self) -> Iterator[SourceEntry]:
         if not self.is_dir:
             st = self.root_stat

@@ -131,6 +131,9 @@ class S3Source:
         folders, objects = self._level(f"{self.prefix}/" if self.prefix else "")
         return not folders and not objects
 
+    def cancel(self) -> None:
+        """Nothing to do: reads of a local file or an object end on their own."""
+
     def entries(self) -> Iterator[SourceEntry]:
         yield from self._walk(f"{self.prefix}/" if self.prefix else "", "")
 

@@ -533,6 +533,7 @@ class _Ingest:
             self._ship()
         except BaseException:
             self.stop.set()
+            self.source.cancel()  # the walker may be waiting on a stalled download
             raise
         finally:
             self._shutdown(reader, uploaders, syncer)

@@ -25,6 +25,7 @@ a fresh bucket per run:
     python bench/import_bench.py
     python bench/import_bench.py --quick          # 3 folders (1,500 files) for both parts
     python bench/import_bench.py --only archive   # or: --only s3
+    python bench/import_bench.py --zip            # also a .zip (zip -1) beside curl + unzip
 
 Needs curl, tar, gzip (Debian) and awscli (``pip install awscli`` anywhere on PATH); moto
 comes with the test extras (bench/setup.sh). Scratch folders and homes live under --base and
@@ -109,6 +110,40 @@ def make_archive(src: Path) -> Path:
         )
         tmp.rename(archive)
     return archive
+
+
+def make_zip(src: Path) -> Path:
+    archive = src.parent / f"{src.name}.zip"
+    if not archive.exists():
+        print(f"making {archive} (zip -1)", flush=True)
+        tmp = src.parent / f"{src.name}.tmp.zip"
+        subprocess.run(["zip", "-q", "-1", "-r", str(tmp), src.name], cwd=src.parent, check=True)
+        tmp.rename(archive)
+    return archive
+
+
+def zip_rows(url: str, base: Path) -> list[tuple[str, str, object]]:
+    def unzip() -> dict:
+        out = scratch("unzip", base)
+        try:
+            zipped = q(out / "a.zip")
+            cmd = f"curl -sf -o {zipped} {q(url)} && unzip -q {zipped} -d {q(out / 'x')}"
+            return run_timed(cmd, shell=True)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
+    def grid() -> dict:
+        home = scratch("grid-home", base)
+        try:
+            argv = [*grid_command(), "datastore", "create", url, "--name", "bench"]
+            return run_timed(argv, grid_env(home, True))
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+
+    return [
+        ("curl -o a.zip && unzip", "peer", unzip),
+        ("grid create URL (Range reads)", "ours", grid),
+    ]
 
 
 def grid_env(home: Path, fsync: bool, **extra: str) -> dict[str, str]:
@@ -238,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--only", choices=["archive", "s3"])
     p.add_argument("--s3-folders", type=int, default=20)
+    p.add_argument("--zip", action="store_true", help="also a .zip of the same tree")
     p.add_argument("--quick", action="store_true", help="3 folders of small for both parts")
     args = p.parse_args(argv)
     for tool in ("curl", "tar", "gzip") + (("aws",) if args.only != "archive" else ()):
@@ -261,6 +297,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             title = f"Archive import ({archive.stat().st_size / MB:,.0f} MB .tar.gz)"
             print(table(title, rows, files, size, "curl | tar xz"), flush=True)
+            if args.zip:
+                zipped = make_zip(src)
+                rows = measure(
+                    zip_rows(f"http://127.0.0.1:{port}/{zipped.name}", args.base),
+                    args.repeat,
+                    lambda: subprocess.run(["cat", str(zipped)], stdout=subprocess.DEVNULL),
+                )
+                title = f"Zip import ({zipped.stat().st_size / MB:,.0f} MB .zip, served with Range)"
+                print()
+                print(table(title, rows, files, size, "curl -o a.zip && unzip"), flush=True)
         if args.only in (None, "s3"):
             src = subset(small, 3 if args.quick else args.s3_folders, args.root)
             port = free_port()

@@ -54,7 +54,42 @@ def check_url(url: str, allow_private: bool) -> None:
             )
 
 
-class HttpStream(io.RawIOBase):
+class _Body(io.RawIOBase):
+    """An open streamed response and the rest of its last chunk, handed out by ``_take``."""
+
+    def __init__(self, client: httpx.Client, url: str, allow_private: bool, on_read: Any) -> None:
+        self.url = url
+        self._client, self._allow_private = client, allow_private
+        self._on_read: Callable[[int], None] = on_read or (lambda _n: None)
+        self._response: httpx.Response | None = None
+        self._chunks: Iterator[bytes] = iter(())
+        self._left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def _attach(self, response: httpx.Response) -> None:
+        self._close_response()
+        self._response, self._chunks, self._left = response, response.iter_raw(_CHUNK), b""
+
+    def _take(self, view: memoryview) -> int:
+        n = min(len(view), len(self._left))
+        view[:n] = self._left[:n]
+        self._left = self._left[n:]
+        self._on_read(n)
+        return n
+
+    def _close_response(self) -> None:
+        if self._response is not None:
+            self._response.close()
+            self._response = None
+
+    def close(self) -> None:
+        self._close_response()
+        super().close()
+
+
+class HttpStream(_Body):
     """The body of a GET as a forward-only raw stream.
 
     A dropped connection is resumed where it broke with ``Range`` (``If-Range`` the first
@@ -69,18 +104,13 @@ class HttpStream(io.RawIOBase):
         allow_private: bool,
         on_read: Callable[[int], None] | None = None,
     ) -> None:
-        self.url = url
+        super().__init__(client, url, allow_private, on_read)
         self.position = 0
         self.total: int | None = None
         self.ranges = False
         self.content_type = ""
         self.final_url = url
-        self._client, self._allow_private = client, allow_private
         self._validator = ""
-        self._on_read = on_read or (lambda _n: None)
-        self._response: httpx.Response | None = None
-        self._chunks: Iterator[bytes] = iter(())
-        self._left = b""
         self._connect()
 
     def _connect(self) -> None:
@@ -106,11 +136,7 @@ class HttpStream(io.RawIOBase):
             )
             self.content_type = response.headers.get("content-type", "")
             self.final_url = str(response.url)
-        self._response = response
-        self._chunks = response.iter_raw(_CHUNK)
-
-    def readable(self) -> bool:
-        return True
+        self._attach(response)
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
@@ -132,24 +158,12 @@ class HttpStream(io.RawIOBase):
                 self._close_response()
                 time.sleep(min(0.2 * 2**attempt, 5.0))
                 self._connect()
-        n = min(len(view), len(self._left))
-        view[:n] = self._left[:n]
-        self._left = self._left[n:]
+        n = self._take(view)
         self.position += n
-        self._on_read(n)
         return n
 
-    def _close_response(self) -> None:
-        if self._response is not None:
-            self._response.close()
-            self._response = None
 
-    def close(self) -> None:
-        self._close_response()
-        super().close()
-
-
-class RangeFile(io.RawIOBase):
+class RangeFile(_Body):
     """A seekable view of a URL whose server honours Range requests (for zip archives).
 
     Reads stream from one open response while they go forward; a seek elsewhere opens a new
@@ -164,17 +178,10 @@ class RangeFile(io.RawIOBase):
         allow_private: bool,
         on_read: Callable[[int], None] | None = None,
     ) -> None:
-        self.url, self.size = url, size
-        self._client, self._allow_private = client, allow_private
-        self._on_read = on_read or (lambda _n: None)
+        super().__init__(client, url, allow_private, on_read)
+        self.size = size
         self._pos = 0
         self._stream_pos = -1
-        self._response: httpx.Response | None = None
-        self._chunks: Iterator[bytes] = iter(())
-        self._left = b""
-
-    def readable(self) -> bool:
-        return True
 
     def seekable(self) -> bool:
         return True
@@ -198,8 +205,8 @@ class RangeFile(io.RawIOBase):
         if response.status_code != 206:
             response.close()
             raise SourceError(f"{self.url} stopped honouring Range requests", path=self.url)
-        self._response, self._chunks = response, response.iter_raw(_CHUNK)
-        self._stream_pos, self._left = position, b""
+        self._attach(response)
+        self._stream_pos = position
 
     def _next_chunk(self) -> bytes:
         for attempt in range(_RETRIES + 1):
@@ -226,22 +233,10 @@ class RangeFile(io.RawIOBase):
                     return 0
             skip = min(self._pos - self._stream_pos, len(self._left))
             self._left, self._stream_pos = self._left[skip:], self._stream_pos + skip
-        n = min(len(view), len(self._left))
-        view[:n] = self._left[:n]
-        self._left = self._left[n:]
+        n = self._take(view)
         self._pos += n
         self._stream_pos += n
-        self._on_read(n)
         return n
-
-    def _close_response(self) -> None:
-        if self._response is not None:
-            self._response.close()
-            self._response = None
-
-    def close(self) -> None:
-        self._close_response()
-        super().close()
 
 
 def get(

@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+import grid
 from grid.cli.progress import CreateDisplay
 from grid.cli.render import datastores_table
 from grid.client import CreateProgress
 from grid.errors import UsageError
 from grid.records import PROCESSING, DatastoreInfo, VersionInfo
+from grid.sources import http
 from grid.sources.http import check_url
 from tests.archive_server import ArchiveServer
 
@@ -99,3 +101,14 @@ def test_internal_addresses_refused_in_server_mode(url):
     with pytest.raises(UsageError, match="internal address"):
         check_url(url, allow_private=False)
     check_url(url, allow_private=True)  # embedded mode runs as the user: allowed
+
+
+def test_server_mode_connects_only_to_checked_addresses(home, server, monkeypatch):
+    """DNS rebinding: a name that passes the check with a public address and then resolves to
+    an internal one is still not connected to."""
+    monkeypatch.setattr(http, "check_url", lambda url, allow_private: None)  # the check "passed"
+    with grid.Client(str(home), allow_private_urls=False) as strict:
+        with pytest.raises(UsageError, match="internal address"):
+            strict.create(server.url("/cats.tar.gz"), "cats")
+        assert strict.list() == []
+    assert not server.served.requests

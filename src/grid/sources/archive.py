@@ -326,7 +326,7 @@ class ArchiveSource:
         self.dir_meta: dict[str, tuple[int, int]] = {}  # explicit folders: mode, mtime_ns
         self.downloaded = 0
         self._allow_private, self._spool_dir = allow_private, spool_dir
-        self._client = http.client()
+        self._client = http.client(allow_private)
         self._dirs: set[str] = {""}
         self._count = self._bytes = self._archive_size = 0
         self._current: Any = None

@@ -4,7 +4,8 @@ seekable file over Range requests.
 Redirects are followed by hand (at most ``MAX_REDIRECTS``) so that every hop passes the address
 check: unless private addresses are allowed (embedded mode runs as the user, so it allows
 them), a URL whose host resolves to a loopback, private, link-local (cloud metadata),
-multicast or reserved address is refused.
+multicast or reserved address is refused, and the connection itself goes only to an address
+that passed (no DNS rebinding between check and connect).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from grid.errors import SourceError, UsageError
@@ -38,20 +40,48 @@ def check_url(url: str, allow_private: bool) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"{url!r} is not an http(s) URL", rule="SOURCE URL is http(s)://host/...")
-    if allow_private:
-        return
+    if not allow_private:
+        public_addresses(parts.hostname, parts.port or 443, url)
+
+
+def public_addresses(host: str, port: int, what: str) -> list[str]:
+    """The addresses ``host`` resolves to, if every one is public.
+
+    Raises:
+        UsageError: it does not resolve, or one of its addresses is internal.
+    """
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError) as exc:
-        raise UsageError(f"cannot resolve {parts.hostname}: {exc}", rule="SOURCE URL") from exc
+        raise UsageError(f"cannot resolve {host}: {exc}", rule="SOURCE URL") from exc
+    found = []
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if not address.is_global or address.is_multicast:
             raise UsageError(
-                f"{url} resolves to {address}, an internal address: refused on this server "
+                f"{what} resolves to {address}, an internal address: refused on this server "
                 "(an administrator can allow internal URLs)",
                 rule="SOURCE URL must be on the public internet",
             )
+        found.append(str(address))
+    return found
+
+
+class _PublicOnly(httpcore.SyncBackend):
+    """Connects only to a checked address of the host, resolved here, once per connection: a
+    name cannot pass the check with a public address and then connect to an internal one (DNS
+    rebinding). TLS still verifies the host name."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        address = public_addresses(host, port, host)[0]
+        return super().connect_tcp(address, port, timeout, local_address, socket_options)
 
 
 class _Body(io.RawIOBase):
@@ -272,6 +302,11 @@ def get(
     )
 
 
-def client() -> httpx.Client:
-    """An HTTP client for downloads (redirects are followed by ``get``, hop by hop)."""
-    return httpx.Client(timeout=_TIMEOUT, follow_redirects=False)
+def client(allow_private: bool = True) -> httpx.Client:
+    """An HTTP client for downloads (redirects are followed by ``get``, hop by hop); unless
+    ``allow_private``, it connects to public addresses only."""
+    transport = httpx.HTTPTransport()
+    if not allow_private:
+        # httpx has no public hook for the connecting backend: its pool is rebuilt with one
+        transport._pool = httpcore.ConnectionPool(network_backend=_PublicOnly())
+    return httpx.Client(timeout=_TIMEOUT, follow_redirects=False, transport=transport)

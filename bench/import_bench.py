@@ -19,6 +19,11 @@ a fresh bucket per run:
   aws s3 sync DIR s3://B/x   the peer (awscli, one object per file)
   grid create (S3 storage)   ``GRID_STORAGE_URL=s3://B/p grid datastore create DIR``
 
+and the other way, the same files as objects under s3://B/x (filled once, untimed):
+
+  aws s3 sync s3://B/x DIR   the peer: download into a fresh folder
+  grid create s3://B/x       import into a fresh GRID_HOME (local storage)
+
 "x peer" is the peer's seconds divided by the row's (above 1: faster than the peer). With
 ``--repeat N`` every row runs N times, round-robin, and the table shows medians.
 
@@ -192,8 +197,8 @@ def archive_rows(url: str, base: Path) -> list[tuple[str, str, object]]:
     ]
 
 
-def s3_rows(src: Path, endpoint: str, base: Path) -> list[tuple[str, str, object]]:
-    env = {
+def aws_env(endpoint: str) -> dict[str, str]:
+    return {
         **os.environ,
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
@@ -201,10 +206,43 @@ def s3_rows(src: Path, endpoint: str, base: Path) -> list[tuple[str, str, object
         "AWS_ENDPOINT_URL": endpoint,
     }
 
+
+def new_bucket(env: dict[str, str]) -> str:
+    name = f"bench-{uuid.uuid4().hex[:10]}"
+    run_quiet(["aws", "s3", "mb", f"s3://{name}"], env)
+    return name
+
+
+def s3_import_rows(url: str, endpoint: str, base: Path) -> list[tuple[str, str, object]]:
+    """Rows that read the objects under ``url`` (an s3:// prefix) onto this machine."""
+    env = aws_env(endpoint)
+
+    def aws_down() -> dict:
+        out = scratch("s3-down", base)
+        try:
+            return run_timed(["aws", "s3", "sync", url, str(out), "--only-show-errors"], env)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
+    def grid() -> dict:
+        home = scratch("grid-home", base)
+        try:
+            argv = [*grid_command(), "datastore", "create", url, "--name", "bench"]
+            return run_timed(argv, {**grid_env(home, True), **env})
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+
+    return [
+        ("aws s3 sync s3://B/x DIR", "peer", aws_down),
+        ("grid create s3://B/x (local storage)", "ours", grid),
+    ]
+
+
+def s3_rows(src: Path, endpoint: str, base: Path) -> list[tuple[str, str, object]]:
+    env = aws_env(endpoint)
+
     def bucket() -> str:
-        name = f"bench-{uuid.uuid4().hex[:10]}"
-        run_quiet(["aws", "s3", "mb", f"s3://{name}"], env)
-        return name
+        return new_bucket(env)
 
     def aws_sync() -> dict:
         argv = ["aws", "s3", "sync", str(src), f"s3://{bucket()}/x", "--only-show-errors"]
@@ -323,6 +361,13 @@ def main(argv: list[str] | None = None) -> int:
             rows = measure(s3_rows(src, endpoint, args.base), args.repeat, lambda: warm_cache(src))
             print()
             print(table("Create into S3 (moto)", rows, files, size, "aws s3 sync"), flush=True)
+            filled = f"s3://{new_bucket(aws_env(endpoint))}/x"
+            sync = ["aws", "s3", "sync", str(src), filled, "--only-show-errors"]
+            run_quiet(sync, aws_env(endpoint))
+            rows = measure(s3_import_rows(filled, endpoint, args.base), args.repeat, lambda: None)
+            print()
+            title = "Create from S3 (moto): the same files as objects"
+            print(table(title, rows, files, size, "aws s3 sync s3://B/x DIR"), flush=True)
     finally:
         for proc in procs:
             proc.terminate()

@@ -72,9 +72,9 @@ def mixed_tree(tmp_path):
     return root, files
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory):
-    """An S3-compatible endpoint on 127.0.0.1: moto in server mode, as a separate process."""
+def start_moto(log_dir, **env: str):
+    """Start moto in server mode (a separate process) on a free 127.0.0.1 port; return
+    (process, URL). ``env`` adds to its environment (e.g. INITIAL_NO_AUTH_ACTION_COUNT)."""
     pytest.importorskip("moto")
     import socket
     import subprocess
@@ -85,12 +85,13 @@ def s3_endpoint(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    log = log_dir / f"moto-{port}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -98,11 +99,20 @@ def s3_endpoint(tmp_path_factory):
         try:
             urllib.request.urlopen(url, timeout=1)
             break
+        except urllib.error.HTTPError:
+            break  # it answers (with auth on, even a listing is refused)
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
                 raise RuntimeError(f"moto server did not start: {log.read_text()}") from None
             time.sleep(0.1)
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """An S3-compatible endpoint on 127.0.0.1: moto in server mode, as a separate process."""
+    proc, url = start_moto(tmp_path_factory.mktemp("moto"))
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

@@ -9,6 +9,7 @@ import pytest
 
 import grid
 from grid.sources.s3 import S3Source
+from tests.conftest import start_moto
 from tests.e2e.conftest import GRID
 
 boto3 = pytest.importorskip("boto3")
@@ -78,3 +79,22 @@ def test_cli_create_from_s3(cli, bucket, s3_endpoint):
     assert "created set1:1" in r.out
     assert cli("datastore", "cat", "set1:1", "a.txt").out == "top"
     assert subprocess.run([*GRID, "--help"], capture_output=True).returncode == 0
+
+
+def test_access_denied_names_the_permissions_to_grant(cli, home, tmp_path, s3_endpoint):
+    """A second moto that checks credentials once the bucket is filled (3 free actions: the
+    start-up probe, the bucket, the object): ours are then unknown."""
+    proc, url = start_moto(tmp_path, INITIAL_NO_AUTH_ACTION_COUNT="3")
+    try:
+        s3 = boto3.client("s3", endpoint_url=url)
+        s3.create_bucket(Bucket="locked")
+        s3.put_object(Bucket="locked", Key="data/a.txt", Body=b"secret")
+        r = cli("datastore", "create", "s3://locked/data", "--endpoint-url", url)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert r.code == 5 and len(r.err.strip().splitlines()) == 1, r.err
+    assert "access denied to s3://locked/data" in r.err
+    assert "grant s3:ListBucket and s3:GetObject" in r.err
+    with grid.Client(str(home)) as c:
+        assert c.list() == []

@@ -218,3 +218,14 @@ def test_ctrl_c_during_a_stalled_download_stops_promptly_then_resumes(client, se
     assert stopped.status == INTERRUPTED
     again = client.create(server.url("/s.tar.gz"), "stalled")
     assert (again.number, again.status) == (1, "succeeded")
+
+
+def test_same_archive_again_stores_nothing_new_or_no_version(client, server, dataset):
+    _, archives = dataset
+    server.served.files["/d.tar.xz"] = archives["tar.xz"]
+    first = client.create(server.url("/d.tar.xz"), "again")
+    second = client.create(server.url("/d.tar.xz"), "again")
+    assert second.number == 2 and second.stored_bytes < first.stored_bytes // 20  # a manifest
+    assert client.diff("again", 1, 2).added == []
+    same = client.create(server.url("/d.tar.xz"), "again", skip_unchanged=True)
+    assert same.number == 2 and len(client.versions("again")) == 2

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from grid.errors import ArchiveError
-from grid.sources.archive import clean_path
+from grid.sources.archive_rules import clean_path
 from tests.archive_server import ArchiveServer
 
 # -- builders --------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ from grid.records import (
 from grid.service.context import Context
 from grid.service.names import validate_name
 from grid.sources import LocalSource
-from grid.sources.archive import ArchiveLimits, ArchiveSource, archive_name, is_url
+from grid.sources.archive import ArchiveSource, archive_name, is_url
+from grid.sources.archive_rules import ArchiveLimits
 
 __all__ = ["ArchiveLimits", "CreateProgress", "SourceOptions", "create", "default_name"]
 from grid.sources.s3 import S3Source

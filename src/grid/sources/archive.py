@@ -17,30 +17,23 @@ refuse the archive with an ``ArchiveError`` naming the entry.
 
 from __future__ import annotations
 
-import bz2
 import contextlib
 import io
-import lzma
 import os
-import queue
 import stat
 import tarfile
 import tempfile
-import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-import zstandard
-from isal import igzip
-from zstandard import ZstdError
-
-from grid.errors import ArchiveError, GridError, SourceError, UsageError
+from grid.errors import ArchiveError, SourceError, UsageError
 from grid.sources import http
+from grid.sources.archive_rules import RATIO_FLOOR, ArchiveLimits, clean_path
+from grid.sources.inflate import Forward, Inflater, Member
 from grid.tree import SourceEntry, Warn
 
 _SUFFIXES = (
@@ -55,20 +48,8 @@ _MAGIC = {
     b"PK\x03\x04": "zip",
     b"PK\x05\x06": "zip",
 }
-_PIPE_CHUNK = 1 << 20
-_RATIO_FLOOR = 1 << 20  # ratios are judged against at least this many compressed bytes
 _DIR_MODE = stat.S_IFDIR | 0o755
 _KEEP_BITS = 0o1777  # setuid and setgid bits from an archive are dropped
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    """Bounds that refuse a decompression bomb: total bytes of the files, number of entries,
-    and expanded bytes per compressed byte."""
-
-    max_bytes: int = 4 << 40
-    max_entries: int = 10_000_000
-    max_ratio: float = 250.0
 
 
 def is_url(source: str) -> bool:
@@ -97,29 +78,6 @@ def _kind(head: bytes) -> str:
     return ""
 
 
-def clean_path(name: str) -> str:
-    """The relative path an archive member stands for ('' for the root itself).
-
-    Raises:
-        ArchiveError: an absolute path, a ``..`` component, a NUL or a name not in UTF-8.
-    """
-    if "\0" in name:
-        raise ArchiveError(f"archive entry {name!r} has a NUL in its name", path=name)
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ArchiveError(f"archive entry {name!r} is not named in UTF-8", path=name) from exc
-    if name.startswith("/") or (len(name) > 2 and name[1] == ":" and name[2] in "/\\"):
-        raise ArchiveError(f"archive entry {name!r} has an absolute path", path=name)
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ArchiveError(f"archive entry {name!r} climbs out with '..'", path=name)
-    for part in parts:
-        if len(part.encode()) > 255:
-            raise ArchiveError(f"archive entry {name!r} has a name over 255 bytes", path=name)
-    return "/".join(parts)
-
-
 def _zip_name(info: zipfile.ZipInfo) -> str:
     """A member's name: zip tools often store UTF-8 without flagging it, and zipfile then
     decodes it as cp437; undo that when the bytes are valid UTF-8 (as unzip does)."""
@@ -129,167 +87,6 @@ def _zip_name(info: zipfile.ZipInfo) -> str:
         return info.filename.encode("cp437").decode("utf-8")
     except UnicodeError:
         return info.filename
-
-
-class _Pipe(io.RawIOBase):
-    """Decompresses ``raw`` on a background thread (zlib, bz2, lzma and zstd release the GIL),
-    handing 1 MiB pieces to the reader; enforces the expansion ratio."""
-
-    def __init__(self, raw: BinaryIO, kind: str, compressed: Any, limits: ArchiveLimits) -> None:
-        self._raw, self._kind, self._compressed, self._limits = raw, kind, compressed, limits
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=8)
-        self._left = b""
-        self._stop = threading.Event()
-        self.expanded = 0
-        self._thread = threading.Thread(target=self._run, name="grid-inflate", daemon=True)
-        self._thread.start()
-
-    def _reader(self) -> Any:
-        if self._kind == "gzip":  # ISA-L's inflate: ~1.8 times zlib's speed here
-            return igzip.IGzipFile(fileobj=self._raw, mode="rb")  # type: ignore[no-untyped-call]
-        if self._kind == "bzip2":
-            return bz2.BZ2File(self._raw)
-        if self._kind == "xz":
-            return lzma.LZMAFile(self._raw)
-        if self._kind == "zstd":
-            return zstandard.ZstdDecompressor().stream_reader(self._raw, read_across_frames=True)
-        return self._raw
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            reader = self._reader()
-            while True:
-                data = reader.read(_PIPE_CHUNK)
-                if not data:
-                    self._put(b"")
-                    return
-                self.expanded += len(data)
-                if self._kind != "tar":
-                    allowed = self._limits.max_ratio * max(self._compressed(), _RATIO_FLOOR)
-                    if self.expanded > allowed:
-                        raise ArchiveError(
-                            f"the archive expands more than {self._limits.max_ratio:g} times "
-                            "(a decompression bomb?); raise --max-ratio if it is genuine"
-                        )
-                if not self._put(data):
-                    return
-        except Exception as exc:  # handed to the reader, unless it has stopped reading
-            if self._stop.is_set():
-                return
-            if isinstance(exc, (OSError, EOFError, zlib.error, lzma.LZMAError, ZstdError)):
-                exc = ArchiveError(f"the archive is truncated or corrupt: {exc}")
-            self._put(exc)
-
-    def readable(self) -> bool:
-        return True
-
-    def _next(self) -> Any:
-        while True:
-            try:
-                return self._queue.get(timeout=0.2)
-            except queue.Empty:
-                if self._stop.is_set():  # cancelled while the network stalls
-                    return ArchiveError("the download was stopped")
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if not self._left:
-            item = self._next()
-            if isinstance(item, BaseException):
-                self._put(item)  # every later read fails the same way
-                raise item
-            if not item:
-                self._put(b"")
-                return 0
-            self._left = item
-        n = min(len(view), len(self._left))
-        view[:n] = self._left[:n]
-        self._left = self._left[n:]
-        return n
-
-    def cancel(self) -> None:
-        self._stop.set()
-
-    def close(self) -> None:
-        self._stop.set()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
-        super().close()
-
-
-class _Forward:
-    """A forward-only file with ``tell`` and forward ``seek``, so that tarfile reads it in its
-    random-access mode, whose reads are plain buffered reads (its stream mode copies the rest
-    of its buffer on every small read: a megabyte per member header)."""
-
-    def __init__(self, raw: io.RawIOBase) -> None:
-        self._f = io.BufferedReader(raw, 1 << 20)
-        self._pos = 0
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
-        if whence != io.SEEK_SET or pos < self._pos:
-            raise ArchiveError("the tar archive needs random access here; it is not supported")
-        while pos > self._pos:
-            skipped = len(self._f.read(min(pos - self._pos, 1 << 20)))
-            if not skipped:
-                break
-            self._pos += skipped
-        return self._pos
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._f.read(size)
-        self._pos += len(data)
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        n = self._f.readinto(buffer)
-        self._pos += n
-        return n
-
-
-class _Member(io.RawIOBase):
-    """A member's content; archive failures while reading become ArchiveErrors naming it."""
-
-    def __init__(self, fileobj: Any, path: str) -> None:
-        self._f, self._path = fileobj, path
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        try:
-            return int(self._f.readinto(buffer))
-        except GridError:
-            raise
-        except (
-            tarfile.TarError,
-            zipfile.BadZipFile,
-            EOFError,
-            zlib.error,
-            lzma.LZMAError,
-            NotImplementedError,
-            RuntimeError,
-        ) as exc:
-            raise ArchiveError(
-                f"the archive is truncated or corrupt at {self._path}: {exc}", path=self._path
-            ) from exc
-
-    def close(self) -> None:
-        self._f.close()
-        super().close()
 
 
 class ArchiveSource:
@@ -357,7 +154,7 @@ class ArchiveSource:
     def cancel(self) -> None:
         """Make a read blocked on a stalled download (on another thread) give up."""
         for thing in self._closers:
-            if isinstance(thing, _Pipe):
+            if isinstance(thing, Inflater):
                 thing.cancel()
 
     def close(self) -> None:
@@ -444,13 +241,13 @@ class ArchiveSource:
     def open(self, entry: SourceEntry) -> BinaryIO:
         if self._current is None or self._current[0] != entry.location:
             raise SourceError(f"{entry.location}: read out of archive order", path=entry.location)
-        return io.BufferedReader(_Member(self._current[1](), entry.location), 1 << 20)
+        return io.BufferedReader(Member(self._current[1](), entry.location), 1 << 20)
 
     def _tar_entries(self) -> Iterator[SourceEntry]:
-        pipe = _Pipe(self._buffered, self.kind, lambda: self.downloaded, self.limits)
+        pipe = Inflater(self._buffered, self.kind, lambda: self.downloaded, self.limits)
         self._closers.append(pipe)
         try:
-            forward: Any = _Forward(pipe)
+            forward: Any = Forward(pipe)
             tar = tarfile.open(fileobj=forward, mode="r:")  # noqa: SIM115
         except tarfile.TarError as exc:
             if str(exc) == "empty file":
@@ -530,7 +327,7 @@ class ArchiveSource:
         infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
         archive_size = self._archive_size
         declared = sum(i.file_size for i in infos)
-        if declared > self.limits.max_ratio * max(archive_size, _RATIO_FLOOR):
+        if declared > self.limits.max_ratio * max(archive_size, RATIO_FLOOR):
             raise ArchiveError(
                 f"the archive declares {declared} bytes in {archive_size} "
                 f"(over {self.limits.max_ratio:g} times: a decompression bomb?); "
@@ -548,7 +345,7 @@ class ArchiveSource:
             elif kind == stat.S_IFLNK:
                 if info.file_size > 4096:
                     raise ArchiveError(f"archive entry {info.filename!r}: link too long", path=path)
-                with _Member(zf.open(info), path) as f:
+                with Member(zf.open(info), path) as f:
                     target = f.read().decode("utf-8", "surrogateescape")
                 yield from self._link(path, target, mtime_ns)
             elif kind in (0, stat.S_IFREG):

@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from grid.errors import ArchiveError, SourceError, UsageError
+from grid.errors import ArchiveError, SourceError, UsageError, storage_error
 from grid.sources import http
 from grid.sources.archive_rules import RATIO_FLOOR, ArchiveLimits, clean_path
 from grid.sources.inflate import Forward, Inflater, Member
@@ -315,8 +315,8 @@ class ArchiveSource:
                         "raise --max-size if it is genuine"
                     )
                 spool.write(data)
-        except OSError as exc:
-            raise SourceError(f"cannot spool {self.root}: {exc.strerror or exc}") from exc
+        except OSError as exc:  # the disk: NoSpaceError when full
+            raise storage_error(exc, f"spool the zip to {self._spool_dir}") from exc
         self._archive_size = spool.tell()
         spool.seek(0)
         return spool

@@ -302,12 +302,12 @@ class ArchiveSource:
 
     def _spool(self) -> BinaryIO:
         """Copy the archive (only) to a temporary file, deleted when closed."""
-        if self._spool_dir:
-            os.makedirs(self._spool_dir, exist_ok=True)
-        spool = tempfile.TemporaryFile(dir=self._spool_dir)  # noqa: SIM115 (closed by close)
-        self._closers.append(spool)
         self.warn("the server does not support Range requests: spooling the zip to disk")
         try:
+            if self._spool_dir:
+                os.makedirs(self._spool_dir, exist_ok=True)
+            spool = tempfile.TemporaryFile(dir=self._spool_dir)  # noqa: SIM115 (closed by close)
+            self._closers.append(spool)
             while data := self._buffered.read(1 << 20):
                 if spool.tell() + len(data) > self.limits.max_bytes:
                     raise ArchiveError(

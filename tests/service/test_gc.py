@@ -8,6 +8,7 @@ import random
 import threading
 
 import grid
+from grid.service import gc as gc_service
 
 
 def _stored(home) -> int:
@@ -112,3 +113,23 @@ def test_gc_during_creates_loses_nothing(home, tmp_path):
         for k, src in enumerate(sources):
             want = {p.name: p.read_bytes() for p in src.iterdir()}
             _intact(c, f"c{k}", 1, want)
+
+
+def test_a_create_run_while_gc_marks_keeps_its_manifest(home, tmp_path, monkeypatch):
+    """gc read the catalog before this create began; the create's manifest is no orphan."""
+    src = tmp_path / "src"
+    _write(src, ["a", "b"], seed=1)
+    mark = gc_service._mark
+
+    def create_then_mark(ctx, db, versions):
+        with grid.Client(str(home)) as other:
+            other.create(str(src), name="late")
+        return mark(ctx, db, versions)
+
+    with grid.Client(str(home)) as c:
+        c.create(str(src), name="early")
+        monkeypatch.setattr(gc_service, "_mark", create_then_mark)
+        report = c.gc()
+        monkeypatch.undo()
+        assert report.manifests_deleted == 0
+        assert c.verify("late", 1).ok

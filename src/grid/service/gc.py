@@ -95,7 +95,7 @@ def gc(
             dead, sparse = _classify(ctx, db, repack_below, report)
             say(f"{len(dead)} packs unreferenced, {len(sparse)} to repack")
             if not dry_run:
-                report.manifests_deleted = _drop_orphan_manifests(ctx, versions)
+                report.manifests_deleted = _drop_orphan_manifests(ctx)
                 if sparse:
                     _repack(ctx, db, sparse, live_versions, report)
                 _delete_packs(ctx, dead)
@@ -155,10 +155,15 @@ def _delete_packs(ctx: Context, packs: dict[str, int]) -> None:
         ctx.store.objects.delete(pack_key(pack_id))
 
 
-def _drop_orphan_manifests(ctx: Context, versions: list[VersionInfo]) -> int:
-    """Delete stored manifests no version names (a create that died right after storing it)."""
-    known = {manifest_key(v.manifest_id) for v in versions}
-    orphans = [k for k in ctx.store.objects.list("manifests/") if k not in known]
+def _drop_orphan_manifests(ctx: Context) -> int:
+    """Delete stored manifests no version names (a create that died right after storing it).
+
+    The store is listed before the catalog is read: a create names its manifest in the catalog
+    before storing it, so every manifest listed that a live create will use is known by then
+    (read the other way round, a create started meanwhile lost its manifest)."""
+    stored = list(ctx.store.objects.list("manifests/"))  # before the catalog: see above
+    known = {manifest_key(v.manifest_id) for v in _versions(ctx)}
+    orphans = [k for k in stored if k not in known]
     for key in orphans:
         ctx.store.objects.delete(key)
     return len(orphans)

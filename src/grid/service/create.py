@@ -45,13 +45,13 @@ from grid.service.names import validate_name
 from grid.sources import LocalSource
 from grid.sources.archive import ArchiveSource, archive_name, is_url
 from grid.sources.archive_rules import ArchiveLimits
-
-__all__ = ["ArchiveLimits", "CreateProgress", "SourceOptions", "create", "default_name"]
 from grid.sources.s3 import S3Source
 from grid.store import IngestStats, ManifestWriter, ingest
 from grid.store.arrange import arrange
 from grid.store.ingest import WORKERS
 from grid.tree import Source, Warn
+
+__all__ = ["ArchiveLimits", "CreateProgress", "SourceOptions", "create", "default_name"]
 
 _S3_WORKERS = 16  # GETs wait on the network: many in flight
 _PROGRESS_EVERY = 1.0  # seconds between progress records in the catalog

@@ -125,7 +125,7 @@ class ArchiveSource:
         self._allow_private, self._spool_dir = allow_private, spool_dir
         self._client = http.client(allow_private)
         self._dirs: set[str] = {""}
-        self._count = self._bytes = self._archive_size = 0
+        self._count = self._bytes = 0
         self._current: Any = None
         self._closers: list[Any] = [self._client]
         try:
@@ -277,14 +277,13 @@ class ArchiveSource:
             elif member.islnk():
                 yield from self._hardlink(path, member.linkname, stat.S_IFREG | mode, mtime_ns)
             else:
-                what = "device" if member.ischr() or member.isblk() else "FIFO"
-                if not (member.ischr() or member.isblk() or member.isfifo()):
-                    what = "special entry"
+                device = member.ischr() or member.isblk()
+                what = "device" if device else "FIFO" if member.isfifo() else "special entry"
                 raise ArchiveError(f"archive entry {member.name!r} is a {what}", path=member.name)
 
-    def _zip_file(self) -> zipfile.ZipFile:
-        size = self._stream.total
-        self._archive_size = size or 0
+    def _zip_file(self) -> tuple[zipfile.ZipFile, int]:
+        """The zip and the archive's size."""
+        size = self._stream.total or 0
         if self._stream.ranges and size:
             self._buffered.close()
             ranged = http.RangeFile(
@@ -294,14 +293,15 @@ class ArchiveSource:
             self._closers.append(ranged)
             fileobj: Any = io.BufferedReader(ranged, 1 << 16)
         else:
-            fileobj = self._spool()
+            fileobj, size = self._spool()
         try:
-            return zipfile.ZipFile(fileobj)
+            return zipfile.ZipFile(fileobj), size
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise ArchiveError(f"the zip archive is truncated or corrupt: {exc}") from exc
 
-    def _spool(self) -> BinaryIO:
-        """Copy the archive (only) to a temporary file, deleted when closed."""
+    def _spool(self) -> tuple[BinaryIO, int]:
+        """Copy the archive (only) to a temporary file, deleted when closed; return it and
+        its size."""
         self.warn("the server does not support Range requests: spooling the zip to disk")
         try:
             if self._spool_dir:
@@ -317,15 +317,14 @@ class ArchiveSource:
                 spool.write(data)
         except OSError as exc:  # the disk: NoSpaceError when full
             raise storage_error(exc, f"spool the zip to {self._spool_dir}") from exc
-        self._archive_size = spool.tell()
+        size = spool.tell()
         spool.seek(0)
-        return spool
+        return spool, size
 
     def _zip_entries(self) -> Iterator[SourceEntry]:
-        zf = self._zip_file()
+        zf, archive_size = self._zip_file()
         self._closers.append(zf)
         infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
-        archive_size = self._archive_size
         declared = sum(i.file_size for i in infos)
         if declared > self.limits.max_ratio * max(archive_size, RATIO_FLOOR):
             raise ArchiveError(

@@ -102,6 +102,33 @@ class _Body(io.RawIOBase):
         self._close_response()
         self._response, self._chunks, self._left = response, response.iter_raw(_CHUNK), b""
 
+    def _reopen(self) -> None:
+        """Open a new response where the broken one stopped."""
+        raise NotImplementedError
+
+    def _ended_early(self) -> bool:
+        """Whether an ended body is shorter than the server said."""
+        return False
+
+    def _pull(self) -> bytes:
+        """The next chunk (b"" at the end); a dropped connection is reopened where it broke,
+        at most ``_RETRIES`` times in a row, with backoff."""
+        for attempt in range(1, _RETRIES + 2):
+            try:
+                chunk = next(self._chunks, b"")
+                if not chunk and self._ended_early():
+                    raise httpx.RemoteProtocolError("connection closed early")
+                return chunk
+            except httpx.TransportError as exc:
+                if attempt > _RETRIES:
+                    raise SourceError(
+                        f"download of {self.url} failed: {exc}", path=self.url
+                    ) from exc
+                self._close_response()
+                time.sleep(min(0.2 * 2**attempt, 5.0))
+                self._reopen()
+        return b""
+
     def _take(self, view: memoryview) -> int:
         n = min(len(view), len(self._left))
         view[:n] = self._left[:n]
@@ -168,26 +195,17 @@ class HttpStream(_Body):
             self.final_url = str(response.url)
         self._attach(response)
 
+    _reopen = _connect
+
+    def _ended_early(self) -> bool:
+        return self.total is not None and self.position < self.total
+
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        attempt = 0
-        while not self._left:
-            try:
-                self._left = next(self._chunks, b"")
-                if not self._left:
-                    if self.total is not None and self.position < self.total:
-                        raise httpx.RemoteProtocolError("connection closed early")
-                    return 0
-            except httpx.TransportError as exc:
-                attempt += 1
-                if attempt > _RETRIES:
-                    raise SourceError(
-                        f"download of {self.url} failed after {self.position} bytes: {exc}",
-                        path=self.url,
-                    ) from exc
-                self._close_response()
-                time.sleep(min(0.2 * 2**attempt, 5.0))
-                self._connect()
+        if not self._left:
+            self._left = self._pull()
+            if not self._left:
+                return 0
         n = self._take(view)
         self.position += n
         return n
@@ -238,16 +256,8 @@ class RangeFile(_Body):
         self._attach(response)
         self._stream_pos = position
 
-    def _next_chunk(self) -> bytes:
-        for attempt in range(_RETRIES + 1):
-            try:
-                return next(self._chunks, b"")
-            except httpx.TransportError as exc:
-                if attempt == _RETRIES:
-                    raise SourceError(f"cannot read {self.url}: {exc}", path=self.url) from exc
-                time.sleep(min(0.2 * 2**attempt, 5.0))
-                self._open_at(self._stream_pos)
-        return b""
+    def _reopen(self) -> None:
+        self._open_at(self._stream_pos)
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
@@ -258,7 +268,7 @@ class RangeFile(_Body):
             self._open_at(self._pos)
         while self._stream_pos < self._pos or not self._left:  # skip forward or refill
             if not self._left:
-                self._left = self._next_chunk()
+                self._left = self._pull()
                 if not self._left:
                     return 0
             skip = min(self._pos - self._stream_pos, len(self._left))

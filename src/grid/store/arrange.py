@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from grid.errors import ArchiveError
 from grid.ids import TreeHasher
-from grid.store.manifest import BLOB, DIR, FILE, ROOT_ID, SYMLINK, ManifestWriter
+from grid.store.manifest import BLOB, DIR, FILE, ROOT_ID, SYMLINK, ManifestWriter, path_of
 
 _MAX_LINK_HOPS = 40
 _PAGE = 1000
@@ -103,18 +103,8 @@ class _Staged:
             row = self.db.execute(
                 "SELECT min(id) FROM entries GROUP BY parent, name HAVING count(*) > 1 LIMIT 1"
             ).fetchone()
-            path = self.path_of(row[0])
+            path = path_of(self.db, row[0])
             raise ArchiveError(f"the archive holds {path!r} twice", path=path) from None
-
-    def path_of(self, entry_id: int) -> str:
-        parts = []
-        while entry_id != ROOT_ID:
-            parent, name = self.db.execute(
-                "SELECT parent, name FROM entries WHERE id = ?", (entry_id,)
-            ).fetchone()
-            parts.append(name)
-            entry_id = parent
-        return "/".join(reversed(parts))
 
     def lookup(self, path: str) -> tuple[int, int] | None:
         """(id, kind) of ``path``, or None."""
@@ -179,7 +169,7 @@ class _Staged:
 
     def symlinks(self) -> dict[str, str]:
         rows = self.db.execute("SELECT id, target FROM entries WHERE kind = ?", (SYMLINK,))
-        return {self.path_of(i): str(t) for i, t in rows.fetchall()}
+        return {path_of(self.db, i): str(t) for i, t in rows.fetchall()}
 
     def single_top(self) -> tuple[int, str] | None:
         """(id, name) of the only entry at the root if it is a folder."""

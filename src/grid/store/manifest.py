@@ -192,6 +192,19 @@ def _write_error(exc: sqlite3.Error, path: str) -> StorageError:
     return StorageError(f"cannot write the manifest {path}: {exc}", key=path)
 
 
+def path_of(db: sqlite3.Connection, entry_id: int) -> str:
+    """The full path of entry ``entry_id`` of the manifest (finished or not) open as ``db``,
+    walking up its parents."""
+    parts = []
+    while entry_id != ROOT_ID:
+        row = db.execute("SELECT parent, name FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        if row is None:
+            break
+        entry_id = row[0]
+        parts.append(row[1])
+    return "/".join(reversed(parts))
+
+
 def encode_blobs(locations: list[tuple[int, bytes, int, int, int, int]]) -> bytes:
     """Pack (pack number, digest, offset, stored, raw, codec) tuples into the ``blobs`` column."""
     return b"".join(BLOB.pack(*loc) for loc in locations)
@@ -337,16 +350,7 @@ class ManifestReader:
 
     def path_of(self, entry_id: int) -> str:
         """The full path of an entry (walks up its parents; for messages, not hot paths)."""
-        parts = []
-        while entry_id != ROOT_ID:
-            row = self._db.execute(
-                "SELECT parent, name FROM entries WHERE id = ?", (entry_id,)
-            ).fetchone()
-            if row is None:
-                break
-            entry_id = row[0]
-            parts.append(row[1])
-        return "/".join(reversed(parts))
+        return path_of(self._db, entry_id)
 
     def walk(self) -> Iterator[Entry]:
         """Yield every entry in storage order with its full path."""

@@ -27,6 +27,24 @@ def parse_url(url: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
+def client(endpoint_url: str | None, profile: str | None, region: str | None) -> Any:
+    """A boto3 S3 client from the standard AWS chain (or ``profile``), retrying 5xx and
+    throttling with backoff (adaptive), path-style for a custom endpoint, 32 connections."""
+    import boto3  # here, not at the top: it costs ~0.3 s to import
+    from botocore.config import Config
+
+    session = boto3.session.Session(profile_name=profile, region_name=region)
+    return session.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        config=Config(
+            retries={"max_attempts": 10, "mode": "adaptive"},
+            max_pool_connections=32,
+            s3={"addressing_style": "path"} if endpoint_url else None,
+        ),
+    )
+
+
 class S3Store(ObjectStore):
     """Keys are stored as ``prefix/key`` in ``bucket``.
 
@@ -47,21 +65,10 @@ class S3Store(ObjectStore):
         region: str | None = None,
         profile: str | None = None,
     ) -> None:
-        import boto3  # here, not at the top: it costs ~0.3 s to import
-        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
 
         self.bucket, self.prefix = bucket, prefix.strip("/")
-        session = boto3.session.Session(profile_name=profile, region_name=region)
-        self._s3 = session.client(
-            "s3",
-            endpoint_url=endpoint_url,
-            config=Config(
-                retries={"max_attempts": 10, "mode": "adaptive"},
-                max_pool_connections=32,
-                s3={"addressing_style": "path"} if endpoint_url else None,
-            ),
-        )
-        from botocore.exceptions import BotoCoreError, ClientError
+        self._s3 = client(endpoint_url, profile, region)
 
         self._client_error = ClientError
         self._errors = (ClientError, BotoCoreError)

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from grid.errors import SourceError, UsageError
 from grid.ids import digest_of
+from grid.objects import s3 as s3_objects
 from grid.tree import SourceEntry, Warn
 
 _FILE_MODE = stat.S_IFREG | 0o644
@@ -24,11 +25,15 @@ _DIR_MODE = stat.S_IFDIR | 0o755
 
 
 def parse_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix`` -> (``bucket``, ``some/prefix``)."""
-    if not url.startswith("s3://") or not url[5:].split("/", 1)[0]:
-        raise UsageError(f"{url!r} is not an s3://bucket[/prefix] URL", rule="s3://bucket[/prefix]")
-    bucket, _, prefix = url[5:].partition("/")
-    return bucket, prefix.strip("/")
+    """``s3://bucket/some/prefix`` -> (``bucket``, ``some/prefix``).
+
+    Raises:
+        UsageError: not such a URL.
+    """
+    try:
+        return s3_objects.parse_url(url)
+    except ValueError as exc:
+        raise UsageError(str(exc), rule="s3://bucket[/prefix]") from exc
 
 
 def _ns(when: datetime) -> int:
@@ -75,25 +80,15 @@ class S3Source:
         profile: str | None = None,
         region: str | None = None,
     ) -> None:
-        import boto3  # only when an S3 source is used: it takes ~0.3 s to import
-        from botocore.config import Config
         from botocore.exceptions import BotoCoreError, ClientError
 
         self.root = url.rstrip("/")
         self.bucket, self.prefix = parse_url(url)
         self.warn = warn or (lambda _msg: None)
         self.exclude: tuple[str, ...] = ()
-        session = boto3.session.Session(profile_name=profile, region_name=region)
-        self._s3 = session.client(
-            "s3",
-            endpoint_url=endpoint_url,
-            config=Config(
-                retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=32
-            ),
-        )
+        self._s3 = s3_objects.client(endpoint_url, profile, region)
         self._errors = (ClientError, BotoCoreError)
         self._client_error = ClientError
-        self.root_mtime_ns = 0
 
     def _problem(self, exc: Exception, doing: str) -> Exception:
         code = ""

@@ -127,30 +127,6 @@ def make_zip(src: Path) -> Path:
     return archive
 
 
-def zip_rows(url: str, base: Path) -> list[tuple[str, str, object]]:
-    def unzip() -> dict:
-        out = scratch("unzip", base)
-        try:
-            zipped = q(out / "a.zip")
-            cmd = f"curl -sf -o {zipped} {q(url)} && unzip -q {zipped} -d {q(out / 'x')}"
-            return run_timed(cmd, shell=True)
-        finally:
-            shutil.rmtree(out, ignore_errors=True)
-
-    def grid() -> dict:
-        home = scratch("grid-home", base)
-        try:
-            argv = [*grid_command(), "datastore", "create", url, "--name", "bench"]
-            return run_timed(argv, grid_env(home, True))
-        finally:
-            shutil.rmtree(home, ignore_errors=True)
-
-    return [
-        ("curl -o a.zip && unzip", "peer", unzip),
-        ("grid create URL (Range reads)", "ours", grid),
-    ]
-
-
 def grid_env(home: Path, fsync: bool, **extra: str) -> dict[str, str]:
     env = {**os.environ, "GRID_HOME": str(home), **extra}
     env.pop("GRID_FSYNC", None)
@@ -159,41 +135,61 @@ def grid_env(home: Path, fsync: bool, **extra: str) -> dict[str, str]:
     return env
 
 
+def grid_job(source: str, base: Path, fsync: bool = True, env=dict):
+    """A row's job: ``grid datastore create SOURCE`` into a fresh GRID_HOME; ``env()`` adds
+    to its environment (called per run)."""
+
+    def job() -> dict:
+        home = scratch("grid-home", base)
+        try:
+            argv = [*grid_command(), "datastore", "create", source, "--name", "bench"]
+            return run_timed(argv, {**grid_env(home, fsync), **env()})
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+
+    return job
+
+
+def shell_job(base: Path, command, env: dict[str, str] | None = None):
+    """A row's job: the shell ``command(DIR)`` with DIR a fresh folder, deleted after."""
+
+    def job() -> dict:
+        out = scratch("out", base)
+        try:
+            return run_timed(command(out), env, shell=True)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
+    return job
+
+
+def zip_rows(url: str, base: Path) -> list[tuple[str, str, object]]:
+    def unzip(out: Path) -> str:
+        zipped = q(out / "a.zip")
+        return f"curl -sf -o {zipped} {q(url)} && unzip -q {zipped} -d {q(out / 'x')}"
+
+    return [
+        ("curl -o a.zip && unzip", "peer", shell_job(base, unzip)),
+        ("grid create URL (Range reads)", "ours", grid_job(url, base)),
+    ]
+
+
 def archive_rows(url: str, base: Path) -> list[tuple[str, str, object]]:
-    def extract(then_sync: bool):
-        def job() -> dict:
-            out = scratch("tar-x", base)
-            try:
-                cmd = f"curl -sf {q(url)} | tar xz -C {q(out)}" + (" && sync" if then_sync else "")
-                return run_timed(cmd, shell=True)
-            finally:
-                shutil.rmtree(out, ignore_errors=True)
-
-        return job
-
-    def grid(fsync: bool):
-        def job() -> dict:
-            home = scratch("grid-home", base)
-            try:
-                argv = [*grid_command(), "datastore", "create", url, "--name", "bench"]
-                result = run_timed(argv, grid_env(home, fsync))
-                result["stored_bytes"] = tree_size(home)[1]
-                return result
-            finally:
-                shutil.rmtree(home, ignore_errors=True)
-
-        return job
-
     def limit(cmd: str):
         return lambda: run_timed(cmd, shell=True)
 
+    extract = f"curl -sf {q(url)} | tar xz -C "
     return [
         ("curl > /dev/null", "limit", limit(f"curl -sf {q(url)} > /dev/null")),
         ("curl | gzip -dc", "limit", limit(f"curl -sf {q(url)} | gzip -dc > /dev/null")),
-        ("curl | tar xz", "peer", extract(False)),
-        ("curl | tar xz && sync", "peer", extract(True)),
-        ("grid create URL (fsync)", "ours", grid(True)),
-        ("grid create URL (no fsync)", "ours", grid(False)),
+        ("curl | tar xz", "peer", shell_job(base, lambda out: extract + q(out))),
+        (
+            "curl | tar xz && sync",
+            "peer",
+            shell_job(base, lambda out: f"{extract}{q(out)} && sync"),
+        ),
+        ("grid create URL (fsync)", "ours", grid_job(url, base, fsync=True)),
+        ("grid create URL (no fsync)", "ours", grid_job(url, base, fsync=False)),
     ]
 
 
@@ -217,52 +213,28 @@ def s3_import_rows(url: str, endpoint: str, base: Path) -> list[tuple[str, str, 
     """Rows that read the objects under ``url`` (an s3:// prefix) onto this machine."""
     env = aws_env(endpoint)
 
-    def aws_down() -> dict:
-        out = scratch("s3-down", base)
-        try:
-            return run_timed(["aws", "s3", "sync", url, str(out), "--only-show-errors"], env)
-        finally:
-            shutil.rmtree(out, ignore_errors=True)
-
-    def grid() -> dict:
-        home = scratch("grid-home", base)
-        try:
-            argv = [*grid_command(), "datastore", "create", url, "--name", "bench"]
-            return run_timed(argv, {**grid_env(home, True), **env})
-        finally:
-            shutil.rmtree(home, ignore_errors=True)
+    def aws_down(out: Path) -> str:
+        return f"aws s3 sync {q(url)} {q(out)} --only-show-errors"
 
     return [
-        ("aws s3 sync s3://B/x DIR", "peer", aws_down),
-        ("grid create s3://B/x (local storage)", "ours", grid),
+        ("aws s3 sync s3://B/x DIR", "peer", shell_job(base, aws_down, env)),
+        ("grid create s3://B/x (local storage)", "ours", grid_job(url, base, env=lambda: env)),
     ]
 
 
 def s3_rows(src: Path, endpoint: str, base: Path) -> list[tuple[str, str, object]]:
     env = aws_env(endpoint)
 
-    def bucket() -> str:
-        return new_bucket(env)
-
     def aws_sync() -> dict:
-        argv = ["aws", "s3", "sync", str(src), f"s3://{bucket()}/x", "--only-show-errors"]
+        argv = ["aws", "s3", "sync", str(src), f"s3://{new_bucket(env)}/x", "--only-show-errors"]
         return run_timed(argv, env)
 
-    def grid(fsync: bool):
-        def job() -> dict:
-            home = scratch("grid-home", base)
-            try:
-                storage = {"GRID_STORAGE_URL": f"s3://{bucket()}/p"}
-                argv = [*grid_command(), "datastore", "create", str(src), "--name", "bench"]
-                return run_timed(argv, {**grid_env(home, fsync), **env, **storage})
-            finally:
-                shutil.rmtree(home, ignore_errors=True)
-
-        return job
+    def storage() -> dict[str, str]:  # a fresh bucket per run
+        return {**env, "GRID_STORAGE_URL": f"s3://{new_bucket(env)}/p"}
 
     return [
         ("aws s3 sync", "peer", aws_sync),
-        ("grid create (S3 storage)", "ours", grid(True)),
+        ("grid create (S3 storage)", "ours", grid_job(str(src), base, env=storage)),
     ]
 
 

@@ -25,6 +25,19 @@ def client(home):
         yield c
 
 
+def count_opens(monkeypatch, source_class) -> list[str]:
+    """Make ``source_class.open`` record each entry's location it opens; return the list."""
+    opened: list[str] = []
+    original = source_class.open
+
+    def counting(self, entry):
+        opened.append(entry.location)
+        return original(self, entry)
+
+    monkeypatch.setattr(source_class, "open", counting)
+    return opened
+
+
 def make_mixed_tree(root, seed: int = 7, big_mib: int = 6):
     """Write a tree with empty files, empty dirs, unicode names, symlinks, nested folders, an
     executable, compressible text and a large random file of several CDC chunks.

@@ -9,7 +9,7 @@ import pytest
 
 import grid
 from grid.sources.s3 import S3Source
-from tests.conftest import start_moto
+from tests.conftest import count_opens, start_moto
 from tests.e2e.conftest import GRID
 
 boto3 = pytest.importorskip("boto3")
@@ -36,15 +36,8 @@ def bucket(s3_endpoint, s3_bucket, monkeypatch):
 
 @pytest.fixture
 def opened(monkeypatch):
-    keys: list[str] = []
-    original = S3Source.open
-
-    def counting(self, entry):
-        keys.append(entry.location)
-        return original(self, entry)
-
-    monkeypatch.setattr(S3Source, "open", counting)
-    return keys
+    """Every object the S3 source reads, by URL."""
+    return count_opens(monkeypatch, S3Source)
 
 
 def test_prefix_becomes_a_version_and_a_rerun_reads_only_changes(client, bucket, opened):

@@ -9,20 +9,13 @@ import random
 import pytest
 
 from grid.sources.local import LocalSource
+from tests.conftest import count_opens
 
 
 @pytest.fixture
 def opened(monkeypatch):
     """Every file the local source opens for reading, by path."""
-    paths: list[str] = []
-    original = LocalSource.open
-
-    def counting_open(self, entry):
-        paths.append(entry.location)
-        return original(self, entry)
-
-    monkeypatch.setattr(LocalSource, "open", counting_open)
-    return paths
+    return count_opens(monkeypatch, LocalSource)
 
 
 def _tree(root, n: int = 60, seed: int = 1) -> None:

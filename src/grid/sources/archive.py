@@ -31,7 +31,6 @@ from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from grid.errors import ArchiveError, SourceError, UsageError, storage_error
-from grid.sources import http
 from grid.sources.archive_rules import RATIO_FLOOR, ArchiveLimits, clean_path
 from grid.sources.inflate import Forward, Inflater, Member
 from grid.tree import SourceEntry, Warn
@@ -115,6 +114,8 @@ class ArchiveSource:
         allow_private: bool = True,
         spool_dir: str | None = None,
     ) -> None:
+        from grid.sources import http  # here: httpx costs ~0.1 s to import, every command
+
         self.root = url
         self.warn = warn or (lambda _msg: None)
         self.limits = limits or ArchiveLimits()
@@ -283,6 +284,7 @@ class ArchiveSource:
 
     def _zip_file(self) -> tuple[zipfile.ZipFile, int]:
         """The zip and the archive's size."""
+        from grid.sources import http
         size = self._stream.total or 0
         if self._stream.ranges and size:
             self._buffered.close()

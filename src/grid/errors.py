@@ -14,7 +14,9 @@
     ├── IntegrityError        stored bytes do not match their id, or the format is unknown
     │   └── FormatVersionError
     ├── StorageError          the object store failed; ``transient`` says if a retry may help
-    │   └── NoSpaceError
+    │   ├── NoSpaceError
+    │   ├── StorageClaimedError   the storage belongs to another installation's catalog
+    │   └── UnsafeHomeError       GRID_HOME is on a network filesystem another host uses
     └── Interrupted           the user stopped the operation (Ctrl-C, SIGTERM)
 
 Foreign exceptions (OSError, sqlite3, SQLAlchemy) never cross a layer: they are wrapped with
@@ -112,6 +114,18 @@ class StorageError(GridError):
 
 class NoSpaceError(StorageError):
     """The disk holding GRID_HOME or the object directory is full."""
+
+
+class StorageClaimedError(StorageError):
+    """The storage prefix was claimed by another installation's catalog: writing there would
+    let each treat the other's objects as garbage."""
+
+    catalog_id: str = ""
+
+
+class UnsafeHomeError(StorageError):
+    """GRID_HOME is on a network filesystem that another host already uses: its SQLite files
+    cannot be shared between machines safely."""
 
 
 class Interrupted(GridError):

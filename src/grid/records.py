@@ -31,10 +31,23 @@ class VersionInfo:
     manifest_id: str
     progress_done: int | None = None  # while processing: bytes downloaded so far
     progress_total: int | None = None  # ... out of this many (None: unknown)
+    host: str = ""  # the machine whose create made (or last resumed) it
+    pid: int = 0  # ... and its process
+    lease_expires_at: datetime | None = None  # while unfinished: that create holds it until then
 
     @property
     def ref(self) -> str:
         return f"{self.datastore}:{self.number}"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who is creating a version: a process on a host, renewing its hold every so often; a
+    hold not renewed for ``seconds`` has lapsed and the version may be resumed elsewhere."""
+
+    host: str
+    pid: int
+    seconds: float
 
 
 @dataclass(frozen=True)

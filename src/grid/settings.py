@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 from dataclasses import dataclass
 
 from grid.errors import UsageError
@@ -26,6 +28,14 @@ class Settings:
     GRID_ARCHIVE_MAX_SIZE, GRID_ARCHIVE_MAX_FILES, GRID_ARCHIVE_MAX_RATIO: what an archive
         may expand to before it is refused as a decompression bomb (default 4T, 10000000
         entries, 250 times its compressed size).
+    GRID_GC_GRACE: how old an unreferenced object must be before gc deletes it (``24h``
+        by default; ``0`` reclaims at once: only when no create runs that gc cannot see).
+    GRID_HOST_ID: this machine's name in leases and claims (default: the host name; set it
+        where several machines share one host name).
+    GRID_LEASE_SECONDS: how long a create holds its version without renewing (default 60):
+        once past, its create counts as stopped and the version may be resumed elsewhere.
+    GRID_NETWORK_FS: more filesystem types (comma-separated, as /proc/mounts names them) to
+        treat as shared between machines, beside nfs, cifs, ceph, lustre, gpfs and the like.
     """
 
     home: str
@@ -37,6 +47,10 @@ class Settings:
     archive_max_size: int = 4 << 40
     archive_max_files: int = 10_000_000
     archive_max_ratio: float = 250.0
+    gc_grace: float = 24 * 3600.0
+    host_id: str = ""
+    lease_seconds: float = 60.0
+    network_fs: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -52,6 +66,10 @@ class Settings:
             archive_max_size=parse_size(env.get("GRID_ARCHIVE_MAX_SIZE") or "4T"),
             archive_max_files=parse_count(env.get("GRID_ARCHIVE_MAX_FILES") or "10000000"),
             archive_max_ratio=parse_ratio(env.get("GRID_ARCHIVE_MAX_RATIO") or "250"),
+            gc_grace=parse_duration(env.get("GRID_GC_GRACE") or "24h"),
+            host_id=env.get("GRID_HOST_ID") or socket.gethostname(),
+            lease_seconds=parse_duration(env.get("GRID_LEASE_SECONDS") or "60", minimum=1),
+            network_fs=tuple(t for t in (env.get("GRID_NETWORK_FS") or "").split(",") if t),
         )
 
 
@@ -74,6 +92,25 @@ def parse_size(text: str) -> int:
     if value < 0:
         raise UsageError(f"{text!r} is not a size", rule="a size is like 0, 512M or 10G")
     return int(value * _UNITS[unit])
+
+
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, minimum: float = 0) -> float:
+    """Seconds from ``90``, ``90s``, ``30m``, ``24h``, ``7d``.
+
+    Raises:
+        UsageError: not a duration, or under ``minimum`` seconds.
+    """
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*", text.lower())
+    value = float(m.group(1)) * _SECONDS[m.group(2)] if m else -1.0
+    if value < minimum:
+        raise UsageError(
+            f"{text!r} is not a duration of at least {minimum:g} s",
+            rule="a duration is like 0, 90s, 30m, 24h or 7d",
+        )
+    return value
 
 
 def parse_count(text: str) -> int:

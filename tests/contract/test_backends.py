@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import pytest
 
@@ -68,11 +69,40 @@ def test_delete_is_idempotent(backend):
     assert not backend.exists("k")
 
 
-def test_list_by_prefix(backend):
-    for key in ("packs/aa/1", "packs/bb/2", "manifests/cc/3"):
-        backend.put(key, [b"x"])
-    assert sorted(backend.list("packs/")) == ["packs/aa/1", "packs/bb/2"]
+def test_list_by_prefix_with_sizes_and_write_times(backend):
+    before = time.time()
+    for key, size in (("packs/aa/1", 1), ("packs/bb/2", 2000), ("manifests/cc/3", 3)):
+        backend.put(key, [b"x" * size])
+    listed = sorted(backend.list("packs/"))
+    assert [(o.key, o.size) for o in listed] == [("packs/aa/1", 1), ("packs/bb/2", 2000)]
+    # write times are the store's clock (S3: whole seconds), close to ours
+    assert all(before - 2 <= o.modified <= time.time() + 2 for o in listed)
     assert len(list(backend.list())) == 3
+
+
+def test_put_if_absent_stores_once_and_never_replaces(backend):
+    assert backend.put_if_absent("claim.json", b"first") is True
+    assert backend.put_if_absent("claim.json", b"second") is False
+    assert backend.get("claim.json") == b"first"
+    backend.put("taken", [b"by put"])
+    assert backend.put_if_absent("taken", b"other") is False
+    assert backend.get("taken") == b"by put"
+
+
+def test_put_if_absent_races_have_one_winner(backend):
+    won: list[int] = []
+
+    def work(i):
+        if backend.put_if_absent("race", str(i).encode()):
+            won.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1
+    assert backend.get("race") == str(won[0]).encode()
 
 
 @pytest.mark.parametrize("key", ["", "/abs", "../up", "a/../b", "a//b", "a/./b", "sp ace"])

@@ -39,11 +39,11 @@ def test_gc_after_delete_returns_the_space(client, home, tmp_path):
     client.create(str(tmp_path / "b"), name="b")
     keep = dict(client.iter_files("b", 1))
     full = _stored(home)
-    assert client.gc().bytes_reclaimed == 0  # nothing deleted yet: nothing to reclaim
+    assert client.gc(grace=0).bytes_reclaimed == 0  # nothing deleted yet: nothing to reclaim
     client.delete("a")
-    assert client.gc(dry_run=True).bytes_reclaimed > 19_000_000
+    assert client.gc(dry_run=True, grace=0).bytes_reclaimed > 19_000_000
     assert _stored(home) == full  # a dry run changes nothing
-    report = client.gc()
+    report = client.gc(grace=0)
     assert report.bytes_reclaimed > 19_000_000
     assert _stored(home) < full - 19_000_000
     _intact(client, "b", 1, keep)
@@ -62,7 +62,7 @@ def test_mostly_dead_packs_are_repacked_and_manifests_follow(client, home, tmp_p
     expected = dict(client.iter_files("d", 2))
     client.delete("d", 1)
     before = _stored(home)
-    report = client.gc()
+    report = client.gc(grace=0)
     assert report.packs_repacked >= 1 and report.manifests_rewritten == 1
     assert _stored(home) < before / 3
     _intact(client, "d", 2, expected)
@@ -105,11 +105,11 @@ def test_gc_during_creates_loses_nothing(home, tmp_path):
     t.start()
     with grid.Client(str(home)) as c:
         while t.is_alive():
-            c.gc()
+            c.gc(grace=0)
     t.join()
     assert not errors
     with grid.Client(str(home)) as c:
-        c.gc()
+        c.gc(grace=0)
         for k, src in enumerate(sources):
             want = {p.name: p.read_bytes() for p in src.iterdir()}
             _intact(c, f"c{k}", 1, want)
@@ -129,7 +129,7 @@ def test_a_create_run_while_gc_marks_keeps_its_manifest(home, tmp_path, monkeypa
     with grid.Client(str(home)) as c:
         c.create(str(src), name="early")
         monkeypatch.setattr(gc_service, "_mark", create_then_mark)
-        report = c.gc()
+        report = c.gc(grace=0)
         monkeypatch.undo()
         assert report.manifests_deleted == 0
         assert c.verify("late", 1).ok

@@ -7,11 +7,9 @@ numbers on any engine.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +18,21 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from grid.catalog.models import Datastore, Owner, Version
-from grid.errors import DatastoreNotFoundError, StorageError, VersionNotFoundError
+from grid.catalog.models import Datastore, Installation, Owner, Version
+from grid.errors import ConflictError, DatastoreNotFoundError, StorageError, VersionNotFoundError
 from grid.records import (
     FAILED,
-    INTERRUPTED,
     SUCCEEDED,
     UNFINISHED,
     UPLOADING,
     DatastoreInfo,
+    Lease,
     VersionInfo,
 )
 
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
 # The newest migration; checked with one query so that Alembic is imported only to migrate.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 _ALLOCATE_TRIES = 20
 
 
@@ -59,7 +57,13 @@ def _record(name: str, v: Version) -> VersionInfo:
         manifest_id=v.manifest_id,
         progress_done=v.progress_done,
         progress_total=v.progress_total,
+        host=v.host,
+        pid=v.pid,
+        lease_expires_at=_utc(v.lease_expires_at),
     )
+
+
+Stopped = Callable[[VersionInfo], bool]
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -96,6 +100,15 @@ class Catalog:
             raise StorageError(f"cannot open the catalog at {url}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.owner_id = self._owner(owner)
+        self._id: str | None = None
+
+    @property
+    def catalog_id(self) -> str:
+        """This catalog's id (random, made with it): the storage it writes is claimed by it."""
+        if self._id is None:
+            with self._tx() as s:
+                self._id = s.scalars(select(Installation.id)).one()
+        return self._id
 
     def close(self) -> None:
         self.engine.dispose()
@@ -140,8 +153,13 @@ class Catalog:
         return ds
 
     # -- writes ----------------------------------------------------------------------------
-    def new_version(self, name: str, source: str, manifest_id: str) -> VersionInfo:
-        """Create datastore ``name`` if needed and allocate its next version, status uploading."""
+    def _hold(self, v: Version, lease: Lease) -> None:
+        v.host, v.pid = lease.host, lease.pid
+        v.lease_expires_at = self._now() + timedelta(seconds=lease.seconds)
+
+    def new_version(self, name: str, source: str, manifest_id: str, lease: Lease) -> VersionInfo:
+        """Create datastore ``name`` if needed and allocate its next version, status uploading,
+        held by ``lease``."""
         for _ in range(_ALLOCATE_TRIES):
             try:
                 with self._tx() as s:
@@ -171,9 +189,8 @@ class Catalog:
                         stored_bytes=0,
                         created_at=now,
                         updated_at=now,
-                        host=socket.gethostname(),
-                        pid=os.getpid(),
                     )
+                    self._hold(v, lease)
                     s.add(v)
                     s.flush()
                     return _record(name, v)
@@ -182,10 +199,10 @@ class Catalog:
         raise StorageError(f"could not allocate a version number for {name!r}; try again")
 
     def resume_version(
-        self, name: str, source: str, manifest_id: str, gone: Callable[[str, int], bool]
+        self, name: str, source: str, manifest_id: str, lease: Lease, stopped: Stopped
     ) -> VersionInfo | None:
-        """Claim the newest unfinished version of ``name`` made from ``source`` whose create
-        stopped (interrupted, or its process ``gone(host, pid)``); None if there is none."""
+        """Take over, under ``lease``, the newest unfinished version of ``name`` made from
+        ``source`` whose create has ``stopped``; None if there is none."""
         with self._tx() as s:
             ds = s.scalar(
                 select(Datastore).where(
@@ -206,14 +223,27 @@ class Catalog:
                 .order_by(Version.number.desc())
             )
             for v in rows:
-                if v.status == INTERRUPTED or gone(v.host, v.pid):
+                if stopped(_record(name, v)):
                     v.status, v.reason, v.manifest_id = UPLOADING, None, manifest_id
-                    v.finished_at = None
-                    v.host, v.pid, v.updated_at = socket.gethostname(), os.getpid(), self._now()
+                    v.finished_at, v.updated_at = None, self._now()
+                    self._hold(v, lease)
                     return _record(name, v)
             return None
 
-    def fail_abandoned(self, name: str, below: int, gone: Callable[[str, int], bool]) -> list[str]:
+    def renew(self, name: str, number: int, lease: Lease) -> bool:
+        """Extend ``lease``'s hold on an unfinished version; False if it no longer holds it
+        (another create took the version over after the hold lapsed, or it was deleted)."""
+        with self._tx() as s:
+            try:
+                v = self._version_row(s, name, number)
+            except (DatastoreNotFoundError, VersionNotFoundError):
+                return False
+            if (v.host, v.pid) != (lease.host, lease.pid) or v.status not in UNFINISHED:
+                return False
+            self._hold(v, lease)
+            return True
+
+    def fail_abandoned(self, name: str, below: int, stopped: Stopped) -> list[str]:
         """Mark failed the unfinished versions of ``name`` numbered below ``below`` whose
         create stopped (a newer version has succeeded, so nobody will resume them); return
         their refs."""
@@ -227,7 +257,7 @@ class Catalog:
                     Version.status.in_(UNFINISHED),
                 )
             ):
-                if v.status == INTERRUPTED or gone(v.host, v.pid):
+                if stopped(_record(name, v)):
                     v.status, v.updated_at = FAILED, self._now()
                     v.finished_at = v.updated_at
                     v.reason = f"abandoned: its create stopped and {name}:{below} succeeded since"
@@ -258,10 +288,21 @@ class Catalog:
         files: int | None = None,
         size: int | None = None,
         stored_bytes: int | None = None,
+        lease: Lease | None = None,
     ) -> None:
-        """Move a version to ``status`` and record its figures."""
+        """Move a version to ``status`` and record its figures; with ``lease``, only if that
+        create still holds the version.
+
+        Raises:
+            ConflictError: ``lease`` no longer holds it (another create took it over).
+        """
         with self._tx() as s:
             v = self._version_row(s, name, number)
+            if lease is not None and (v.host, v.pid) != (lease.host, lease.pid):
+                raise ConflictError(
+                    f"{name}:{number} was taken over by a create on {v.host} (pid {v.pid}) "
+                    "after this one stopped renewing its lease; this run's work is discarded"
+                )
             v.status = status
             v.reason = reason
             v.updated_at = self._now()

@@ -12,6 +12,14 @@ class Base(DeclarativeBase):
     pass
 
 
+class Installation(Base):
+    """One row: this catalog's id, written into the claim of the storage it uses."""
+
+    __tablename__ = "installation"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Owner(Base):
     """A user or team; dedup and storage are scoped to an owner."""
 
@@ -58,3 +66,8 @@ class Version(Base):
     progress_done: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     progress_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     pid: Mapped[int] = mapped_column(Integer, default=0)
+    # While unfinished: the create on (host, pid) holds the version until then, renewing it as
+    # it runs; once past, anyone may resume or fail the version.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )

@@ -23,6 +23,7 @@ from grid.service.create import Progress
 from grid.service.diff import DiffReport
 from grid.service.download import DownloadReport
 from grid.service.gc import GcReport
+from grid.service.home_guard import check_home
 from grid.service.names import parse_ref
 from grid.service.snapshot import Snapshot
 from grid.service.verify import VerifyReport
@@ -50,7 +51,11 @@ class Client:
             shared by every process using this installation; default ``GRID_CACHE_SIZE``, or
             none for the local object directory and 10 GiB for remote storage.
         storage_url: ``s3://bucket/prefix`` to keep packs and manifests in an S3-compatible
-            store (default ``GRID_STORAGE_URL``, else ``GRID_HOME/objects``).
+            store, or ``file:///path`` for a folder (default ``GRID_STORAGE_URL``, else
+            ``GRID_HOME/objects``). The first installation to write a storage claims it; any
+            other is refused (``StorageClaimedError``).
+        gc_grace: seconds an unreferenced object must have existed before gc deletes it
+            (default ``GRID_GC_GRACE``, 24 h).
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class Client:
         cache_size: int | None = None,
         storage_url: str | None = None,
         allow_private_urls: bool = True,
+        gc_grace: float | None = None,
     ) -> None:
         settings = Settings.from_env()
         self._limits = create.ArchiveLimits(
@@ -76,6 +82,7 @@ class Client:
             os.makedirs(self.home, exist_ok=True)
         except OSError as exc:
             raise storage_error(exc, f"create GRID_HOME {self.home}") from exc
+        check_home(self.home, settings.host_id, settings.network_fs)
         url = storage_url or settings.storage_url
         objects, remote = self._objects(url, owner, fsync)
         if cache_size is None:
@@ -94,7 +101,17 @@ class Client:
             cache_limit=cache_size,
             state_path=os.path.join(self.home, "state", f"{tag}.sqlite"),
         )
-        self._ctx = Context(catalog, store, os.path.join(self.home, "tmp"), allow_private_urls)
+        self._ctx = Context(
+            catalog,
+            store,
+            os.path.join(self.home, "tmp"),
+            allow_private_urls,
+            storage=f"{url.rstrip('/')}/{owner}" if url else os.path.join(self.home, "objects"),
+            home=self.home,
+            host_id=settings.host_id,
+            lease_seconds=settings.lease_seconds,
+            gc_grace=settings.gc_grace if gc_grace is None else gc_grace,
+        )
 
     def close(self) -> None:
         """Release database connections."""
@@ -109,10 +126,13 @@ class Client:
     def _objects(self, url: str | None, owner: str, fsync: bool) -> tuple[ObjectStore, bool]:
         if not url:
             return LocalDirectory(os.path.join(self.home, "objects", owner), durable=fsync), False
+        if url.startswith("file:///"):
+            return LocalDirectory(os.path.join(url[7:], owner), durable=fsync), False
         if not url.startswith("s3://"):
             raise UsageError(
                 f"unsupported storage URL {url!r}",
-                rule="GRID_STORAGE_URL is s3://bucket[/prefix] (or unset for GRID_HOME/objects)",
+                rule="GRID_STORAGE_URL is s3://bucket[/prefix] or file:///folder (or unset for "
+                "GRID_HOME/objects)",
             )
         from grid.objects.s3 import S3Store, parse_url
 
@@ -180,10 +200,13 @@ class Client:
         """Delete the versions of ``name`` older than its ``keep`` newest succeeded ones."""
         return delete.keep_last(self._ctx, name, keep)
 
-    def gc(self, *, dry_run: bool = False, repack_below: float = 0.5) -> GcReport:
+    def gc(
+        self, *, dry_run: bool = False, repack_below: float = 0.5, grace: float | None = None
+    ) -> GcReport:
         """Delete packs no version needs and repack those mostly unneeded; see
-        ``grid.service.gc``. Safe while creates run."""
-        return gc.gc(self._ctx, dry_run=dry_run, repack_below=repack_below)
+        ``grid.service.gc``. Safe while creates run. Objects younger than ``grace`` seconds
+        (default: the client's ``gc_grace``) are kept."""
+        return gc.gc(self._ctx, dry_run=dry_run, repack_below=repack_below, grace=grace)
 
     # -- reading -----------------------------------------------------------------------------
     def list(self) -> builtins.list[DatastoreInfo]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 from grid.errors import NotFoundError, UsageError
 
@@ -35,6 +36,15 @@ def validate_key(key: str) -> str:
             rule="object keys are relative names of [A-Za-z0-9._-] segments",
         )
     return key
+
+
+class ObjectInfo(NamedTuple):
+    """A listed object: its key, length and last write (seconds since the epoch, as the store
+    records it)."""
+
+    key: str
+    size: int
+    modified: float
 
 
 class ObjectStore(ABC):
@@ -64,8 +74,14 @@ class ObjectStore(ABC):
         """Remove the object; deleting a missing key is not an error (idempotent)."""
 
     @abstractmethod
-    def list(self, prefix: str = "") -> Iterator[str]:
-        """Yield every key starting with ``prefix``, in no particular order. Not for hot paths."""
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Yield every object whose key starts with ``prefix``, in no particular order, with
+        its size and write time. Not for hot paths."""
+
+    @abstractmethod
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Store ``data`` under ``key`` only if no object has that key; return whether it was
+        stored. Atomic where the store offers it (a conditional PUT, a hard link); durable."""
 
     def sync(self, keys: Sequence[str]) -> None:  # noqa: B027 - optional: no-op by default
         """Make the objects ``keys`` (already put) durable. Idempotent."""

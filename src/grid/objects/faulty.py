@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 
 from grid.errors import StorageError
-from grid.objects.base import Buffer, ObjectStore
+from grid.objects.base import Buffer, ObjectInfo, ObjectStore
 
 
 class FaultyStore(ObjectStore):
@@ -57,8 +57,11 @@ class FaultyStore(ObjectStore):
     def delete(self, key: str) -> None:
         self.inner.delete(key)
 
-    def list(self, prefix: str = "") -> Iterator[str]:
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         return self.inner.list(prefix)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self.inner.put_if_absent(key, data)
 
     def close(self) -> None:
         self.inner.close()

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
 from grid.errors import NotFoundError, StorageError, storage_error
-from grid.objects.base import Buffer, ObjectStore, validate_key
+from grid.objects.base import Buffer, ObjectInfo, ObjectStore, validate_key
 
 _TMP_SUFFIX = ".tmp"
 _IOV_MAX = 1024  # Linux IOV_MAX; writev takes at most this many buffers per call
@@ -193,15 +193,42 @@ class LocalDirectory(ObjectStore):
         except OSError as exc:
             raise _storage_error(exc, key) from exc
 
-    def list(self, prefix: str = "") -> Iterator[str]:
-        for folder, _dirs, files in os.walk(self.root):
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        # Walk only the folder the prefix names (``packs/`` walks packs, not manifests).
+        top = os.path.join(self.root, *prefix.split("/")[:-1])
+        for folder, _dirs, files in os.walk(top):
             rel = os.path.relpath(folder, self.root)
             for name in files:
                 if name.endswith(_TMP_SUFFIX):
                     continue
                 key = name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
-                if key.startswith(prefix):
-                    yield key
+                if not key.startswith(prefix):
+                    continue
+                with contextlib.suppress(FileNotFoundError):  # deleted while listing
+                    st = os.stat(os.path.join(folder, name))
+                    yield ObjectInfo(key, st.st_size, st.st_mtime)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Written to a temporary file, then hard-linked to its name: ``link`` fails if the
+        name exists, atomically, also on NFS."""
+        path = self._path(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{uuid.uuid4().hex[:12]}{_TMP_SUFFIX}"
+        try:
+            with open(tmp, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            _fsync_dir(os.path.dirname(path))
+            return True
+        except OSError as exc:
+            raise _storage_error(exc, key) from exc
+        finally:
+            _remove_quietly(tmp)
 
     def local_path(self, key: str) -> str | None:
         return self._path(key)

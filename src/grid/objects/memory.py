@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 
 from grid.errors import NotFoundError
-from grid.objects.base import Buffer, ObjectStore, validate_key
+from grid.objects.base import Buffer, ObjectInfo, ObjectStore, validate_key
 
 
 class MemoryStore(ObjectStore):
@@ -14,13 +15,22 @@ class MemoryStore(ObjectStore):
 
     def __init__(self) -> None:
         self._objects: dict[str, bytes] = {}
+        self._written: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def put(self, key: str, parts: Sequence[Buffer]) -> int:
         data = b"".join(parts)
         with self._lock:
             self._objects[validate_key(key)] = data
+            self._written[key] = time.time()
         return len(data)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        with self._lock:
+            if validate_key(key) in self._objects:
+                return False
+            self._objects[key], self._written[key] = bytes(data), time.time()
+        return True
 
     def _lookup(self, key: str) -> bytes:
         try:
@@ -41,7 +51,11 @@ class MemoryStore(ObjectStore):
         with self._lock:
             self._objects.pop(validate_key(key), None)
 
-    def list(self, prefix: str = "") -> Iterator[str]:
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         with self._lock:
-            keys = [k for k in self._objects if k.startswith(prefix)]
-        yield from keys
+            found = [
+                ObjectInfo(k, len(v), self._written[k])
+                for k, v in self._objects.items()
+                if k.startswith(prefix)
+            ]
+        yield from found

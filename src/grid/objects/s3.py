@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from grid.errors import NotFoundError, StorageError
-from grid.objects.base import Buffer, ObjectStore, validate_key
+from grid.objects.base import Buffer, ObjectInfo, ObjectStore, validate_key
 
 _MULTIPART_OVER = 64 << 20  # objects larger than this go up in parts
 _PART = 16 << 20
@@ -170,7 +170,7 @@ class S3Store(ObjectStore):
         except self._errors as exc:
             raise self._fail(exc, key, "delete") from exc
 
-    def list(self, prefix: str = "") -> Iterator[str]:
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         base = f"{self.prefix}/" if self.prefix else ""
         try:
             pages = self._s3.get_paginator("list_objects_v2").paginate(
@@ -178,6 +178,37 @@ class S3Store(ObjectStore):
             )
             for page in pages:
                 for obj in page.get("Contents", []):
-                    yield str(obj["Key"])[len(base) :]
+                    yield ObjectInfo(
+                        str(obj["Key"])[len(base) :],
+                        int(obj["Size"]),
+                        obj["LastModified"].timestamp(),
+                    )
         except self._errors as exc:
             raise self._fail(exc, prefix, "list") from exc
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """A PUT with ``If-None-Match: *`` (AWS, MinIO, SeaweedFS, moto answer 412 when the
+        key exists). A store that ignores the header is caught by reading the object back:
+        of two racing writers only the one whose bytes are there has won."""
+        name = self._name(key)
+        try:
+            if self._exists(name):
+                return False
+            self._s3.put_object(Bucket=self.bucket, Key=name, Body=data, IfNoneMatch="*")
+            return self.get(key) == data
+        except self._client_error as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status in (409, 412):  # precondition failed, or a concurrent conditional PUT
+                return False
+            raise self._fail(exc, key, "store") from exc
+        except self._errors as exc:
+            raise self._fail(exc, key, "store") from exc
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=self.bucket, Key=name)
+        except self._client_error as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) in _MISSING:
+                return False
+            raise
+        return True

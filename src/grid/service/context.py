@@ -17,13 +17,21 @@ class Context:
     ``scratch_dir`` holds small working files (manifests being built), never dataset bytes
     (but a zip from a server without Range support is spooled there). ``allow_private_urls``:
     archive URLs may point to loopback, private or link-local addresses (embedded mode, which
-    runs as the user; a server refuses them unless configured).
+    runs as the user; a server refuses them unless configured). ``storage`` names where the
+    objects live and ``home`` the installation, for messages. ``host_id`` names this machine in leases and claims;
+    ``lease_seconds`` is how long a create's hold on its version lasts unrenewed;
+    ``gc_grace`` is how old (seconds) an unreferenced object must be before gc deletes it.
     """
 
     catalog: Catalog
     store: Store
     scratch_dir: str
     allow_private_urls: bool = True
+    storage: str = ""
+    home: str = ""
+    host_id: str = ""
+    lease_seconds: float = 60.0
+    gc_grace: float = 24 * 3600.0
 
     def scratch_path(self, name: str) -> str:
         """Path for a working file; the scratch folder is created on first use.

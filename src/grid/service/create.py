@@ -6,17 +6,17 @@ and the manifest stored) -> succeeded. A failure marks the version failed with t
 touches no other version; a version is readable only once succeeded.
 
 Resume: Ctrl-C, SIGTERM or a hang-up leave the version ``interrupted``; kill -9 or a crash leave
-it ``uploading`` with a process that is gone. Running the same create again (same datastore,
-same source) claims that version and finishes it under the same number; what was already
-stored is found in the index (and unchanged files in the file state), so only the rest is read
-and uploaded. When a newer version succeeds, older stopped ones are marked failed.
+it ``uploading`` with a lease nobody renews (``grid.service.lease``). Running the same create
+again (same datastore, same source) on any host takes that version over once its create has
+stopped and finishes it under the same number; what was already stored is found in the index
+(and unchanged files in the file state), so only the rest is read and uploaded. When a newer
+version succeeds, older stopped ones are marked failed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import stat
 import threading
 import time
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from grid.errors import (
     ArchiveError,
+    ConflictError,
     GridError,
     IntegrityError,
     Interrupted,
@@ -41,7 +42,9 @@ from grid.records import (
     VersionInfo,
 )
 from grid.service.context import Context
+from grid.service.lease import Heartbeat, my_lease, stopped
 from grid.service.names import validate_name
+from grid.service.ownership import ensure_owned
 from grid.sources import LocalSource
 from grid.sources.archive import ArchiveSource, archive_name, is_url
 from grid.sources.archive_rules import ArchiveLimits
@@ -202,24 +205,56 @@ class _Job:
 
 
 def _create(ctx: Context, source: Source, origin: str, name: str, job: _Job) -> VersionInfo:
-    warn, archive = job.warn, source if isinstance(source, ArchiveSource) else None
+    warn = job.warn
+    ensure_owned(ctx)
     manifest_id = uuid.uuid4().hex
     manifest_path = ctx.scratch_path(f"{manifest_id}.manifest")
-    version = ctx.catalog.resume_version(name, origin, manifest_id, process_gone)
+    lease = my_lease(ctx)
+    version = ctx.catalog.resume_version(
+        name, origin, manifest_id, lease, lambda v: stopped(ctx, v)
+    )
     if version is not None and warn is not None:
         warn(f"resuming {version.ref}: its create of {origin} stopped before finishing")
     if version is None:
-        version = ctx.catalog.new_version(name, origin, manifest_id)
+        version = ctx.catalog.new_version(name, origin, manifest_id, lease)
     else:
         ctx.store.recover_packs(version.ref)
+    heartbeat = Heartbeat(ctx, name, version.number, lease)
+    try:
+        return _fill(ctx, source, origin, version, job, manifest_path, heartbeat)
+    finally:
+        heartbeat.stop()
+
+
+def _fill(
+    ctx: Context,
+    source: Source,
+    origin: str,
+    version: VersionInfo,
+    job: _Job,
+    manifest_path: str,
+    heartbeat: Heartbeat,
+) -> VersionInfo:
+    """Store the source into ``version`` and finish it (see ``create``)."""
+    warn, archive = job.warn, source if isinstance(source, ArchiveSource) else None
+    name, manifest_id, lease = version.datastore, version.manifest_id, my_lease(ctx)
     totals = _Totals(source) if job.count_totals and isinstance(source, LocalSource) else None
-    report = _reporter(ctx, version, job.progress, totals, archive)
+    reporter = _reporter(ctx, version, job.progress, totals, archive)
+
+    def report(stats: IngestStats) -> None:
+        if heartbeat.lost.is_set():
+            raise ConflictError(
+                f"{version.ref} was taken over by another create after this one's lease "
+                "lapsed (was the machine asleep?); stopping"
+            )
+        reporter(stats)
+
     manifest: ManifestWriter | None = None
     staged: ManifestWriter | None = None
     try:
         manifest = ManifestWriter(manifest_path)
         if archive is not None:
-            ctx.catalog.set_status(name, version.number, PROCESSING)
+            ctx.catalog.set_status(name, version.number, PROCESSING, lease=lease)
             staged = ManifestWriter(f"{manifest_path}.staged")
         stats = ingest(
             source,
@@ -251,19 +286,21 @@ def _create(ctx: Context, source: Source, origin: str, name: str, job: _Job) -> 
                 ctx.catalog.discard_version(name, version.number)
                 ctx.store.index.release(version.ref)
                 return latest
-        ctx.catalog.set_status(name, version.number, OPTIMIZING)
+        ctx.catalog.set_status(name, version.number, OPTIMIZING, lease=lease)
         manifest.finish(_meta(version, stats, origin, root_mtime))
         stats.stored_bytes += ctx.store.put_manifest(manifest_id, manifest.path)
         # Leases stay: a gc that started before this point did not mark this version's blobs;
         # gc itself drops leases of versions it has marked.
-        ctx.catalog.set_status(name, version.number, SUCCEEDED, stored_bytes=stats.stored_bytes)
+        ctx.catalog.set_status(
+            name, version.number, SUCCEEDED, stored_bytes=stats.stored_bytes, lease=lease
+        )
     except BaseException as exc:
         if isinstance(exc, ArchiveError):  # a refused archive leaves no version behind
             with contextlib.suppress(GridError):
                 ctx.catalog.discard_version(name, version.number)
                 ctx.store.index.release(version.ref)
         else:
-            _fail(ctx, version, exc)
+            _fail(ctx, version, exc)  # not if another create took it over: see _fail
         for writer in (manifest, staged):
             if writer is not None:
                 writer.abort()
@@ -279,23 +316,9 @@ def _create(ctx: Context, source: Source, origin: str, name: str, job: _Job) -> 
             if os.path.exists(path):
                 os.unlink(path)
     with contextlib.suppress(GridError):  # housekeeping: the version itself has succeeded
-        for ref in ctx.catalog.fail_abandoned(name, version.number, process_gone):
+        for ref in ctx.catalog.fail_abandoned(name, version.number, lambda v: stopped(ctx, v)):
             ctx.store.index.release(ref)
     return ctx.catalog.version(name, version.number)
-
-
-def process_gone(host: str, pid: int) -> bool:
-    """Whether the create that ran as ``pid`` on ``host`` has certainly stopped (only a
-    process of this machine can be checked; one elsewhere counts as running)."""
-    if host != socket.gethostname() or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def _latest_same_tree(ctx: Context, name: str, number: int, tree_digest: str) -> VersionInfo | None:
@@ -397,7 +420,9 @@ def _fail(ctx: Context, version: VersionInfo, exc: BaseException) -> None:
     # The original error matters more; if this fails the version stays unfinished, never
     # succeeded.
     with contextlib.suppress(GridError):
-        ctx.catalog.set_status(version.datastore, version.number, status, reason=reason)
+        ctx.catalog.set_status(
+            version.datastore, version.number, status, reason=reason, lease=my_lease(ctx)
+        )
         if status == FAILED:
             ctx.store.index.release(version.ref)
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 from grid.errors import UsageError
 from grid.records import SUCCEEDED, UNFINISHED, VersionInfo
 from grid.service.context import Context
+from grid.service.ownership import ensure_owned
 
 
 def delete(ctx: Context, name: str, number: int | None = None) -> list[VersionInfo]:
     """Delete version ``number`` of ``name``, or the datastore with every version if None.
 
     The catalog row goes first, so a version is never visible without its manifest.
+
+    Raises:
+        StorageClaimedError: the storage belongs to another installation (nothing deleted).
     """
+    ensure_owned(ctx)
     if number is None:
         removed = ctx.catalog.delete_datastore(name)
     else:

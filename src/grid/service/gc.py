@@ -14,18 +14,28 @@ keeps the pack, or gc came first and the create sees the pack gone and stores it
 Leases outlive a create's success (a gc already past its mark phase has not seen that version);
 gc drops the leases of versions it has marked, failed ones and deleted ones. Only one gc runs
 at a time per store.
+
+Safety with other writers: gc deletes (or repacks) only an object that this installation
+recorded writing (``BlobIndex.will_write``) and that is older than the grace period
+(``Context.gc_grace``, 24 h by default); everything else is kept and counted. It runs only on
+storage its catalog has claimed (``grid.service.ownership``). See docs/format.md, "Garbage
+collection".
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+from grid.objects import ObjectInfo
 
 from grid.records import FAILED, SUCCEEDED, VersionInfo
 from grid.service.context import Context
+from grid.service.ownership import ensure_owned
 from grid.store.manifest import FILE, relocate_manifest
 from grid.store.pack import PackBuilder, pack_key, parse_trailer
 from grid.store.repository import manifest_key
@@ -43,6 +53,10 @@ class GcReport:
     manifests_deleted: int = 0
     live_packs: int = 0
     live_bytes: int = 0
+    kept_young: int = 0  # unreferenced objects kept: younger than the grace period
+    kept_young_bytes: int = 0
+    kept_unknown: int = 0  # ... not recorded as written by this installation
+    kept_unknown_bytes: int = 0
 
 
 Progress = Callable[[str], None]
@@ -78,10 +92,14 @@ def gc(
     repack_below: float = 0.5,
     dry_run: bool = False,
     progress: Progress | None = None,
+    grace: float | None = None,
 ) -> GcReport:
-    """Delete unreferenced packs and repack mostly-dead ones; see the module docstring."""
+    """Delete unreferenced packs and repack mostly-dead ones; see the module docstring.
+    ``grace`` (seconds) overrides ``ctx.gc_grace``."""
     say = progress or (lambda _msg: None)
     report = GcReport()
+    ensure_owned(ctx)
+    cutoff = time.time() - (ctx.gc_grace if grace is None else grace)
     with ctx.store.exclusive("gc"):
         versions = _versions(ctx)
         live_versions = [v for v in versions if v.status == SUCCEEDED]
@@ -92,10 +110,10 @@ def gc(
             _mark(ctx, db, live_versions)
             if not dry_run:
                 _release_stale_leases(ctx, {v.ref for v in live_versions})
-            dead, sparse = _classify(ctx, db, repack_below, report)
+            dead, sparse = _classify(ctx, db, repack_below, report, cutoff)
             say(f"{len(dead)} packs unreferenced, {len(sparse)} to repack")
             if not dry_run:
-                report.manifests_deleted = _drop_orphan_manifests(ctx)
+                report.manifests_deleted = _drop_orphan_manifests(ctx, report, cutoff)
                 if sparse:
                     _repack(ctx, db, sparse, live_versions, report)
                 _delete_packs(ctx, dead)
@@ -125,15 +143,15 @@ def _classify(
     db: sqlite3.Connection,
     repack_below: float,
     report: GcReport,
+    cutoff: float,
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Split stored packs into dead (no live blob) and sparse (few live bytes): id -> size."""
     live = dict(db.execute("SELECT pack, SUM(stored) FROM live GROUP BY pack"))
     leased = {pack for _, pack in ctx.store.index.leased()}
     dead: dict[str, int] = {}
     sparse: dict[str, int] = {}
-    for key in ctx.store.objects.list("packs/"):
-        pack_id = key.rsplit("/", 1)[-1]
-        size = ctx.store.objects.size(key)
+    for obj in _collectable(ctx, ctx.store.objects.list("packs/"), report, cutoff, live):
+        pack_id, size = obj.key.rsplit("/", 1)[-1], obj.size
         used = live.get(pack_id, 0)
         if pack_id in leased:
             continue
@@ -153,9 +171,10 @@ def _delete_packs(ctx: Context, packs: dict[str, int]) -> None:
     forgotten = ctx.store.index.forget_unleased(list(packs))
     for pack_id in forgotten:
         ctx.store.objects.delete(pack_key(pack_id))
+    ctx.store.index.deleted(pack_key(p) for p in forgotten)
 
 
-def _drop_orphan_manifests(ctx: Context) -> int:
+def _drop_orphan_manifests(ctx: Context, report: GcReport, cutoff: float) -> int:
     """Delete stored manifests no version names (a create that died right after storing it).
 
     The store is listed before the catalog is read: a create names its manifest in the catalog
@@ -163,10 +182,40 @@ def _drop_orphan_manifests(ctx: Context) -> int:
     (read the other way round, a create started meanwhile lost its manifest)."""
     stored = list(ctx.store.objects.list("manifests/"))  # before the catalog: see above
     known = {manifest_key(v.manifest_id) for v in _versions(ctx)}
-    orphans = [k for k in stored if k not in known]
-    for key in orphans:
+    orphans = [obj for obj in stored if obj.key not in known]
+    doomed = [obj.key for obj in _collectable(ctx, orphans, report, cutoff)]
+    for key in doomed:
         ctx.store.objects.delete(key)
-    return len(orphans)
+    ctx.store.index.deleted(doomed)
+    return len(doomed)
+
+
+def _collectable(
+    ctx: Context,
+    objects: Iterator[ObjectInfo] | list[ObjectInfo],
+    report: GcReport,
+    cutoff: float,
+    live: dict[str, int] | None = None,
+) -> Iterator[ObjectInfo]:
+    """The objects gc may touch: written by this installation and last written before
+    ``cutoff`` (now less the grace period). The others are counted in ``report``: as live if ``live`` says a pack holds
+    live blobs, else as kept."""
+    listed = list(objects)
+    mine = ctx.store.index.wrote([obj.key for obj in listed])
+    for obj in listed:
+        if obj.key in mine and obj.modified <= cutoff:
+            yield obj
+            continue
+        if live is not None and live.get(obj.key.rsplit("/", 1)[-1], 0):
+            report.live_packs += 1
+            report.live_bytes += obj.size
+            continue
+        if obj.key not in mine:
+            report.kept_unknown += 1
+            report.kept_unknown_bytes += obj.size
+        else:
+            report.kept_young += 1
+            report.kept_young_bytes += obj.size
 
 
 def _repack(

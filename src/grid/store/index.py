@@ -7,6 +7,10 @@ exists unless the pack was later damaged. Dedup is scoped to one store, i.e. one
 Leases: a create records every pack it writes or references under its version ("name:number")
 before relying on it; gc never removes a leased pack of an unfinished version, and a resumed
 create finds the packs its stopped attempt wrote but had not yet indexed.
+
+Written: the key of every object this installation stores (packs and manifests) is recorded
+*before* the object is written, and dropped once gc has deleted it. gc deletes nothing else:
+an object this installation cannot show it wrote is never garbage to it.
 """
 
 from __future__ import annotations
@@ -39,6 +43,13 @@ CREATE TABLE IF NOT EXISTS leases (
     PRIMARY KEY (holder, pack)
 ) WITHOUT ROWID;
 """
+# Added in format 1.2; an index made before it is seeded with the packs it knows.
+_WRITTEN = (
+    "CREATE TABLE written (key TEXT PRIMARY KEY) WITHOUT ROWID",
+    "INSERT OR IGNORE INTO written"
+    " SELECT 'packs/' || substr(name, 1, 2) || '/' || name FROM packs"
+    " UNION SELECT 'packs/' || substr(pack, 1, 2) || '/' || pack FROM leases",
+)
 
 
 _MAX_PARAMS = 500
@@ -63,6 +74,21 @@ class BlobIndex:
         self._db = PerThreadSQLite(path, "blob index")
         with self._conn() as conn:
             conn.executescript(_SCHEMA)
+        self._add_written()
+
+    def _add_written(self) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'written'"
+            ).fetchone():
+                for statement in _WRITTEN:
+                    conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def _conn(self) -> sqlite3.Connection:
         return self._db.get()
@@ -168,6 +194,34 @@ class BlobIndex:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
         return out
+
+    def will_write(self, keys: Iterable[str]) -> None:
+        """Record that this installation is about to store objects ``keys`` (see the module
+        docstring); call before the write."""
+        conn = self._conn()
+        try:
+            with conn:
+                conn.executemany("INSERT OR IGNORE INTO written VALUES (?)", ((k,) for k in keys))
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+
+    def wrote(self, keys: list[str]) -> set[str]:
+        """Which of ``keys`` this installation recorded writing."""
+        conn = self._conn()
+        out: set[str] = set()
+        for i in range(0, len(keys), _MAX_PARAMS):
+            part = keys[i : i + _MAX_PARAMS]
+            rows = conn.execute(
+                f"SELECT key FROM written WHERE key IN ({','.join('?' * len(part))})", part
+            )
+            out.update(k for (k,) in rows)
+        return out
+
+    def deleted(self, keys: Iterable[str]) -> None:
+        """Forget objects gc has deleted."""
+        conn = self._conn()
+        with conn:
+            conn.executemany("DELETE FROM written WHERE key = ?", ((k,) for k in keys))
 
     def release(self, holder: str) -> None:
         """Drop a holder's leases (its version succeeded, failed or was deleted)."""

@@ -308,7 +308,7 @@ class _Ingest:
                 continue  # drain without work so the consumer never blocks
             pack, parts = item
             try:
-                pack.size = self.store.objects.put(pack_key(pack.pack_id), parts)
+                pack.size = self.store.put_pack(pack.pack_id, parts)
                 pack.parts = []  # let the read segments go
                 self.syncs.put(pack)
             except BaseException as exc:

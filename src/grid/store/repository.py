@@ -6,14 +6,14 @@ import contextlib
 import fcntl
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 import zstandard
 
 from grid.errors import IntegrityError, NotFoundError, storage_error
 from grid.ids import digest_of
-from grid.objects.base import ObjectStore
+from grid.objects.base import Buffer, ObjectStore
 from grid.store.cache import BlobCache
 from grid.store.compression import decode
 from grid.store.filestate import FileState
@@ -74,6 +74,7 @@ class Store:
         size."""
         key = manifest_key(manifest_id)
         packed = f"{path}.zst"
+        self.index.will_write([key])
         try:
             with open(path, "rb") as src, open(packed, "wb") as dst:
                 zstandard.ZstdCompressor(level=_MANIFEST_LEVEL, write_checksum=True).copy_stream(
@@ -142,11 +143,17 @@ class Store:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
+    def put_pack(self, pack_id: str, parts: Sequence[Buffer]) -> int:
+        """Write a pack object (recorded as this installation's first: see ``BlobIndex``);
+        return its size. Not yet durable: ``objects.sync`` it."""
+        key = pack_key(pack_id)
+        self.index.will_write([key])
+        return self.objects.put(key, parts)
+
     def store_pack(self, pack: PackBuilder) -> None:
         """Store a finished pack durably (not indexed: the caller decides when)."""
-        key = pack_key(pack.pack_id)
-        pack.size = self.objects.put(key, pack.finish())
-        self.objects.sync([key])
+        pack.size = self.put_pack(pack.pack_id, pack.finish())
+        self.objects.sync([pack_key(pack.pack_id)])
 
     def delete_manifest(self, manifest_id: str) -> None:
         self.objects.delete(manifest_key(manifest_id))

@@ -202,7 +202,8 @@ def seaweedfs_endpoint(tmp_path_factory):
         except Exception:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
-                raise RuntimeError(f"weed did not start: {(data / 'weed.log').read_text()}")
+                log_text = (data / "weed.log").read_text()
+                raise RuntimeError(f"weed did not start: {log_text}") from None
             time.sleep(0.3)
     yield url
     proc.terminate()

@@ -277,6 +277,7 @@ def _fill(
             files=stats.files,
             size=stats.bytes,
             stored_bytes=stats.stored_bytes,
+            lease=lease,
         )
         _check_packs(ctx, manifest)
         if job.skip_unchanged:

@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from grid.objects import ObjectInfo
-
 from grid.records import FAILED, SUCCEEDED, VersionInfo
 from grid.service.context import Context
 from grid.service.ownership import ensure_owned
@@ -198,8 +197,8 @@ def _collectable(
     live: dict[str, int] | None = None,
 ) -> Iterator[ObjectInfo]:
     """The objects gc may touch: written by this installation and last written before
-    ``cutoff`` (now less the grace period). The others are counted in ``report``: as live if ``live`` says a pack holds
-    live blobs, else as kept."""
+    ``cutoff`` (now less the grace period). The others are counted in ``report``: as live if
+    ``live`` says a pack holds live blobs, else as kept."""
     listed = list(objects)
     mine = ctx.store.index.wrote([obj.key for obj in listed])
     for obj in listed:

@@ -16,9 +16,13 @@ import os
 from grid.errors import UnsafeHomeError, storage_error
 
 NETWORK_FS = frozenset(
-    "nfs nfs4 cifs smb3 smbfs ncpfs 9p afs coda ceph glusterfs lustre gpfs beegfs panfs"
-    " ocfs2 gfs2 davfs fuse.sshfs fuse.glusterfs fuse.ceph-fuse fuse.juicefs fuse.s3fs"
-    " fuse.rclone fuse.gcsfuse fuse.goofys fuse.mountpoint-s3 fuse.weed fuse.davfs2".split()
+    {
+        *("nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "9p", "afs", "coda", "ceph"),
+        *("glusterfs", "lustre", "gpfs", "beegfs", "panfs", "ocfs2", "gfs2", "davfs"),
+        *("fuse.sshfs", "fuse.glusterfs", "fuse.ceph-fuse", "fuse.juicefs", "fuse.s3fs"),
+        *("fuse.rclone", "fuse.gcsfuse", "fuse.goofys", "fuse.mountpoint-s3", "fuse.weed"),
+        "fuse.davfs2",
+    }
 )
 PIN = "host-pin"
 

@@ -24,7 +24,7 @@ from grid.errors import (
     StorageError,
 )
 
-FORMAT_VERSION = "1.1"
+FORMAT_VERSION = "1.2"
 FORMAT_MAJOR = 1
 
 DIR, FILE, SYMLINK = 0, 1, 2

@@ -117,6 +117,37 @@ def test_a_directory_in_the_way_of_a_file_is_an_error_naming_it(client, mixed_tr
     assert leftovers(dest) == []
 
 
+def test_a_file_in_the_way_of_a_folder_is_an_error_naming_it(client, mixed_tree, tmp_path):
+    root, _ = mixed_tree
+    client.create(str(root), "ds")
+    dest = tmp_path / "d"
+    (dest / "train").mkdir(parents=True)
+    (dest / "train" / "cat").write_text("mine")
+    with pytest.raises(grid.StorageError) as info:
+        client.download("ds", 1, str(dest), resume=True)
+    assert str(dest / "train" / "cat") in str(info.value)
+    assert (dest / "train" / "cat").read_text() == "mine"
+    assert leftovers(dest) == []
+
+
+def test_progress_is_reported_as_spans_are_written(client, mixed_tree, tmp_path):
+    from grid.service.download import download
+
+    root, files = mixed_tree
+    client.create(str(root), "ds")
+    seen: list[tuple[int, int]] = []
+    report = download(
+        client._ctx,  # white box: the client does not take a progress callback
+        "ds",
+        1,
+        str(tmp_path / "d"),
+        progress=lambda r: seen.append((r.files, r.bytes)),
+    )
+    assert len(seen) >= 2  # more than one span: a 6 MiB file and a 6 MiB log
+    assert seen == sorted(seen) and seen[-1] == (report.files, report.bytes)
+    assert report.files == len(files) and report.bytes == sum(map(len, files.values()))
+
+
 def test_damaged_data_midway_leaves_no_temporary_files(client, home, tmp_path):
     src = tmp_path / "s"
     src.mkdir()

@@ -30,7 +30,7 @@ Ref = Annotated[str, typer.Argument(metavar="NAME[:VERSION]", help="Datastore an
 
 
 def _warn(message: str) -> None:
-    print(f"grid: warning: {message}", file=sys.stderr)
+    print(f"grid: warning: {render.safe_text(message)}", file=sys.stderr)
 
 
 @app.callback()
@@ -279,9 +279,8 @@ def diff(
     for sign, changes in (("+", report.added), ("-", report.removed), ("M", report.modified)):
         for c in changes:
             size = c.new_size if c.new_size is not None else c.old_size
-            print(
-                f"{sign} {c.path}{'/' if c.kind == 'dir' else ''}  {render.human_bytes(size or 0)}"
-            )
+            shown = render.safe_name(c.path) + ("/" if c.kind == "dir" else "")
+            print(f"{sign} {shown}  {render.human_bytes(size or 0)}")
     print(
         f"{name}:{report.a} -> {name}:{report.b}: {len(report.added):,} added "
         f"({render.human_bytes(report.added_bytes)}), {len(report.removed):,} removed "
@@ -329,7 +328,7 @@ def verify(ref: Ref, as_json: Json = False) -> None:
         )
     else:
         for path, problem in sorted(report.damaged.items()):
-            print(f"DAMAGED {path}: {problem}")
+            print(f"DAMAGED {render.safe_name(path)}: {render.safe_text(problem)}")
     if not report.ok:
         raise IntegrityError(f"{len(report.damaged)} damaged file(s) in {report.version.ref}")
     if not as_json:

@@ -7,9 +7,10 @@ import time
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from grid.cli.render import human_bytes
+from grid.cli.render import human_bytes, safe_text
 from grid.client import CreateProgress
 
 _PLAIN_EVERY = 5.0
@@ -20,7 +21,8 @@ class CreateDisplay:
     """Context manager whose ``update`` is the create's progress callback."""
 
     def __init__(self, name: str, tty: bool | None = None) -> None:
-        self.name = name
+        self.name = safe_text(name)  # shown, not parsed: no control characters, no markup
+        self._markup_name = escape(self.name)
         self.tty = sys.stderr.isatty() if tty is None else tty
         self.start = time.monotonic()
         self.last = 0.0 if self.tty else self.start
@@ -42,7 +44,7 @@ class CreateDisplay:
             )
             self._bar.__enter__()
             self._task = self._bar.add_task(
-                f"uploading {self.name}", total=None, files="0", size="0 B", rate=""
+                f"uploading {self._markup_name}", total=None, files="0", size="0 B", rate=""
             )
         return self
 
@@ -66,7 +68,7 @@ class CreateDisplay:
             downloading = p.downloaded is not None
             self._bar.update(
                 self._task,
-                description=f"{p.phase} {self.name}",
+                description=f"{p.phase} {self._markup_name}",
                 completed=p.downloaded if downloading else p.bytes,
                 total=p.download_total if downloading else p.total_bytes,
                 files=files,

@@ -1,19 +1,73 @@
-"""Tables and JSON for people and scripts: stdout is for data."""
+r"""Tables and JSON for people and scripts: stdout is for data.
+
+Names and messages that come from stored data (file names, symlink targets, failure reasons)
+are never read as Rich markup, and control characters in them never reach the terminal raw:
+a name holding one is shown as ``$'...'`` with C escapes (``\e``, ``\n``, ``\t``, ``\xNN``,
+``\uNNNN``), the way GNU ls quotes such names; bash reads it back as the exact name. JSON
+keeps the exact names.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import stat as stat_mod
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from grid.records import FAILED, PROCESSING, SUCCEEDED, DatastoreInfo, FileInfo, VersionInfo
 
 _STATUS_STYLE = {SUCCEEDED: "green", FAILED: "red"}
+
+# What must not reach a terminal raw: C0 controls, DEL and C1 controls (ESC and CSI start
+# sequences that retitle, recolour or rewrite the screen; CR and LF move the cursor), the
+# Unicode line and paragraph separators, the bidirectional overrides and isolates (they reorder
+# what is shown), and lone surrogates (bytes that were not UTF-8, which cannot be printed).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_C_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\v": "\\v",
+    "\f": "\\f",
+    "\r": "\\r",
+    "\x1b": "\\e",
+}
+
+
+def _escape_char(ch: str) -> str:
+    if ch in _C_ESCAPES:
+        return _C_ESCAPES[ch]
+    code = ord(ch)
+    if code < 0x80:
+        return f"\\x{code:02x}"
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, kept by surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\u{code:04x}"
+
+
+def safe_name(text: str) -> str:
+    """``text`` (a file, symlink target or datastore name) safe to print on a terminal.
+
+    Unchanged unless it holds a control character (or starts with ``$'``, so that no plain name
+    can pass for a quoted one); then ``$'...'`` with C escapes, as GNU ls shows it.
+    """
+    if not _UNSAFE.search(text) and not text.startswith("$'"):
+        return text
+    body = text.replace("\\", "\\\\").replace("'", "\\'")
+    return "$'" + _UNSAFE.sub(lambda m: _escape_char(m.group()), body) + "'"
+
+
+def safe_text(text: str) -> str:
+    r"""Prose that may quote stored names (a warning, a failure reason), made one line with
+    its control characters escaped (``\n``, ``\e``, ...) and no quoting added."""
+    return _UNSAFE.sub(lambda m: _escape_char(m.group()), text)
 
 
 def human_bytes(n: float) -> str:
@@ -56,16 +110,22 @@ def _status(v: VersionInfo) -> str:
     return text
 
 
-def _table(*headers: str) -> Table:
-    return Table(*headers, box=None, header_style="bold")
+def _table(*headers: str, fold: str) -> Table:
+    """A table whose columns never wrap or shrink, except ``fold``: on a narrow terminal that
+    one (the free-text column: a path, a reason) folds onto more lines, so that one long name
+    cannot squash every other column to "…"."""
+    columns = [
+        Column(h, overflow="fold") if h == fold else Column(h, no_wrap=True) for h in headers
+    ]
+    return Table(*columns, box=None, header_style="bold")
 
 
 def datastores_table(items: list[DatastoreInfo]) -> Table:
-    table = _table("name", "latest", "versions", "files", "size", "status", "created")
+    table = _table("name", "latest", "versions", "files", "size", "status", "created", fold="name")
     for d in items:
         v = d.latest
         table.add_row(
-            d.name,
+            Text(safe_name(d.name)),
             str(v.number) if v else "-",
             str(d.versions),
             f"{v.files:,}" if v else "-",
@@ -77,7 +137,17 @@ def datastores_table(items: list[DatastoreInfo]) -> Table:
 
 
 def versions_table(items: list[VersionInfo]) -> Table:
-    table = _table("version", "status", "files", "size", "stored", "created", "finished", "reason")
+    table = _table(
+        "version",
+        "status",
+        "files",
+        "size",
+        "stored",
+        "created",
+        "finished",
+        "reason",
+        fold="reason",
+    )
     for v in items:
         table.add_row(
             str(v.number),
@@ -87,31 +157,30 @@ def versions_table(items: list[VersionInfo]) -> Table:
             human_bytes(v.stored_bytes),
             when(v.created_at),
             when(v.finished_at),
-            v.reason or "",
+            Text(safe_text(v.reason or "")),
         )
     return table
 
 
 def files_table(items: list[FileInfo]) -> Table:
-    table = _table("mode", "size", "modified", "path")
+    table = _table("mode", "size", "modified", "path", fold="path")
     for f in items:
-        name = f.path + ("/" if f.kind == "dir" else "")
+        shown = safe_name(f.path) + ("/" if f.kind == "dir" else "")
         if f.kind == "symlink":
-            name += f" -> {f.target}"
+            shown += f" -> {safe_name(f.target or '')}"
         mtime = datetime.fromtimestamp(f.mtime_ns / 1e9)
         table.add_row(
             stat_mod.filemode(f.mode),
             f"{f.size:,}" if f.kind == "file" else "-",
             mtime.strftime("%Y-%m-%d %H:%M"),
-            name,
+            Text(shown),
         )
     return table
 
 
 def show(table: Table) -> None:
-    for column in table.columns:
-        column.no_wrap = True
+    """Print ``table``: fitted to a terminal's width, never cut when piped (one line a row)."""
     console = Console()
     if not console.is_terminal:
-        console = Console(width=250)
+        console = Console(width=1_000_000)  # no column of a pipe or file is ever cut short
     console.print(table)

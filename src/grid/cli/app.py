@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn, TextIO, cast
 
 import typer
 
 from grid.cli import datastore
-from grid.cli.errors import report
+from grid.cli.errors import StdoutError, report
 
 app = typer.Typer(
     help="grid: versioned datastores for ML teams.",
@@ -22,7 +22,9 @@ app.add_typer(datastore.app, name="datastore")
 
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show tracebacks on errors (also after the sub-command)."
+    ),
     storage_url: str | None = typer.Option(
         None,
         "--storage-url",
@@ -37,8 +39,64 @@ def _root(
         os.environ["GRID_STORAGE_URL"] = storage_url  # read with the other settings
 
 
-def _sigterm(_signum: int, _frame: object) -> NoReturn:
+_signalled = False
+
+
+def _interrupt(_signum: int, _frame: object) -> NoReturn:
+    """Ctrl-C, SIGTERM and a closed terminal all stop grid as Ctrl-C does."""
+    global _signalled
+    _signalled = True
     raise KeyboardInterrupt
+
+
+class _Guarded:
+    """Standard output whose failed writes raise StdoutError, so that they are told apart from
+    the OSErrors of the work itself; everything else is the stream's."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._stream, attr)
+
+    def write(self, data: Any) -> Any:
+        try:
+            return self._stream.write(data)
+        except OSError as exc:
+            raise StdoutError(exc) from exc
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise StdoutError(exc) from exc
+
+    @property
+    def buffer(self) -> _Guarded:
+        return _Guarded(self._stream.buffer)
+
+
+def _split_debug(args: list[str]) -> tuple[list[str], bool]:
+    """Take ``--debug`` out of ``args`` wherever it stands before ``--``, so that
+    `grid datastore ls X --debug` works as `grid --debug datastore ls X` does."""
+    end = args.index("--") if "--" in args else len(args)
+    kept = [a for a in args[:end] if a != "--debug"] + args[end:]
+    return kept, len(kept) != len(args)
+
+
+def _drop_stdout() -> None:
+    """Point file descriptor 1 at /dev/null: what is still buffered must not fail again (and
+    print a traceback) when Python flushes it at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -47,16 +105,31 @@ def main(argv: list[str] | None = None) -> NoReturn:
     Typer handles its own usage errors (exit 2) and exits through SystemExit; grid's errors
     and anything unexpected come out here and are shown as one line.
     """
-    args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args or os.environ.get("GRID_DEBUG", "0") not in ("0", "")
-    signal.signal(signal.SIGTERM, _sigterm)
-    signal.signal(signal.SIGHUP, _sigterm)  # the terminal went away: stop as for Ctrl-C
+    args, debug_flag = _split_debug(sys.argv[1:] if argv is None else argv)
+    if debug_flag:
+        os.environ["GRID_DEBUG"] = "1"
+    debug = os.environ.get("GRID_DEBUG", "0") not in ("0", "")
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    stdout = sys.stdout
+    sys.stdout = cast(TextIO, _Guarded(stdout))
     try:
-        app(args=args, prog_name="grid")
-        code = 0
+        try:
+            app(args=args, prog_name="grid")
+            code = 0
+        except SystemExit as done:  # Typer's way out, also on success
+            code = done.code if isinstance(done.code, int) else int(done.code is not None)
+            if code == 130 and _signalled:  # Typer ends a KeyboardInterrupt silently
+                print("grid: interrupted", file=sys.stderr)
+        sys.stdout.flush()
+    except StdoutError as exc:
+        _drop_stdout()
+        code = report(exc, debug)
     except KeyboardInterrupt:
         print("grid: interrupted", file=sys.stderr)
         code = 130
     except Exception as exc:
         code = report(exc, debug)
+    finally:
+        sys.stdout = stdout
     sys.exit(code)

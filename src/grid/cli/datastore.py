@@ -16,7 +16,7 @@ from grid.cli import render
 from grid.cli import schedule as schedules_
 from grid.cli.progress import CreateDisplay
 from grid.client import Client
-from grid.errors import IntegrityError, UsageError
+from grid.errors import IntegrityError, Interrupted, UsageError
 from grid.settings import parse_size
 
 app = typer.Typer(
@@ -157,9 +157,15 @@ def create(
             max_ratio=max_ratio,
         )
         if keep_last is not None:
-            removed = client.keep_last(version.datastore, keep_last)
-            if removed:
-                freed = client.gc()
+            try:
+                removed = client.keep_last(version.datastore, keep_last)
+                freed = client.gc() if removed else None
+            except KeyboardInterrupt:
+                raise Interrupted(
+                    f"retention stopped after {version.ref} was created: nothing was lost; the "
+                    "next create with --keep-last, or `grid datastore gc`, finishes it"
+                ) from None
+            if removed and freed is not None:
                 print(
                     f"retention: deleted {', '.join(v.ref for v in removed)}; "
                     f"{render.human_bytes(freed.bytes_reclaimed)} reclaimed",
@@ -216,13 +222,10 @@ def cat(
     """Write a file's bytes to stdout, verified against their BLAKE3 ids."""
     with Client() as client:
         name, number = client.parse_ref(ref)
-        out = sys.stdout.buffer
-        try:
-            for block in client.iter_bytes(name, number, path):
-                out.write(block)
-            out.flush()
-        except BrokenPipeError:
-            sys.stderr.close()  # the reader left (e.g. `| head`): not an error
+        out = sys.stdout.buffer  # a failed write (EPIPE, ENOSPC) is handled by grid.cli.app
+        for block in client.iter_bytes(name, number, path):
+            out.write(block)
+        out.flush()
 
 
 @app.command()
@@ -298,7 +301,10 @@ def gc(
     """Reclaim the space of deleted versions: delete packs no version needs, repack those that
     are mostly unneeded. Safe while creates run."""
     with Client() as client:
-        report = client.gc(dry_run=dry_run)
+        try:
+            report = client.gc(dry_run=dry_run)
+        except KeyboardInterrupt:
+            raise Interrupted("gc stopped; nothing was lost, run gc again") from None
     if as_json:
         render.print_json(report)
         return
@@ -350,7 +356,13 @@ def download(
     """Materialise a version as plain files (modes, mtimes and symlinks kept); resumable."""
     with Client() as client:
         name, number = client.parse_ref(ref)
-        report = client.download(name, number, dest, force=force, resume=resume)
+        try:
+            report = client.download(name, number, dest, force=force, resume=resume)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"download of {name}:{number or 'latest'} stopped; {dest} holds a partial "
+                "download: run it again with --resume"
+            ) from None
     print(
         f"downloaded {report.version.ref} to {dest}: {report.files:,} files written, "
         f"{report.skipped:,} already there, {render.human_bytes(report.bytes)}"

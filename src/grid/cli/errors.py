@@ -2,33 +2,105 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 import traceback
 
 from grid import errors as e
+from grid.cli.render import safe_text
+from grid.settings import Settings
 
-# Most specific first. Exit codes are stable: scripts may rely on them.
+
+class StdoutError(Exception):
+    """Writing to standard output failed: the reader left (EPIPE) or the disk is full."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(exc.strerror or str(exc))
+        self.errno = exc.errno
+
+
+# What a shell reports for a tool stopped by SIGPIPE, as `yes | head` stops `yes`.
+EXIT_SIGPIPE = 141
+
+# Most specific first. Exit codes are stable: scripts may rely on them. A message that carries
+# its own next step (an interruption says how to resume) has no hint here, so as never to
+# contradict it.
 _TABLE: list[tuple[type[BaseException], int, str]] = [
     (e.InvalidNameError, 2, ""),
     (e.UsageError, 2, "see `grid datastore --help`"),
     (e.DatastoreNotFoundError, 3, "`grid datastore` lists the datastores"),
     (e.VersionNotFoundError, 3, "`grid datastore show NAME` lists its versions"),
     (e.PathNotFoundError, 3, "`grid datastore ls NAME:VERSION [DIR]` lists the paths"),
+    (e.NotFoundError, 3, ""),
     (e.VersionNotReadyError, 4, "wait for it to succeed, or pick another version"),
     (e.ConflictError, 4, ""),
     (e.ArchiveError, 5, "no version was made; the archive must be fixed or re-made"),
     (e.SourceError, 5, "fix the source (permissions, network, credentials), then create again"),
     (e.FormatVersionError, 6, "upgrade grid: pip install -U grid-datastores"),
     (e.IntegrityError, 6, "the stored data is damaged; re-create the version from its source"),
+    (e.StorageClaimedError, 8, ""),  # the message says what to do
+    (e.UnsafeHomeError, 7, ""),
     (e.NoSpaceError, 7, "free disk space where GRID_HOME lives (or set GRID_HOME), then retry"),
     (e.StorageError, 7, "check that GRID_HOME is writable and retry; --debug shows details"),
-    (e.Interrupted, 130, "run the same command again to make a new version"),
+    (e.Interrupted, 130, ""),
     (e.GridError, 1, "--debug shows details"),
 ]
 
+# Errors a read-only GRID_HOME shows up as, depending on which file grid touched first.
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+# What grid writes directly under GRID_HOME (besides GRID_HOME itself), and the catalogs
+# (catalog.db, catalog-SLUG.db with their -wal and -shm files).
+_HOME_ENTRIES = ("objects", "index", "state", "cache", "tmp", "logs")
+
+
+def _unwritable_home(exc: BaseException) -> str | None:
+    """GRID_HOME (or what grid writes in it) when ``exc`` comes from it not being writable."""
+    if isinstance(exc, e.NoSpaceError):
+        return None
+    if not isinstance(exc, e.StorageError) and not (
+        isinstance(exc, OSError) and exc.errno in _DENIED
+    ):
+        return None
+    home = Settings.from_env().home
+    if not os.path.isdir(home):
+        return None
+    try:
+        if not os.access(home, os.R_OK | os.W_OK | os.X_OK):
+            return home
+        catalogs = sorted(n for n in os.listdir(home) if n.startswith("catalog") and ".db" in n)
+    except OSError:
+        return home
+    for entry in (*catalogs, *_HOME_ENTRIES):
+        path = os.path.join(home, entry)
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            return path
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc``'s message as one line: a wrapped foreign error's multi-line text (SQLAlchemy
+    adds the SQL and a link) cut to its first line, then control characters escaped (a path
+    holding a newline stays whole and on the line)."""
+    message = str(exc) if isinstance(exc, e.GridError) else f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None:
+        detail = str(cause).strip()
+        if "\n" in detail and detail in message:
+            message = message.replace(detail, detail.splitlines()[0].strip())
+    return safe_text(message.strip())
+
 
 def report(exc: BaseException, debug: bool) -> int:
-    """Print ``exc`` as one line on stderr (with a traceback if ``debug``); return the exit code."""
+    """Print ``exc`` as one line on stderr (with a traceback if ``debug``); return the exit code.
+
+    A wrapped foreign error is cut to its first line (``--debug`` shows the rest)."""
+    if isinstance(exc, StdoutError):
+        if exc.errno == errno.EPIPE:
+            return EXIT_SIGPIPE  # the reader left (`| head`): quietly, as other tools do
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        print(f"grid: error: cannot write to standard output: {exc}", file=sys.stderr)
+        return 7 if full else 1
     code, hint = 1, "this is a bug in grid; please report it with the output of --debug"
     for cls, table_code, table_hint in _TABLE:
         if isinstance(exc, cls):
@@ -36,6 +108,13 @@ def report(exc: BaseException, debug: bool) -> int:
             break
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
-    message = str(exc) if isinstance(exc, e.GridError) else f"{type(exc).__name__}: {exc}"
-    print(f"grid: error: {message}" + (f" ({hint})" if hint else ""), file=sys.stderr)
+    message = _one_line(exc)
+    denied = _unwritable_home(exc)
+    if denied is not None:
+        home, path = Settings.from_env().home, denied
+        code = 7
+        message = f"GRID_HOME {home} is not writable" + (f" ({path})" if path != home else "")
+        hint = "make it writable, or set GRID_HOME to a folder you can write; --debug shows details"
+    prefix = "grid: " if isinstance(exc, e.Interrupted) else "grid: error: "
+    print(prefix + message + (f" ({hint})" if hint else ""), file=sys.stderr)
     return code

@@ -477,6 +477,12 @@ def schedule(
         extra += ["--keep-last", str(keep_last)]
     s = schedules_.install(home, source, name, every, extra)
     print(f"scheduled {name}: {s.cron}  (log: {s.log})")
+    if schedules_.cron_running() is False:
+        _warn(
+            "no cron daemon is running on this machine, so this schedule will not fire until "
+            "one starts: `service cron start` (as root; `systemctl enable --now cron` with "
+            "systemd, crond on Red Hat)"
+        )
 
 
 @app.command()

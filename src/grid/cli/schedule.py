@@ -1,10 +1,14 @@
-"""`grid datastore schedule/unschedule/schedules`: the seed's hourly-upload crontab recipe,
+r"""`grid datastore schedule/unschedule/schedules`: the seed's hourly-upload crontab recipe,
 installed and removed for the user.
 
 Each schedule is one line of the user's crontab, tagged ``# grid-schedule:NAME``. It runs the
 same ``grid datastore create`` a person would type, under ``flock -n`` so that a run still busy
 when the next one is due makes that one skip instead of piling up, and appends its output to
 ``$GRID_HOME/logs/schedule-NAME.log``.
+
+cron reads a ``%`` in a command as a newline (what follows is the command's stdin), so each
+``%`` of a path is written ``\%``; a path holding a newline or another control character is
+refused, as it would split the crontab line (or forge another).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from dataclasses import dataclass
 from grid.errors import ConflictError, NotFoundError, UsageError
 
 TAG = "# grid-schedule:"
+_CRON_DAEMONS = ("cron", "crond", "fcron", "cronie", "busybox")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,49 @@ def _crontab() -> str:
     return path
 
 
+def cron_running() -> bool | None:
+    """Whether a cron daemon runs on this machine (None: cannot tell, e.g. no /proc)."""
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue  # gone, or not ours to read
+        if comm in _CRON_DAEMONS and (comm != "busybox" or _busybox_crond(pid)):
+            return True
+    return False
+
+
+def _busybox_crond(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return len(argv) > 1 and argv[1] == b"crond"
+
+
+def escape_percent(command: str) -> str:
+    """``command`` as a crontab line must hold it: each ``%`` written ``\\%``."""
+    if "\\%" in command:
+        # cron keeps a backslash unless a % follows it, and a kept one also keeps the next
+        # character: no crontab text makes cron hand the shell a backslash followed by a %.
+        raise UsageError(
+            "cron cannot run a command with a backslash just before a %",
+            rule="scheduled paths must not hold \\%",
+        )
+    return command.replace("%", "\\%")
+
+
+def unescape_percent(command: str) -> str:
+    """The command cron runs for a crontab line's ``command`` (as written by escape_percent)."""
+    return command.replace("\\%", "%")
+
+
 def _read() -> list[str]:
     r = subprocess.run([_crontab(), "-l"], capture_output=True, text=True)
     if r.returncode != 0:
@@ -85,7 +134,7 @@ def schedules() -> list[Schedule]:
             continue
         body, name = line.rsplit(TAG, 1)
         fields = body.split(None, 5)
-        command = fields[5].strip() if len(fields) > 5 else ""
+        command = unescape_percent(fields[5].strip() if len(fields) > 5 else "")
         log = shlex.split(command.rsplit(">>", 1)[-1])[0] if ">>" in command else ""
         out.append(Schedule(name.strip(), " ".join(fields[:5]), command, log))
     return out
@@ -107,8 +156,14 @@ def install(home: str, source: str, name: str, every: str, extra: list[str]) -> 
         f"GRID_HOME={shlex.quote(home)} flock -n {shlex.quote(lock)} "
         f"{shlex.join(create)} >> {shlex.quote(log)} 2>&1"
     )
+    if _CONTROL.search(command):
+        raise UsageError(
+            f"cannot schedule {shlex.quote(source)} with GRID_HOME {shlex.quote(home)}: a newline "
+            "or control character in a path would break the crontab line",
+            rule="scheduled paths hold no control characters",
+        )
     lines = [line for line in _read() if not line.endswith(f"{TAG}{name}")]
-    lines.append(f"{spec} {command} {TAG}{name}")
+    lines.append(f"{spec} {escape_percent(command)} {TAG}{name}")
     _write(lines)
     return Schedule(name, spec, command, log)
 

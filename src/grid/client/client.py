@@ -196,9 +196,12 @@ class Client:
         """Delete one version, or the whole datastore when ``version`` is None."""
         return delete.delete(self._ctx, name, version)
 
-    def keep_last(self, name: str, keep: int) -> builtins.list[VersionInfo]:
-        """Delete the versions of ``name`` older than its ``keep`` newest succeeded ones."""
-        return delete.keep_last(self._ctx, name, keep)
+    def keep_last(
+        self, name: str, keep: int, *, warn: Warn | None = None
+    ) -> builtins.list[VersionInfo]:
+        """Delete the versions of ``name`` older than its ``keep`` newest succeeded ones
+        (those in use are kept for a later run, with a ``warn``)."""
+        return delete.keep_last(self._ctx, name, keep, warn)
 
     def gc(
         self, *, dry_run: bool = False, repack_below: float = 0.5, grace: float | None = None

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from grid.errors import PathNotFoundError
 from grid.records import FileInfo, VersionInfo
 from grid.service.context import Context
-from grid.service.resolve import readable_version
+from grid.service.resolve import hold, reading
 from grid.store.manifest import DIR, FILE, BlobLocation, Entry, ManifestReader
 from grid.store.reader import BlobFile, stream_files
 
@@ -24,13 +24,14 @@ def _info(entry: Entry) -> FileInfo:
 def opened(
     ctx: Context, name: str, number: int | None
 ) -> Iterator[tuple[VersionInfo, ManifestReader]]:
-    """The readable version and its open manifest, closed on exit."""
-    version = readable_version(ctx, name, number)
-    manifest = ctx.store.open_manifest(version.manifest_id)
-    try:
-        yield version, manifest
-    finally:
-        manifest.close()
+    """The readable version (held: not deleted meanwhile) and its open manifest, closed on
+    exit."""
+    with reading(ctx, name, number) as version:
+        manifest = ctx.store.open_manifest(version.manifest_id)
+        try:
+            yield version, manifest
+        finally:
+            manifest.close()
 
 
 def list_dir(
@@ -52,37 +53,74 @@ def stat_path(
         return _info(manifest.resolve(path) if follow else manifest.stat(path))
 
 
-def _file_blobs(
-    ctx: Context, name: str, number: int | None, path: str
-) -> tuple[Entry, list[BlobLocation]]:
+def _file_blobs(ctx: Context, version: VersionInfo, path: str) -> tuple[Entry, list[BlobLocation]]:
     """Resolve a regular file of a version (symlinks followed inside it) to its blobs."""
-    with opened(ctx, name, number) as (version, manifest):
+    manifest = ctx.store.open_manifest(version.manifest_id)
+    try:
         entry = manifest.resolve(path)
         if entry.kind != FILE:
             raise PathNotFoundError(f"{path} is not a file in {version.ref}", path=path)
         return entry, manifest.blobs(entry)
+    finally:
+        manifest.close()
+
+
+@contextmanager
+def _held_until_closed(ctx: Context, name: str, number: int | None) -> Iterator[VersionInfo]:
+    """Hold a version for a reader that outlives this call: released here only on error."""
+    version = hold(ctx, name, number)
+    try:
+        yield version
+    except BaseException:
+        ctx.store.readers.release(version.ref)
+        raise
 
 
 def read_file(ctx: Context, name: str, number: int | None, path: str) -> Iterator[bytes]:
     """Stream the bytes of a regular file (symlinks are followed inside the version), each
-    blob verified against its BLAKE3 id before it is yielded.
+    blob verified against its BLAKE3 id before it is yielded. The version cannot be deleted
+    until the stream is exhausted or closed.
 
     Raises:
         PathNotFoundError: no such file, or the path is a directory.
         IntegrityError: stored bytes are damaged; nothing wrong is ever yielded.
     """
-    _entry, blobs = _file_blobs(ctx, name, number, path)
-    return (ctx.store.read_blob(loc) for loc in blobs)
+    with _held_until_closed(ctx, name, number) as version:
+        _entry, blobs = _file_blobs(ctx, version, path)
+    return _held_blobs(ctx, version.ref, blobs)
+
+
+def _held_blobs(ctx: Context, ref: str, blobs: list[BlobLocation]) -> Iterator[bytes]:
+    try:
+        for loc in blobs:
+            yield ctx.store.read_blob(loc)
+    finally:
+        ctx.store.readers.release(ref)
 
 
 def open_file(ctx: Context, name: str, number: int | None, path: str) -> io.BufferedReader:
-    """A seekable binary file object over a file of a version (symlinks followed inside it).
+    """A seekable binary file object over a file of a version (symlinks followed inside it);
+    the version cannot be deleted until it is closed.
 
     Raises:
         PathNotFoundError: no such file, or the path is a directory.
     """
-    entry, blobs = _file_blobs(ctx, name, number, path)
-    return io.BufferedReader(BlobFile(ctx.store, blobs, name=entry.path), buffer_size=1 << 20)
+    with _held_until_closed(ctx, name, number) as version:
+        entry, blobs = _file_blobs(ctx, version, path)
+    raw = _HeldFile(ctx.store, blobs, name=entry.path)
+    raw.ref = version.ref
+    return io.BufferedReader(raw, buffer_size=1 << 20)
+
+
+class _HeldFile(BlobFile):
+    """A BlobFile that holds its version as being read until closed."""
+
+    ref = ""
+
+    def close(self) -> None:
+        if self.ref and not self.closed:
+            self._store.readers.release(self.ref)
+        super().close()
 
 
 def iter_files(
@@ -90,13 +128,16 @@ def iter_files(
 ) -> Iterator[tuple[str, bytes]]:
     """Yield ``(path, bytes)`` for every file under ``prefix`` in storage order (packs are read
     sequentially, in large ranged reads): the fast way to consume a whole version."""
-    version = readable_version(ctx, name, number)
-    manifest = ctx.store.open_manifest(version.manifest_id)
-    return _iter(ctx, manifest, prefix)
+    with _held_until_closed(ctx, name, number) as version:
+        manifest = ctx.store.open_manifest(version.manifest_id)
+    return _iter(ctx, manifest, prefix, version.ref)
 
 
-def _iter(ctx: Context, manifest: ManifestReader, prefix: str) -> Iterator[tuple[str, bytes]]:
+def _iter(
+    ctx: Context, manifest: ManifestReader, prefix: str, ref: str
+) -> Iterator[tuple[str, bytes]]:
     try:
         yield from stream_files(ctx.store, manifest, prefix)
     finally:
         manifest.close()
+        ctx.store.readers.release(ref)

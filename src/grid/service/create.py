@@ -31,6 +31,7 @@ from grid.errors import (
     IntegrityError,
     Interrupted,
     InvalidNameError,
+    NotFoundError,
     UsageError,
 )
 from grid.records import (
@@ -171,6 +172,11 @@ def create(
         StorageError: the store failed, e.g. NoSpaceError (the version is marked failed).
         Interrupted: Ctrl-C or SIGTERM (the version is left interrupted, to resume).
     """
+    if not source_path.strip():
+        raise UsageError(
+            "SOURCE is empty (an unset variable in a script?): nothing was stored",
+            rule="SOURCE is a folder, a file, an archive URL or s3://bucket/prefix",
+        )
     if name is None:
         name = default_name(source_path)
         try:
@@ -243,10 +249,7 @@ def _fill(
 
     def report(stats: IngestStats) -> None:
         if heartbeat.lost.is_set():
-            raise ConflictError(
-                f"{version.ref} was taken over by another create after this one's lease "
-                "lapsed (was the machine asleep?); stopping"
-            )
+            raise _lost(ctx, version)
         reporter(stats)
 
     manifest: ManifestWriter | None = None
@@ -407,6 +410,18 @@ def _meta(version: VersionInfo, stats: IngestStats, origin: str, root_mtime: int
         "mtime_ns": str(root_mtime),
         "tree_digest": stats.tree_digest,
     }
+
+
+def _lost(ctx: Context, version: VersionInfo) -> ConflictError:
+    """The error for a create whose version is no longer its own."""
+    try:
+        now = ctx.catalog.version(version.datastore, version.number)
+    except NotFoundError:
+        return ConflictError(f"{version.ref} was deleted while it was being created; stopping")
+    return ConflictError(
+        f"{version.ref} was taken over by a create on {now.host} (pid {now.pid}) after this "
+        "one stopped renewing its lease (was the machine asleep?); stopping"
+    )
 
 
 def _fail(ctx: Context, version: VersionInfo, exc: BaseException) -> None:

@@ -39,7 +39,7 @@ from grid.errors import (
 )
 from grid.records import VersionInfo
 from grid.service.context import Context
-from grid.service.resolve import readable_version
+from grid.service.resolve import readable_version, reading
 from grid.store.manifest import DIR, FILE, SYMLINK, BlobLocation, Entry, ManifestReader
 from grid.store.reader import blob_starts
 
@@ -82,22 +82,23 @@ def download(
         StorageError: ``dest`` cannot be written, or holds a folder where the version has a
             file (NoSpaceError when its disk is full); the message names the path.
     """
-    version = readable_version(ctx, name, number)
     dest = os.path.abspath(dest)
     busy = os.path.isdir(dest) and bool(os.listdir(dest))
     if busy and not (force or resume):
+        readable_version(ctx, name, number)  # a bad name or version is the first thing to say
         raise UsageError(
             f"{dest} is not empty: pass --resume to finish an earlier download there, or --force "
             "to write into it anyway",
             rule="DEST must be empty or missing",
         )
-    report = DownloadReport(version)
-    manifest = ctx.store.open_manifest(version.manifest_id)
-    try:
-        with _Dest(dest, lambda n: _in_version(manifest, n)) as out:
-            _Download(ctx, manifest, out, report, progress, check=busy, resume=resume).run()
-    finally:
-        manifest.close()
+    with reading(ctx, name, number) as version:  # not deleted while it downloads
+        report = DownloadReport(version)
+        manifest = ctx.store.open_manifest(version.manifest_id)
+        try:
+            with _Dest(dest, lambda n: _in_version(manifest, n)) as out:
+                _Download(ctx, manifest, out, report, progress, check=busy, resume=resume).run()
+        finally:
+            manifest.close()
     return report
 
 

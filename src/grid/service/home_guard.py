@@ -41,7 +41,7 @@ def filesystem_type(path: str, mountinfo: str = "/proc/self/mountinfo") -> str:
         fields = line.split(" ")
         if "-" not in fields[6:]:
             continue
-        point = _unescape(fields[4])
+        point = unescape_mount_field(fields[4])
         fstype = fields[fields.index("-", 6) + 1]
         inside = path == point or path.startswith(point.rstrip("/") + "/")
         if inside and len(point) >= len(best):
@@ -49,8 +49,9 @@ def filesystem_type(path: str, mountinfo: str = "/proc/self/mountinfo") -> str:
     return kind
 
 
-def _unescape(field: str) -> str:
-    """Mount points in mountinfo escape space, tab, newline and backslash as \\ooo."""
+def unescape_mount_field(field: str) -> str:
+    """A path field of /proc/mounts or mountinfo (space, tab, newline and backslash are
+    written as \\ooo)."""
     out, i = [], 0
     while i < len(field):
         if field[i] == "\\" and field[i + 1 : i + 4].isdigit():

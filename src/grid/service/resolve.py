@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from grid.errors import VersionNotFoundError, VersionNotReadyError
 from grid.records import SUCCEEDED, VersionInfo
 from grid.service.context import Context
@@ -29,3 +32,25 @@ def readable_version(ctx: Context, name: str, number: int | None) -> VersionInfo
             status=v.status,
         )
     return v
+
+
+def hold(ctx: Context, name: str, number: int | None) -> VersionInfo:
+    """``readable_version``, registered as being read (``grid.store.readers``) so that it
+    cannot be deleted meanwhile; the caller releases ``ctx.store.readers.release(v.ref)``."""
+    v = readable_version(ctx, name, number)
+    ctx.store.readers.hold(v.ref)
+    try:
+        return readable_version(ctx, name, v.number)  # not deleted before the hold took
+    except BaseException:
+        ctx.store.readers.release(v.ref)
+        raise
+
+
+@contextmanager
+def reading(ctx: Context, name: str, number: int | None) -> Iterator[VersionInfo]:
+    """``hold`` the version for the ``with`` block."""
+    v = hold(ctx, name, number)
+    try:
+        yield v
+    finally:
+        ctx.store.readers.release(v.ref)

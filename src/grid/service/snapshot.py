@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from grid.records import VersionInfo
 from grid.service.context import Context
-from grid.service.resolve import readable_version
+from grid.service.resolve import hold
 from grid.store.manifest import BlobLocation, Entry, ManifestReader
 from grid.store.reader import blob_starts
 from grid.store.repository import Store
@@ -41,6 +41,7 @@ class Snapshot:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.manifest.close()
+        self._store.readers.release(self.version.ref)
 
     def entry(self, entry_id: int) -> Entry:
         return self.manifest.entry(entry_id)
@@ -119,5 +120,9 @@ class Snapshot:
 
 def open_snapshot(ctx: Context, name: str, number: int | None) -> Snapshot:
     """Open a succeeded version (default: the latest) for random access."""
-    version = readable_version(ctx, name, number)
-    return Snapshot(ctx.store, ctx.store.open_manifest(version.manifest_id), version)
+    version = hold(ctx, name, number)  # released by Snapshot.close
+    try:
+        return Snapshot(ctx.store, ctx.store.open_manifest(version.manifest_id), version)
+    except BaseException:
+        ctx.store.readers.release(version.ref)
+        raise

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from grid.errors import IntegrityError
 from grid.records import VersionInfo
 from grid.service.context import Context
-from grid.service.resolve import readable_version
+from grid.service.resolve import reading
 from grid.store.manifest import FILE, BlobLocation
 
 _BATCH_BYTES = 16 << 20
@@ -40,25 +40,25 @@ def verify(
     Returns:
         A report; ``report.ok`` is False when any file is damaged (missing or altered blobs).
     """
-    version = readable_version(ctx, name, number)
-    report = VerifyReport(version)
-    manifest = ctx.store.open_manifest(version.manifest_id)
-    try:
-        batch: list[_Item] = []
-        size = 0
-        for entry in manifest.walk():
-            if entry.kind != FILE:
-                continue
-            batch.append((entry.path, manifest.blobs(entry)))
-            size += entry.size
-            if size >= _BATCH_BYTES:
-                _check(ctx, batch, report)
-                batch, size = [], 0
-                if progress is not None:
-                    progress(report)
-        _check(ctx, batch, report)
-    finally:
-        manifest.close()
+    with reading(ctx, name, number) as version:
+        report = VerifyReport(version)
+        manifest = ctx.store.open_manifest(version.manifest_id)
+        try:
+            batch: list[_Item] = []
+            size = 0
+            for entry in manifest.walk():
+                if entry.kind != FILE:
+                    continue
+                batch.append((entry.path, manifest.blobs(entry)))
+                size += entry.size
+                if size >= _BATCH_BYTES:
+                    _check(ctx, batch, report)
+                    batch, size = [], 0
+                    if progress is not None:
+                        progress(report)
+            _check(ctx, batch, report)
+        finally:
+            manifest.close()
     return report
 
 

@@ -135,6 +135,15 @@ class BlobIndex:
                 conn.execute("DELETE FROM blobs WHERE pack = ?", row)
                 conn.execute("DELETE FROM packs WHERE id = ?", row)
 
+    def forget_blobs(self, digests: list[bytes]) -> None:
+        """Drop blobs found damaged: a later create stores them again."""
+        conn = self._conn()
+        try:
+            with conn:
+                conn.executemany("DELETE FROM blobs WHERE digest = ?", ((d,) for d in digests))
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+
     def has_packs(self, pack_ids: list[str]) -> set[str]:
         """Which of ``pack_ids`` are indexed."""
         return set(self.pack_sizes(pack_ids))

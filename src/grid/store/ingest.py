@@ -21,6 +21,7 @@ the entry last listed: its files are all read by the walker, as they are listed.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import queue
 import stat
@@ -51,6 +52,7 @@ WORKERS = 3
 _BATCH_BYTES = 4 << 20
 _BATCH_ITEMS = 256
 _UPLOADERS = 2
+_TORN_TRIES = 3  # reads of a small file that keeps changing before it is stored as read
 _POLL = 0.2
 # Packs stored but not yet known durable; their writeback overlaps with ingesting later ones.
 _SYNC_LAG = 8
@@ -97,7 +99,7 @@ class _Unchanged:
 
 
 def _digest_batch(
-    source: Source, batch: list[_Item]
+    source: Source, batch: list[_Item], warn: Callable[[str], None]
 ) -> list[tuple[SourceEntry, Any, Any, int, int, bool]]:
     out: list[tuple[SourceEntry, Any, Any, int, int, bool]] = []
     for entry, data, last in batch:
@@ -105,7 +107,7 @@ def _digest_batch(
             out.append((entry, None, data, RAW, _UNCHANGED, last))
             continue
         if data is _READ:
-            data = _read_small(source, entry)
+            data = _read_small(source, entry, warn)
         if data is _VANISHED:
             out.append((entry, None, None, RAW, _GONE, last))
         elif data is not None and len(data):
@@ -116,14 +118,38 @@ def _digest_batch(
     return out
 
 
-def _read_small(source: Source, entry: SourceEntry) -> Any:
+def _read_small(source: Source, entry: SourceEntry, warn: Callable[[str], None]) -> Any:
+    """Read a small file whole; read again (up to 3 times) if it changed while being read."""
     try:
-        with source.open(entry) as f:
-            return read_small(f, entry.size)
+        for _ in range(_TORN_TRIES):
+            with source.open(entry) as f:
+                before = _fingerprint(f)
+                data = read_small(f, entry.size)
+                if before == _fingerprint(f):
+                    return data
+        warn(_torn(entry))
+        return data
     except FileNotFoundError:
         return _VANISHED
     except OSError as exc:
         raise _source_error(entry, exc) from exc
+
+
+def _fingerprint(f: Any) -> tuple[int, int, int] | None:
+    """Size, mtime and ctime of an open local file (None for other sources: an S3 object or
+    an archive member cannot change while it is read)."""
+    try:
+        st = os.fstat(f.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _torn(entry: SourceEntry) -> str:
+    return (
+        f"{entry.location or entry.path} changed while it was read (is it being written?): "
+        "stored as read, which may mix old and new bytes; create again once it is complete"
+    )
 
 
 def _source_error(entry: SourceEntry, exc: OSError) -> SourceError:
@@ -206,7 +232,7 @@ class _Ingest:
         return False
 
     def _submit(self, batch: list[_Item]) -> bool:
-        return self._offer(self.pool.submit(_digest_batch, self.source, batch))
+        return self._offer(self.pool.submit(_digest_batch, self.source, batch, self.warn))
 
     def _walk(self) -> None:
         try:
@@ -259,7 +285,7 @@ class _Ingest:
         if any(item[1] is _READ or _is_bytes(item[1]) for item in batch):
             return self._submit(batch)
         done: Future[list[Any]] = Future()  # nothing to read or hash: no worker needed
-        done.set_result(_digest_batch(self.source, batch))
+        done.set_result(_digest_batch(self.source, batch, self.warn))
         return self._offer(done)
 
     def _unchanged(self, window: list[SourceEntry]) -> dict[str, list[StoredBlob]]:
@@ -280,7 +306,11 @@ class _Ingest:
 
     def _pieces(self, entry: SourceEntry, segments: SegmentPool) -> Any:
         if entry.size <= SMALL_FILE_MAX:
-            yield (entry, _read_small(self.source, entry) if self.sequential else _READ, True)
+            yield (
+                entry,
+                _read_small(self.source, entry, self.warn) if self.sequential else _READ,
+                True,
+            )
             return
         try:
             f = self.source.open(entry)
@@ -289,11 +319,14 @@ class _Ingest:
             return
         try:
             with f:
+                before = _fingerprint(f)
                 prev = None
                 for chunk in iter_chunks(f, segments):
                     if prev is not None:
                         yield (entry, prev, False)
                     prev = chunk
+                if before != _fingerprint(f):
+                    self.warn(_torn(entry))  # too big to read twice; a re-run reads it again
                 yield (entry, prev, True)
         except OSError as exc:
             raise _source_error(entry, exc) from exc
@@ -426,7 +459,9 @@ class _Ingest:
     def _read_here(self, entry: SourceEntry) -> None:
         """Read a file on this thread (rare: its remembered blobs' pack has gone missing)."""
         for piece in self._pieces(entry, SegmentPool(keep=2)):
-            for _, digest, payload, codec, raw_length, _ in _digest_batch(self.source, [piece]):
+            for _, digest, payload, codec, raw_length, _ in _digest_batch(
+                self.source, [piece], self.warn
+            ):
                 if raw_length == _GONE:
                     self.warn(f"skipped {entry.location or entry.path}: deleted while uploading")
                     self.blobs = []

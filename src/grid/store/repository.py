@@ -20,6 +20,7 @@ from grid.store.filestate import FileState
 from grid.store.index import BlobIndex
 from grid.store.manifest import BlobLocation, ManifestReader
 from grid.store.pack import PackBuilder, pack_key, parse_trailer
+from grid.store.readers import ReaderLocks
 
 # Blobs of a pack closer than this are fetched with one read (the gap is read and dropped).
 _GAP = 64 << 10
@@ -59,8 +60,10 @@ class Store:
         self.blob_cache = (
             BlobCache(os.path.join(cache_dir, "blobs"), cache_limit) if cache_limit > 0 else None
         )
+        self.readers = ReaderLocks(os.path.join(cache_dir, "readers"))
 
     def close(self) -> None:
+        self.readers.close()
         if self.blob_cache is not None:
             self.blob_cache.close()
         if self.files is not None:
@@ -176,7 +179,7 @@ class Store:
             hit = cache.get(loc.digest, loc.raw_length)
             if hit is not None:
                 return hit
-        data = _verified(loc, self._get(loc.pack_id, loc.offset, loc.stored_length, loc))
+        data = self._checked(loc, self._get(loc.pack_id, loc.offset, loc.stored_length, loc))
         if cache is not None:
             cache.put(loc.digest, data)
         return data
@@ -199,14 +202,24 @@ class Store:
             span = self._get(first.pack_id, first.offset, end - first.offset, first)
             for loc in locs[i:j]:
                 start = loc.offset - first.offset
-                out.append(_verified(loc, span[start : start + loc.stored_length]))
+                out.append(self._checked(loc, span[start : start + loc.stored_length]))
             i = j
         return out
+
+    def _checked(self, loc: BlobLocation, payload: bytes) -> bytes:
+        """``payload`` decoded and verified; a damaged blob is dropped from the index, so that
+        the next create stores it again instead of pointing at the damage."""
+        try:
+            return _verified(loc, payload)
+        except IntegrityError:
+            self.index.forget_blobs([loc.digest])
+            raise
 
     def _get(self, pack_id: str, offset: int, length: int, loc: BlobLocation) -> bytes:
         try:
             return self.objects.get_range(pack_key(pack_id), offset, length)
         except NotFoundError as exc:
+            self.index.forget_pack(pack_id)
             raise IntegrityError(
                 f"pack {pack_id} holding blob {loc.digest.hex()} is missing",
                 digest=loc.digest.hex(),

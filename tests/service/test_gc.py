@@ -133,3 +133,46 @@ def test_a_create_run_while_gc_marks_keeps_its_manifest(home, tmp_path, monkeypa
         monkeypatch.undo()
         assert report.manifests_deleted == 0
         assert c.verify("late", 1).ok
+
+
+def test_gc_converges_and_a_dry_run_predicts_the_real_one(client, home, tmp_path):
+    """Issue 12.12: a second gc finds nothing to do (a small sparse pack is not repacked run
+    after run, and manifests do not grow); a dry run right after creates (whose leases are
+    still held) predicts what the real run reclaims; a killed gc's scratch file goes."""
+    src, small = tmp_path / "src", tmp_path / "small"
+    _write(src, [f"f{i:03d}" for i in range(150)], seed=4)
+    small.mkdir()
+    (small / "t1").write_bytes(b"1" * 50)
+    (small / "t2").write_bytes(b"2" * 50)
+    client.create(str(src), name="d")
+    client.create(str(small), name="s")  # a pack of two tiny blobs
+    for i in range(20, 150):
+        (src / f"f{i:03d}").unlink()
+    (small / "t2").unlink()
+    client.create(str(src), name="d")
+    client.create(str(src), name="d")
+    client.create(str(small), name="s")  # keeps t1: its pack is half dead, and tiny
+    for ref in (("d", 1), ("d", 2), ("s", 1)):
+        client.delete(*ref)
+    leftover = home / "tmp" / "gc-killed.sqlite"
+    leftover.parent.mkdir(exist_ok=True)
+    leftover.write_bytes(b"x")
+    predicted = client.gc(dry_run=True, grace=0)
+    real = client.gc(grace=0)
+    assert real.bytes_reclaimed > 20_000_000
+    assert predicted.bytes_reclaimed == real.bytes_reclaimed
+    assert (predicted.packs_deleted, predicted.packs_repacked) == (
+        real.packs_deleted,
+        real.packs_repacked,
+    )
+    assert not leftover.exists()
+    manifest = client.version("d", 3).manifest_id
+    again = client.gc(grace=0)
+    assert (again.packs_deleted, again.packs_repacked, again.bytes_reclaimed) == (0, 0, 0)
+    assert client.version("d", 3).manifest_id == manifest  # not rewritten again
+    m = client._ctx.store.open_manifest(manifest)
+    try:  # it names only packs it points into
+        assert len(m.pack_ids) == len({b.pack_id for e in m.walk() for b in m.blobs(e)})
+    finally:
+        m.close()
+    _intact(client, "d", 3, {p.name: p.read_bytes() for p in src.iterdir()})

@@ -24,6 +24,7 @@ collection".
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -38,6 +39,11 @@ from grid.service.ownership import ensure_owned
 from grid.store.manifest import FILE, relocate_manifest
 from grid.store.pack import PackBuilder, pack_key, parse_trailer
 from grid.store.repository import manifest_key
+
+_SCRATCH = "gc-"  # scratch table files in the installation's tmp folder
+# A sparse pack is repacked only if that frees at least this much: a small pack's trailer and
+# header alone can be half of it, and copying it again on every run gains nothing.
+_REPACK_MIN_GAIN = 1 << 20
 
 
 @dataclass
@@ -100,16 +106,19 @@ def gc(
     ensure_owned(ctx)
     cutoff = time.time() - (ctx.gc_grace if grace is None else grace)
     with ctx.store.exclusive("gc"):
+        _remove_stale_scratch(ctx)
         versions = _versions(ctx)
         live_versions = [v for v in versions if v.status == SUCCEEDED]
-        scratch = ctx.scratch_path(f"gc-{uuid.uuid4().hex}.sqlite")
+        scratch = ctx.scratch_path(f"{_SCRATCH}{uuid.uuid4().hex}.sqlite")
         db = sqlite3.connect(scratch)
         try:
             say(f"marking blobs of {len(live_versions)} versions")
             _mark(ctx, db, live_versions)
+            stale = _stale_holders(ctx, {v.ref for v in live_versions})
             if not dry_run:
-                _release_stale_leases(ctx, {v.ref for v in live_versions})
-            dead, sparse = _classify(ctx, db, repack_below, report, cutoff)
+                for holder in stale:
+                    ctx.store.index.release(holder)
+            dead, sparse = _classify(ctx, db, repack_below, report, cutoff, stale)
             say(f"{len(dead)} packs unreferenced, {len(sparse)} to repack")
             if not dry_run:
                 report.manifests_deleted = _drop_orphan_manifests(ctx, report, cutoff)
@@ -119,22 +128,31 @@ def gc(
                 ctx.store.objects.clean_partial()
             else:
                 report.packs_repacked = len(sparse)
+                report.bytes_reclaimed += sum(sparse.values())
         finally:
             db.close()
             os.unlink(scratch)
     return report
 
 
-def _release_stale_leases(ctx: Context, marked: set[str]) -> None:
-    """Drop leases no create needs: of versions this gc marked, failed ones and deleted ones.
+def _remove_stale_scratch(ctx: Context) -> None:
+    """Remove the scratch tables of gc runs that were killed (this one holds the gc lock, so
+    no other is running)."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(ctx.scratch_dir):
+            if name.startswith(_SCRATCH) and name.endswith((".sqlite", ".sqlite-journal")):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(ctx.scratch_dir, name))
+
+
+def _stale_holders(ctx: Context, marked: set[str]) -> set[str]:
+    """Lease holders no create needs: versions this gc marked, failed ones and deleted ones.
 
     Leases are read before the catalog: a create takes its version row before its first lease,
     so a holder missing from the later catalog read was deleted, not yet to come."""
     holders = {holder for holder, _ in ctx.store.index.leased()}
     status = {v.ref: v.status for v in _versions(ctx)}
-    for holder in holders:
-        if holder in marked or status.get(holder, FAILED) == FAILED:
-            ctx.store.index.release(holder)
+    return {h for h in holders if h in marked or status.get(h, FAILED) == FAILED}
 
 
 def _classify(
@@ -143,10 +161,13 @@ def _classify(
     repack_below: float,
     report: GcReport,
     cutoff: float,
+    stale: set[str],
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """Split stored packs into dead (no live blob) and sparse (few live bytes): id -> size."""
+    """Split stored packs into dead (no live blob) and sparse (few live bytes, and enough
+    dead ones to pay for the copy): id -> size. Packs leased by ``stale`` holders count as
+    unleased (a real run has released them by now; a dry run must predict that)."""
     live = dict(db.execute("SELECT pack, SUM(stored) FROM live GROUP BY pack"))
-    leased = {pack for _, pack in ctx.store.index.leased()}
+    leased = {pack for holder, pack in ctx.store.index.leased() if holder not in stale}
     dead: dict[str, int] = {}
     sparse: dict[str, int] = {}
     for obj in _collectable(ctx, ctx.store.objects.list("packs/"), report, cutoff, live):
@@ -158,7 +179,7 @@ def _classify(
             dead[pack_id] = size
             report.packs_deleted += 1
             report.bytes_reclaimed += size
-        elif used < repack_below * size:
+        elif used < repack_below * size and size - used >= _REPACK_MIN_GAIN:
             sparse[pack_id] = size
         else:
             report.live_packs += 1

@@ -378,13 +378,15 @@ class ManifestReader:
 
 def relocate_manifest(src: str, dst: str, moved: dict[tuple[str, int], tuple[str, int]]) -> None:
     """Write a copy of manifest ``src`` at ``dst`` in which every blob at (pack, offset) found
-    in ``moved`` points at its new (pack, offset) instead (gc's repacking)."""
+    in ``moved`` points at its new (pack, offset) instead (gc's repacking); packs no blob
+    points into any more are dropped from its ``packs`` table."""
     shutil.copyfile(src, dst)
     db = sqlite3.connect(dst)
     try:
         numbers = {name: no for no, name in db.execute("SELECT no, name FROM packs")}
         names = {no: name for name, no in numbers.items()}
         updates = []
+        used: set[int] = set()
         for entry_id, raw in db.execute("SELECT id, blobs FROM entries WHERE blobs IS NOT NULL"):
             blobs = [BLOB.unpack_from(raw, i) for i in range(0, len(raw), BLOB.size)]
             changed = False
@@ -393,15 +395,16 @@ def relocate_manifest(src: str, dst: str, moved: dict[tuple[str, int], tuple[str
                 if target is not None:
                     new_no = numbers.get(target[0])
                     if new_no is None:
-                        new_no = numbers[target[0]] = len(numbers)
+                        new_no = numbers[target[0]] = max(names, default=-1) + 1
                         names[new_no] = target[0]
                     blobs[i] = (new_no, digest, target[1], stored, rawlen, codec)
                     changed = True
+                used.add(blobs[i][0])
             if changed:
                 updates.append((b"".join(BLOB.pack(*b) for b in blobs), entry_id))
         db.executemany("UPDATE entries SET blobs = ? WHERE id = ?", updates)
         db.execute("DELETE FROM packs")
-        db.executemany("INSERT INTO packs VALUES (?, ?)", list(names.items()))
+        db.executemany("INSERT INTO packs VALUES (?, ?)", [(n, names[n]) for n in sorted(used)])
         db.commit()
         db.execute("VACUUM")
     finally:

@@ -215,6 +215,7 @@ class _Ingest:
         self.pack = self._new_pack()
         self.dir_ids: dict[str, int] = {"": ROOT_ID}
         self.blobs: list[tuple[int, bytes, int, int, int, int]] = []
+        self.counted = 0  # bytes of the current file's blobs already in stats.bytes
         self.segments = SegmentPool(keep=8)
         self.batch: list[_Item] = []
         self.batch_size = 0
@@ -439,6 +440,14 @@ class _Ingest:
             self.stats.dedup_blobs += 1
         pack_id, offset, stored, raw, cod = ref
         self.blobs.append((self.manifest.pack_number(pack_id), digest, offset, stored, raw, cod))
+        self.stats.bytes += raw_length  # as they go: a 10 GB file shows progress while read
+        self.counted += raw_length
+
+    def _drop_file(self) -> None:
+        """Forget the blobs placed so far for a file that is left out."""
+        self.blobs = []
+        self.stats.bytes -= self.counted
+        self.counted = 0
 
     def _place_unchanged(self, refs: list[StoredBlob]) -> bool:
         """Reference an unchanged file's blobs where they are; False if a pack went missing."""
@@ -464,7 +473,7 @@ class _Ingest:
             ):
                 if raw_length == _GONE:
                     self.warn(f"skipped {entry.location or entry.path}: deleted while uploading")
-                    self.blobs = []
+                    self._drop_file()
                     return
                 if digest is not None:
                     hits = self.store.index.lookup_many([digest])
@@ -514,7 +523,8 @@ class _Ingest:
                 parent, entry.name, FILE, size, mode, entry.mtime_ns, None, encode_blobs(self.blobs)
             )
             self.stats.files += 1
-            self.stats.bytes += size
+            self.stats.bytes += size - self.counted
+        self.counted = 0
         digests = [b[1] for b in self.blobs]
         self.tree.add(entry.path, kind, mode, entry.mtime_ns, size, entry.target, digests)
         self.blobs = []
@@ -546,7 +556,7 @@ class _Ingest:
                     self._place(digest, payload, codec, raw_length, hits)
                 if last and raw_length == _GONE:
                     self.warn(f"skipped {entry.location or entry.path}: deleted while uploading")
-                    self.blobs = []
+                    self._drop_file()
                 elif last:
                     self._remember(entry)
                     self._emit(entry)

@@ -214,3 +214,27 @@ def test_several_worker_processes_serve_one_mount(run, tmp_path):
     assert not subprocess.run(
         ["pgrep", "-f", f"datastore mount many:1 {mp}"], capture_output=True
     ).stdout
+
+
+def test_a_mounted_version_is_not_deleted_and_gc_keeps_it_readable(run, tmp_path):
+    """Issue 12.3: delete (and --keep-last) refuse a mounted version, naming the mount; the
+    mount reads on through gc; once unmounted the delete goes through."""
+    src = tmp_path / "d"
+    src.mkdir()
+    data = os.urandom(3 << 20)
+    (src / "k.bin").write_bytes(data)
+    assert run("datastore", "create", str(src), "--name", "g").returncode == 0
+    (src / "other.bin").write_bytes(os.urandom(1000))
+    assert run("datastore", "create", str(src), "--name", "g").returncode == 0
+    mp = tmp_path / "m t"  # a space: /proc/mounts escapes it
+    assert run("datastore", "mount", "g:1", str(mp)).returncode == 0
+    r = run("datastore", "delete", "g:1", "--yes")
+    assert r.returncode == 4 and f"mounted at {mp}" in r.stderr, r.stderr
+    r = run("datastore", "delete", "g", "--yes")
+    assert r.returncode == 4 and "g:1 is in use" in r.stderr
+    r = run("datastore", "create", str(src), "--name", "g", "--keep-last", "1")
+    assert r.returncode == 0 and "kept g:1 for now" in r.stderr, r.stderr
+    assert run("datastore", "gc", "--grace", "0").returncode == 0
+    assert (mp / "k.bin").read_bytes() == data
+    assert run("datastore", "unmount", str(mp)).returncode == 0
+    assert run("datastore", "delete", "g:1", "--yes").returncode == 0

@@ -17,7 +17,7 @@ from grid.cli import schedule as schedules_
 from grid.cli.progress import CreateDisplay
 from grid.client import Client
 from grid.errors import IntegrityError, Interrupted, UsageError
-from grid.settings import parse_size
+from grid.settings import parse_duration, parse_size
 
 app = typer.Typer(
     help="Versioned datasets: create them from folders and files, list, browse and read them.",
@@ -158,7 +158,7 @@ def create(
         )
         if keep_last is not None:
             try:
-                removed = client.keep_last(version.datastore, keep_last)
+                removed = client.keep_last(version.datastore, keep_last, warn=_warn)
                 freed = client.gc() if removed else None
             except KeyboardInterrupt:
                 raise Interrupted(
@@ -296,13 +296,24 @@ def gc(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report what would be reclaimed, change nothing.")
     ] = False,
+    grace: Annotated[
+        str | None,
+        typer.Option(
+            "--grace",
+            metavar="DURATION",
+            help="Keep unreferenced objects younger than this (default GRID_GC_GRACE, 24h); "
+            "0 reclaims at once: only when no create runs that this installation cannot see.",
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Reclaim the space of deleted versions: delete packs no version needs, repack those that
-    are mostly unneeded. Safe while creates run."""
+    are mostly unneeded. Safe while creates run. Only objects this installation wrote, older
+    than the grace period, are ever deleted."""
+    seconds = parse_duration(grace) if grace is not None else None
     with Client() as client:
         try:
-            report = client.gc(dry_run=dry_run)
+            report = client.gc(dry_run=dry_run, grace=seconds)
         except KeyboardInterrupt:
             raise Interrupted("gc stopped; nothing was lost, run gc again") from None
     if as_json:
@@ -315,6 +326,19 @@ def gc(
         f"{render.human_bytes(report.bytes_copied)} copied); "
         f"{report.live_packs:,} packs, {render.human_bytes(report.live_bytes)} in use"
     )
+    if report.kept_young:
+        print(
+            f"gc: kept {report.kept_young:,} unreferenced objects "
+            f"({render.human_bytes(report.kept_young_bytes)}) younger than the grace period "
+            f"({grace or os.environ.get('GRID_GC_GRACE') or '24h'}); a later gc reclaims them, "
+            "or --grace 0 now if no create runs elsewhere"
+        )
+    if report.kept_unknown:
+        print(
+            f"gc: kept {report.kept_unknown:,} objects "
+            f"({render.human_bytes(report.kept_unknown_bytes)}) this installation did not "
+            "write: never deleted by it"
+        )
 
 
 @app.command()

@@ -18,9 +18,10 @@ class Context:
     (but a zip from a server without Range support is spooled there). ``allow_private_urls``:
     archive URLs may point to loopback, private or link-local addresses (embedded mode, which
     runs as the user; a server refuses them unless configured). ``storage`` names where the
-    objects live and ``home`` the installation, for messages. ``host_id`` names this machine in leases and claims;
-    ``lease_seconds`` is how long a create's hold on its version lasts unrenewed;
-    ``gc_grace`` is how old (seconds) an unreferenced object must be before gc deletes it.
+    objects live and ``home`` the installation, for messages. ``host_id`` names this machine
+    in leases and claims; ``lease_seconds`` is how long a create's hold on its version lasts
+    unrenewed; ``gc_grace`` is how old (seconds) an unreferenced object must be before gc
+    deletes it.
     """
 
     catalog: Catalog

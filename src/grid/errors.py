@@ -15,6 +15,8 @@
     │   └── FormatVersionError
     ├── StorageError          the object store failed; ``transient`` says if a retry may help
     │   ├── NoSpaceError
+    │   ├── DestinationError      a download's destination cannot be written
+    │   │   └── DestinationFullError (also a NoSpaceError)
     │   ├── StorageClaimedError   the storage belongs to another installation's catalog
     │   └── UnsafeHomeError       GRID_HOME is on a network filesystem another host uses
     └── Interrupted           the user stopped the operation (Ctrl-C, SIGTERM)
@@ -114,6 +116,16 @@ class StorageError(GridError):
 
 class NoSpaceError(StorageError):
     """The disk holding GRID_HOME or the object directory is full."""
+
+
+class DestinationError(StorageError):
+    """A download's destination (not GRID_HOME) cannot be written; ``path`` names the file."""
+
+    path: str = ""
+
+
+class DestinationFullError(DestinationError, NoSpaceError):
+    """The destination's disk is full."""
 
 
 class StorageClaimedError(StorageError):

@@ -272,6 +272,7 @@ def test_an_unwritable_dest_is_named_in_the_error(home, mixed_tree, tmp_path):
     assert r.returncode == 7, r.stderr
     assert f"destination {dest}" in r.stderr
     assert "Permission denied" in r.stderr and "Traceback" not in r.stderr
+    assert "GRID_HOME" not in r.stderr  # the hint is about the destination, not grid's home
     assert os.listdir(dest) == []
 
 

@@ -40,6 +40,7 @@ _TABLE: list[tuple[type[BaseException], int, str]] = [
     (e.FormatVersionError, 6, "upgrade grid: pip install -U grid-datastores"),
     (e.IntegrityError, 6, "the stored data is damaged; re-create the version from its source"),
     (e.StorageClaimedError, 8, ""),  # the message says what to do
+    (e.DestinationError, 7, ""),  # ... and names the destination, never GRID_HOME
     (e.UnsafeHomeError, 7, ""),
     (e.NoSpaceError, 7, "free disk space where GRID_HOME lives (or set GRID_HOME), then retry"),
     (e.StorageError, 7, "check that GRID_HOME is writable and retry; --debug shows details"),
@@ -56,7 +57,7 @@ _HOME_ENTRIES = ("objects", "index", "state", "cache", "tmp", "logs")
 
 def _unwritable_home(exc: BaseException) -> str | None:
     """GRID_HOME (or what grid writes in it) when ``exc`` comes from it not being writable."""
-    if isinstance(exc, e.NoSpaceError):
+    if isinstance(exc, (e.NoSpaceError, e.DestinationError)):
         return None
     if not isinstance(exc, e.StorageError) and not (
         isinstance(exc, OSError) and exc.errno in _DENIED

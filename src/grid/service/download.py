@@ -31,8 +31,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from grid.errors import (
+    DestinationError,
+    DestinationFullError,
     IntegrityError,
-    NoSpaceError,
     PathNotFoundError,
     StorageError,
     UsageError,
@@ -123,16 +124,20 @@ def _dest_error(exc: OSError, path: str, dest: str) -> StorageError:
     reason = exc.strerror or str(exc)
     what = "the destination" if path == dest else f"{path} in the destination"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return NoSpaceError(
+        return DestinationFullError(
             f"no space left to write {what} {dest}: {reason} (free space on the destination's "
             "disk or choose another destination)",
             path=path,
         )
-    return StorageError(f"cannot write {what} {dest}: {reason}", path=path)
+    return DestinationError(
+        f"cannot write {what} {dest}: {reason} (check that the destination is writable, or "
+        "choose another)",
+        path=path,
+    )
 
 
 def _in_the_way(path: str, dest: str, there: str, wanted: str) -> StorageError:
-    return StorageError(
+    return DestinationError(
         f"cannot write {path} in the destination {dest}: {there} is there and the version has "
         f"{wanted}; move it away and retry",
         path=path,
@@ -179,7 +184,9 @@ class _Dest:
             except OSError as exc:
                 raise _dest_error(exc, self.full(name), self.path) from exc
             return
-        raise StorageError(f"cannot make a temporary folder in the destination {self.path}")
+        raise DestinationError(
+            f"cannot make a temporary folder in the destination {self.path}", path=self.path
+        )
 
     def __enter__(self) -> _Dest:
         return self

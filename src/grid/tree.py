@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
+_NS_MIN, _NS_MAX = -(2**63), 2**63 - 1
+
 
 @dataclass(slots=True)
 class SourceEntry:
@@ -27,6 +29,14 @@ class SourceEntry:
     location: str = ""
     ino: int = 0
     ctime_ns: int = 0
+
+    def __post_init__(self) -> None:
+        # A file dated 2300 (or 1600) is stored, its time clamped to what a signed 64-bit
+        # count of nanoseconds holds (years 1677 to 2262), as manifests record it.
+        if not _NS_MIN <= self.mtime_ns <= _NS_MAX:
+            self.mtime_ns = min(max(self.mtime_ns, _NS_MIN), _NS_MAX)
+        if not _NS_MIN <= self.ctime_ns <= _NS_MAX:
+            self.ctime_ns = min(max(self.ctime_ns, _NS_MIN), _NS_MAX)
 
     @property
     def path(self) -> str:

@@ -238,3 +238,26 @@ def test_a_mounted_version_is_not_deleted_and_gc_keeps_it_readable(run, tmp_path
     assert (mp / "k.bin").read_bytes() == data
     assert run("datastore", "unmount", str(mp)).returncode == 0
     assert run("datastore", "delete", "g:1", "--yes").returncode == 0
+
+
+def test_gc_repacking_under_a_mount_keeps_it_readable(run, tmp_path):
+    """Issue 13.1's sequence: a mounted g:2 reads on after gc repacks g:1's pack; unmounted,
+    the next gc deletes what it kept."""
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "big").write_bytes(os.urandom(24 << 20))
+    k = os.urandom(8 << 20)
+    (d / "k").write_bytes(k)
+    assert run("datastore", "create", str(d), "--name", "g").returncode == 0
+    (d / "big").unlink()
+    assert run("datastore", "create", str(d), "--name", "g").returncode == 0
+    mp = tmp_path / "m"
+    assert run("datastore", "mount", "g:2", str(mp)).returncode == 0
+    assert run("datastore", "delete", "g:1", "--yes").returncode == 0
+    r = run("datastore", "gc", "--grace", "0")
+    assert r.returncode == 0 and "1 repacked" in r.stdout, r.stdout
+    assert (mp / "k").read_bytes() == k  # no EIO
+    assert run("datastore", "unmount", str(mp)).returncode == 0
+    r = run("datastore", "gc", "--grace", "0", "--json")
+    assert r.returncode == 0 and '"retired_deleted": 2' in r.stdout, r.stdout
+    assert run("datastore", "verify", "g:2").returncode == 0

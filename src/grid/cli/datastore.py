@@ -333,6 +333,11 @@ def gc(
             f"({grace or os.environ.get('GRID_GC_GRACE') or '24h'}); a later gc reclaims them, "
             "or --grace 0 now if no create runs elsewhere"
         )
+    if report.kept_for_readers:
+        print(
+            f"gc: kept {report.kept_for_readers:,} replaced objects that readers opened before "
+            "the repack (mounts, open files) may still use; a gc after they close deletes them"
+        )
     if report.kept_unknown:
         print(
             f"gc: kept {report.kept_unknown:,} objects "

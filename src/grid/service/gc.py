@@ -36,6 +36,7 @@ from grid.objects import ObjectInfo
 from grid.records import FAILED, SUCCEEDED, VersionInfo
 from grid.service.context import Context
 from grid.service.ownership import ensure_owned
+from grid.service.retire import retire, retired_keys, sweep
 from grid.store.manifest import FILE, relocate_manifest
 from grid.store.pack import PackBuilder, pack_key, parse_trailer
 from grid.store.repository import manifest_key
@@ -62,6 +63,8 @@ class GcReport:
     kept_young_bytes: int = 0
     kept_unknown: int = 0  # ... not recorded as written by this installation
     kept_unknown_bytes: int = 0
+    kept_for_readers: int = 0  # replaced objects a reader of a live version may still need
+    retired_deleted: int = 0  # replaced objects (this run's or earlier) deleted, now unread
 
 
 Progress = Callable[[str], None]
@@ -126,6 +129,7 @@ def gc(
                     _repack(ctx, db, sparse, live_versions, report)
                 _delete_packs(ctx, dead)
                 ctx.store.objects.clean_partial()
+                report.retired_deleted, report.kept_for_readers = sweep(ctx)
             else:
                 report.packs_repacked = len(sparse)
                 report.bytes_reclaimed += sum(sparse.values())
@@ -168,6 +172,7 @@ def _classify(
     unleased (a real run has released them by now; a dry run must predict that)."""
     live = dict(db.execute("SELECT pack, SUM(stored) FROM live GROUP BY pack"))
     leased = {pack for holder, pack in ctx.store.index.leased() if holder not in stale}
+    leased |= {key.rsplit("/", 1)[-1] for key in retired_keys(ctx)}  # swept separately
     dead: dict[str, int] = {}
     sparse: dict[str, int] = {}
     for obj in _collectable(ctx, ctx.store.objects.list("packs/"), report, cutoff, live):
@@ -202,6 +207,7 @@ def _drop_orphan_manifests(ctx: Context, report: GcReport, cutoff: float) -> int
     (read the other way round, a create started meanwhile lost its manifest)."""
     stored = list(ctx.store.objects.list("manifests/"))  # before the catalog: see above
     known = {manifest_key(v.manifest_id) for v in _versions(ctx)}
+    known |= retired_keys(ctx)  # a replaced manifest a reader may still use: swept separately
     orphans = [obj for obj in stored if obj.key not in known]
     doomed = [obj.key for obj in _collectable(ctx, orphans, report, cutoff)]
     for key in doomed:
@@ -269,13 +275,16 @@ def _repack(
     if pack.blobs:
         ctx.store.store_pack(pack)
         written.append(pack)
+    readers: dict[str, list[str]] = {p: [] for p in sparse}  # pack -> versions pointing in
     for v in versions:
         manifest = ctx.store.open_manifest(v.manifest_id)
         try:
-            touches = any(p in sparse for p in manifest.pack_ids)
+            touched = [p for p in manifest.pack_ids if p in sparse]
         finally:
             manifest.close()
-        if touches:
+        for p in touched:
+            readers[p].append(v.ref)
+        if touched:
             new_id = uuid.uuid4().hex
             path = ctx.scratch_path(f"{new_id}.manifest")
             try:
@@ -285,8 +294,10 @@ def _repack(
                 if os.path.exists(path):
                     os.unlink(path)
             ctx.catalog.set_manifest(v.datastore, v.number, new_id)
-            ctx.store.delete_manifest(v.manifest_id)
+            retire(ctx, [(manifest_key(v.manifest_id), [v.ref])])
             report.manifests_rewritten += 1
-    _delete_packs(ctx, sparse)
+    # Out of the index at once (dedup must not find them); the objects go once unread.
+    gone = ctx.store.index.forget_unleased(list(sparse))
+    retire(ctx, [(pack_key(p), readers[p]) for p in gone])
     for new in written:  # indexed once the old copies are gone, so dedup finds the new ones
         ctx.store.index.add_pack(new.pack_id, new.size, new.blobs)

@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS blobs (
     raw_length INTEGER NOT NULL,
     codec INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS retired (key TEXT PRIMARY KEY, refs TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leases (
     holder TEXT NOT NULL,
     pack TEXT NOT NULL,
@@ -231,6 +232,30 @@ class BlobIndex:
         conn = self._conn()
         with conn:
             conn.executemany("DELETE FROM written WHERE key = ?", ((k,) for k in keys))
+
+    def retire(self, objects: list[tuple[str, list[str]]]) -> None:
+        """Record objects gc replaced (a repacked pack, a rewritten manifest) with the versions
+        whose readers may still need them; ``retired`` lists them until ``unretire``."""
+        conn = self._conn()
+        try:
+            with conn:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO retired VALUES (?, ?)",
+                    ((key, " ".join(refs)) for key, refs in objects),
+                )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+
+    def retired(self) -> list[tuple[str, list[str]]]:
+        """(key, version refs) of every retired object not yet deleted."""
+        rows = self._conn().execute("SELECT key, refs FROM retired")
+        return [(key, refs.split()) for key, refs in rows]
+
+    def unretire(self, keys: list[str]) -> None:
+        """Forget retired objects once deleted."""
+        conn = self._conn()
+        with conn:
+            conn.executemany("DELETE FROM retired WHERE key = ?", ((k,) for k in keys))
 
     def release(self, holder: str) -> None:
         """Drop a holder's leases (its version succeeded, failed or was deleted)."""

@@ -146,3 +146,15 @@ def test_an_empty_source_is_a_usage_error(home, tmp_path, source):
     r = run("datastore", "create", source, "--name", "x")
     assert r.returncode == 2 and "SOURCE is empty" in r.stderr
     assert run("datastore", "--json").stdout.strip() == "[]"
+
+
+def test_a_huge_version_number_from_python_is_not_found(client, tmp_path):
+    src = tmp_path / "d"
+    src.mkdir()
+    (src / "a").write_text("a")
+    client.create(str(src), "d")
+    for number in (0, -1, 2**63, 10**30):
+        with pytest.raises(grid.VersionNotFoundError):
+            client.version("d", number)
+        with pytest.raises(grid.VersionNotFoundError):
+            client.read_bytes("d", number, "a")

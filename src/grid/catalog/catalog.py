@@ -97,7 +97,8 @@ class Catalog:
                 _sqlite_setup(self.engine)
             self._migrate()
         except sa_exc.SQLAlchemyError as exc:
-            raise StorageError(f"cannot open the catalog at {url}: {exc}") from exc
+            reason = getattr(exc, "orig", None) or exc  # the driver's words, not SQL and a link
+            raise StorageError(f"cannot open the catalog at {url}: {reason}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.owner_id = self._owner(owner)
         self._id: str | None = None
@@ -345,6 +346,10 @@ class Catalog:
     # -- reads -----------------------------------------------------------------------------
     def _version_row(self, s: Session, name: str, number: int) -> Version:
         ds = self._datastore(s, name)
+        if not 1 <= number < 2**63:  # beyond SQLite's integers: no such version, not a crash
+            raise VersionNotFoundError(
+                f"datastore {name!r} has no version {number}", datastore=name, version=number
+            )
         v = s.scalar(select(Version).where(Version.datastore_id == ds.id, Version.number == number))
         if v is None:
             raise VersionNotFoundError(

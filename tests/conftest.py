@@ -106,6 +106,16 @@ def _free_port(also_plus: int = 0) -> int:
     raise RuntimeError("no free port")
 
 
+def _test_credentials() -> None:
+    """Credentials for the test endpoints (neither checks them), unless some are set."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
 def start_moto(log_dir, **env: str):
     """Start moto in server mode (a separate process) on a free 127.0.0.1 port; return
     (process, URL). ``env`` adds to its environment (e.g. INITIAL_NO_AUTH_ACTION_COUNT)."""
@@ -147,12 +157,7 @@ def start_moto(log_dir, **env: str):
 def s3_endpoint(tmp_path_factory):
     """An S3-compatible endpoint on 127.0.0.1: moto in server mode, as a separate process."""
     proc, url = start_moto(tmp_path_factory.mktemp("moto"))
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        os.environ.setdefault(key, value)
+    _test_credentials()
     yield url
     proc.terminate()
     proc.wait(10)
@@ -187,12 +192,7 @@ def seaweedfs_endpoint(tmp_path_factory):
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{ports['s3']}"
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        os.environ.setdefault(key, value)
+    _test_credentials()
     s3 = boto3.client("s3", endpoint_url=url)
     deadline = time.monotonic() + 60
     while True:  # ready once it can make a bucket

@@ -13,25 +13,11 @@ import pytest
 
 import grid
 from tests.e2e.conftest import GRID
+from tests.e2e.test_schedule import _crontab, own_crontab  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.skipif(shutil.which("crontab") is None, reason="cron not installed")
 
 _NEW_PID_NS = ["unshare", "--pid", "--fork", "--mount-proc", "--"]
-
-
-@pytest.fixture(autouse=True)
-def own_crontab():
-    """Keep whatever crontab the machine had and put it back afterwards."""
-    before = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
-    yield
-    if before.returncode == 0:
-        subprocess.run(["crontab", "-"], input=before.stdout, text=True, check=True)
-    else:
-        subprocess.run(["crontab", "-r"], capture_output=True)
-
-
-def _crontab() -> str:
-    return subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout
 
 
 def _as_cron_runs(line: str) -> tuple[str, str | None]:

@@ -1,10 +1,12 @@
 """A real HTTP server on 127.0.0.1 serving test archives, with switches for what servers do:
-Range support or not, redirects, and a connection that breaks after some bytes."""
+Range support or not, validators (ETag, Last-Modified) or not, redirects, a connection that
+breaks after some bytes, a file that changes between requests, and a body that trickles."""
 
 from __future__ import annotations
 
 import http.server
 import threading
+import time
 from dataclasses import dataclass, field
 
 
@@ -20,6 +22,13 @@ class Served:
     chunked: bool = False  # no Content-Length
     stall_after: int | None = None  # full GETs send this many bytes, then wait for ``resume``
     resume: threading.Event = field(default_factory=threading.Event)
+    etag: str | None = '"v1"'  # sent (with Accept-Ranges) while ``ranges``; None: no ETag
+    last_modified: str | None = None  # sent when set
+    changes: dict[str, bytes] = field(default_factory=dict)  # after a path's first GET: these
+    trickle_after: int | None = None  # full GETs send this many bytes, then trickle the rest
+    trickle_every: float = 1.0  # ... one byte per this many seconds
+    trickle_for: float = 30.0  # ... for at most this long, then close the connection
+    if_ranges: list[str] = field(default_factory=list)  # the If-Range header of Range GETs
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -42,6 +51,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if data is None:
             self.send_error(404)
             return
+        if self.path in s.changes:  # the next GET sees other bytes, under the same validators
+            s.files[self.path] = s.changes.pop(self.path)
         start, end, status = 0, len(data), 200
         rng = self.headers.get("Range", "")
         if s.ranges and rng.startswith("bytes="):
@@ -49,10 +60,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             start = int(first)
             end = int(last) + 1 if last else len(data)
             status = 206
+            s.if_ranges.append(self.headers.get("If-Range", ""))
         self.send_response(status)
         if s.ranges:
             self.send_header("Accept-Ranges", "bytes")
-            self.send_header("ETag", '"v1"')
+            if s.etag:
+                self.send_header("ETag", s.etag)
+        if s.last_modified:
+            self.send_header("Last-Modified", s.last_modified)
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
         body = data[start:end]
@@ -65,6 +80,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body[: s.stall_after])
             self.wfile.flush()
             s.resume.wait(60)
+            self.close_connection = True
+            return
+        if s.trickle_after is not None and status == 200:
+            self.wfile.write(body[: s.trickle_after])
+            self.wfile.flush()
+            until = time.monotonic() + s.trickle_for
+            for i in range(s.trickle_after, len(body)):
+                if time.monotonic() > until:
+                    break
+                time.sleep(s.trickle_every)
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
             self.close_connection = True
             return
         if s.break_after is not None and status == 200:

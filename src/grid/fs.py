@@ -6,19 +6,39 @@ from a datastore, no mount needed (a front-end over ``grid.Client``).
     >>> pd.read_parquet("grid://sales/3/2024.parquet", storage_options={"home": "/data/grid"})
 
 Levels: ``grid://`` lists datastores, ``grid://NAME`` its succeeded versions, and
-``grid://NAME/VERSION/...`` the version's tree. Read-only: opening for writing raises.
+``grid://NAME/VERSION/...`` the version's tree. Read-only: every write (open for writing,
+mkdir, rm, mv, copy, pipe, touch, put) raises ``PermissionError`` with errno ``EROFS``. Byte
+ranges follow Python slices, as fsspec's MemoryFileSystem does (``cat_file(p, -10)``: the last
+10 bytes; an end before the start: ``b""``); open files know their ``size``.
 """
 
 from __future__ import annotations
 
 import builtins
-from typing import Any
+import errno
+import io
+from typing import Any, NoReturn
 
 from fsspec.spec import AbstractFileSystem
 
 from grid.client import Client
 from grid.errors import NotFoundError
 from grid.records import SUCCEEDED, FileInfo
+
+
+class GridFile(io.BufferedReader):
+    """An open file of a version: a buffered reader that knows its ``size`` (fsspec's
+    ``read_block``, ``tail`` and ranges from the end ask the file for it)."""
+
+    @property
+    def size(self) -> int:
+        raw: Any = self.raw  # a grid.store.reader.BlobFile
+        return int(raw.size)
+
+
+def read_only(what: str, path: Any) -> PermissionError:
+    """The error for a write to ``grid://``: EROFS, as a read-only mount answers."""
+    return PermissionError(errno.EROFS, f"grid:// is read-only: cannot {what} {path}")
 
 
 class GridFileSystem(AbstractFileSystem):  # type: ignore[misc]
@@ -105,11 +125,61 @@ class GridFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         if mode != "rb":
-            raise PermissionError(f"grid:// is read-only: cannot open {path} with mode {mode!r}")
+            raise read_only(f"open with mode {mode!r}", path)
         name, version, inner = self._split(path)
         if name is None or version is None or not inner:
             raise IsADirectoryError(path)
         try:
-            return self.client.open(name, version, inner)
+            opened = self.client.open(name, version, inner)
         except NotFoundError as exc:
             raise FileNotFoundError(path) from exc
+        return GridFile(opened.detach(), buffer_size=1 << 20)
+
+    def cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        """The bytes ``[start:end]`` of a file, with Python's slice rules (negative: from the
+        end; an end before the start: ``b""``)."""
+        with self.open(path, "rb") as f:
+            first, stop, _ = slice(start, end).indices(f.size)
+            if stop <= first:
+                return b""
+            f.seek(first)
+            return bytes(f.read(stop - first))
+
+    # -- writes: all refused -----------------------------------------------------------------
+    def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> NoReturn:
+        raise read_only("make a directory", path)
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> NoReturn:
+        raise read_only("make a directory", path)
+
+    def rmdir(self, path: str) -> NoReturn:
+        raise read_only("remove", path)
+
+    def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> NoReturn:
+        raise read_only("remove", path)
+
+    def rm_file(self, path: str) -> NoReturn:
+        raise read_only("remove", path)
+
+    def _rm(self, path: str) -> NoReturn:
+        raise read_only("remove", path)
+
+    def mv(self, path1: Any, path2: Any, *args: Any, **kwargs: Any) -> NoReturn:
+        raise read_only(f"move {path1} to", path2)
+
+    def copy(self, path1: Any, path2: Any, *args: Any, **kwargs: Any) -> NoReturn:
+        raise read_only(f"copy {path1} to", path2)
+
+    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> NoReturn:
+        raise read_only(f"copy {path1} to", path2)
+
+    def pipe_file(self, path: str, value: Any, *args: Any, **kwargs: Any) -> NoReturn:
+        raise read_only("write", path)
+
+    def touch(self, path: str, truncate: bool = True, **kwargs: Any) -> NoReturn:
+        raise read_only("touch", path)
+
+    def put_file(self, lpath: Any, rpath: Any, *args: Any, **kwargs: Any) -> NoReturn:
+        raise read_only(f"put {lpath} at", rpath)

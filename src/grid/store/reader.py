@@ -48,13 +48,31 @@ class BlobFile(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
+    @property
+    def size(self) -> int:
+        """The file's length in bytes."""
+        return self._size
+
     def tell(self) -> int:
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        """Move to ``offset`` from the start, the current position or the end, as ``io`` files
+        do: past the end is allowed (reads there are empty), before the start is not.
+
+        Raises:
+            ValueError: an unknown ``whence``, or a position before the start.
+        """
+        if whence == io.SEEK_SET:
+            base = 0
+        elif whence == io.SEEK_CUR:
+            base = self._pos
+        elif whence == io.SEEK_END:
+            base = self._size
+        else:
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
         if base + offset < 0:
-            raise ValueError("negative seek position")
+            raise ValueError(f"negative seek position {base + offset}")
         self._pos = base + offset
         return self._pos
 

@@ -40,6 +40,7 @@ class GridOperations(pyfuse3.Operations):
         self._pid = 0
         self.uid, self.gid = os.getuid(), os.getgid()
         self._entries: dict[int, Entry] = {}
+        self._inodes = 0  # entries in the version, root included (0: not counted yet)
         self.initialized = False
 
     def init(self) -> None:
@@ -50,8 +51,32 @@ class GridOperations(pyfuse3.Operations):
         """This process's snapshot (opened on first use: SQLite must not cross a fork)."""
         if self._snap is None or self._pid != os.getpid():
             self._snap, self._pid = self._open_snapshot(), os.getpid()
-            self._entries = {}
+            self._entries, self._inodes = {}, 0
         return self._snap
+
+    def _count_inodes(self) -> int:
+        """Every entry of the version (files, folders, symlinks) and the root: what ``df -i``
+        shows as used. Entry ids are numbered from 1 with no gap (the manifest writer hands
+        them out in order), so the count is the highest id that exists, found in about
+        2 log2(n) lookups; counted once per process."""
+        if not self._inodes:
+            exists = self._exists
+            high = 1
+            while exists(high):
+                high *= 2
+            low = high // 2  # exists(low), or low == 0: the root only
+            while high - low > 1:
+                middle = (low + high) // 2
+                low, high = (middle, high) if exists(middle) else (low, middle)
+            self._inodes = low + 1
+        return self._inodes
+
+    def _exists(self, entry_id: int) -> bool:
+        try:
+            self.snap.entry(entry_id)
+        except NotFoundError:
+            return False
+        return True
 
     def close(self) -> None:
         if self._snap is not None and self._pid == os.getpid():
@@ -149,7 +174,7 @@ class GridOperations(pyfuse3.Operations):
         s.f_bsize = s.f_frsize = 1 << 20
         s.f_blocks = (self.snap.version.size + s.f_bsize - 1) // s.f_bsize
         s.f_bfree = s.f_bavail = 0
-        s.f_files = self.snap.version.files
+        s.f_files = self._count_inodes()
         s.f_ffree = s.f_favail = 0
         s.f_namemax = 255
         return s

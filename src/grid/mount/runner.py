@@ -5,16 +5,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pyfuse3
 import trio
 
 from grid.client import Client, Snapshot
-from grid.errors import ConflictError, UsageError
+from grid.errors import ConflictError, GridError, UsageError
 from grid.mount.operations import GridOperations
 
 FSNAME_PREFIX = "grid:"
@@ -26,25 +28,72 @@ def default_mountpoint(name: str, version: int) -> str:
     return os.path.join(root, name, str(version))
 
 
+_OCTAL = re.compile(rb"\\([0-7]{3})")
+
+
+def _unescape(field: bytes) -> str:
+    """A field of /proc/mounts as the path it names: the kernel writes space, tab, newline and
+    backslash as octal escapes (``\\040``, ``\\011``, ``\\012``, ``\\134``); other bytes as
+    they are (not UTF-8 ones too: decoded as the os module does)."""
+    return os.fsdecode(_OCTAL.sub(lambda m: bytes([int(m.group(1), 8) & 0xFF]), field))
+
+
 def mounted() -> dict[str, str]:
     """Mountpoint -> fsname of every grid mount on this machine (from /proc/mounts)."""
     out = {}
-    with open("/proc/mounts") as f:
+    with open("/proc/mounts", "rb") as f:
         for line in f:
-            fsname, mountpoint, fstype = line.split()[:3]
+            fields = line.split()
+            if len(fields) < 3:
+                continue
+            fsname, mountpoint, fstype = (_unescape(x) for x in fields[:3])
             if fstype == "fuse.grid" or fsname.startswith(FSNAME_PREFIX):
-                out[mountpoint.replace("\\040", " ")] = fsname
+                out[mountpoint] = fsname
     return out
 
 
 def unmount(mountpoint: str) -> None:
-    """Unmount a grid mount, also one whose process died ("transport endpoint not connected")."""
+    """Unmount a grid mount, also one whose process died ("transport endpoint not connected").
+
+    Raises:
+        UsageError: ``mountpoint`` is not a grid mount.
+        ConflictError: fusermount3 failed.
+    """
     mountpoint = os.path.abspath(mountpoint)
-    if mountpoint not in mounted():
+    mounts = mounted()
+    if mountpoint not in mounts and os.path.realpath(mountpoint) in mounts:
+        mountpoint = os.path.realpath(mountpoint)  # named through a symlink
+    if mountpoint not in mounts:
         raise UsageError(f"{mountpoint} is not a grid mount", rule="unmount a grid mount")
     r = subprocess.run(["fusermount3", "-u", "-z", mountpoint], capture_output=True, text=True)
     if r.returncode != 0:
         raise ConflictError(f"cannot unmount {mountpoint}: {r.stderr.strip()}")
+
+
+def unmount_all(on_unmounted: Callable[[str], None] | None = None) -> list[str]:
+    """Unmount every grid mount on this machine, trying each even when one fails; return the
+    mountpoints unmounted (``on_unmounted`` is called with each as it goes).
+
+    Raises:
+        ConflictError: some could not be unmounted (all of them named, with why); the others
+            were.
+    """
+    done, failed = [], []
+    for mountpoint in sorted(mounted()):
+        try:
+            unmount(mountpoint)
+        except GridError as exc:
+            failed.append(f"{mountpoint} ({exc})")
+            continue
+        done.append(mountpoint)
+        if on_unmounted is not None:
+            on_unmounted(mountpoint)
+    if failed:
+        raise ConflictError(
+            f"could not unmount {len(failed)} of {len(failed) + len(done)} grid mounts: "
+            + "; ".join(failed)
+        )
+    return done
 
 
 def _serve(

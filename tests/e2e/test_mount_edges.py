@@ -111,3 +111,21 @@ def test_statfs_counts_every_entry_as_an_inode(run, version, tmp_path):
     df = subprocess.run(["df", "--output=iused", str(mp)], capture_output=True, text=True)
     assert df.stdout.split()[-1] == str(entries + 1)
     assert run("datastore", "unmount", str(mp)).returncode == 0
+
+
+def test_inode_count_is_exact_for_any_number_of_entries():
+    from grid.errors import PathNotFoundError
+    from grid.mount.operations import GridOperations
+
+    class Snap:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def entry(self, entry_id: int) -> object:
+            if not 0 <= entry_id <= self.n:
+                raise PathNotFoundError(f"no entry {entry_id}", path=str(entry_id))
+            return object()
+
+    for n in [*range(70), 1000, 1023, 1024, 1025, 123_457]:
+        ops = GridOperations(lambda n=n: Snap(n))  # type: ignore[arg-type,return-value]
+        assert ops._count_inodes() == n + 1, n

@@ -158,11 +158,12 @@ def test_downloaded_counts_bytes_as_they_arrive(server):
 
 
 @pytest.mark.parametrize(
-    "target", ["data:text/plain,hello", "mailto:someone@example.com", "ftp://127.0.0.1/x.tar"]
+    "target",
+    ["data:text/plain,hello", "mailto:someone@example.com", "ftp://127.0.0.1/x.tar", "http://[::1"],
 )
 def test_redirect_to_another_scheme_is_refused(client, server, target):
     server.served.redirects = {"/a.tar": target}
-    with pytest.raises(UsageError, match="not an http") as caught:
+    with pytest.raises(UsageError, match="not a valid http") as caught:
         client.create(server.url("/a.tar"), "odd")
     assert target in str(caught.value)
     assert client.list() == []

@@ -475,8 +475,8 @@ def _refuse_odd_redirect(response: httpx.Response) -> None:
         ok = False
     if not ok:
         raise UsageError(
-            f"{response.request.url} redirects to {location!r}, which is not an http(s) URL: "
-            "refused",
+            f"{response.request.url} redirects to {location!r}, which is not a valid http(s) "
+            "URL: refused",
             rule="SOURCE URL must be downloadable",
         )
 

@@ -458,15 +458,14 @@ def unmount(
 ) -> None:
     """Unmount a datastore (also one whose mount process died)."""
     runner = _mount_runner()
-    if all_:
-        targets = sorted(runner.mounted())
-    elif mountpoint:
-        targets = [os.path.abspath(mountpoint)]
-    else:
+    if all_:  # every mount is tried; failures are named together at the end (exit 4)
+        runner.unmount_all(lambda target: print(f"unmounted {render.safe_text(target)}"))
+        return
+    if not mountpoint:
         raise UsageError("give a MOUNTPOINT or --all", rule="unmount MOUNTPOINT | --all")
-    for target in targets:
-        runner.unmount(target)
-        print(f"unmounted {target}")
+    target = os.path.abspath(mountpoint)
+    runner.unmount(target)
+    print(f"unmounted {render.safe_text(target)}")
 
 
 def _mount_runner() -> types.ModuleType:

@@ -270,6 +270,8 @@ def _fill(
             holder=version.ref,
             workers=_S3_WORKERS if isinstance(source, S3Source) else WORKERS,
         )
+        if archive is not None:  # the final figure (progress is recorded once a second)
+            ctx.catalog.set_progress(name, version.number, archive.downloaded, archive.total)
         root_mtime = source.root_stat.st_mtime_ns if isinstance(source, LocalSource) else 0
         if archive is not None and staged is not None:
             root_mtime = _arrange(archive, staged, manifest, stats, job.options.keep_root)

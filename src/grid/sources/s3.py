@@ -5,6 +5,12 @@ The tree is listed one level at a time (``Delimiter='/'``) and walked depth firs
 sorted, as a local folder is, so memory stays at one level's listing. An object's ETag stands in
 for the inode of a local file (and its LastModified for the mtime), so a re-run reads only the
 objects whose ETag or size changed.
+
+Keys follow the archive path rule (``grid.sources.archive_rules.key_path``): an empty, ``.`` or
+``..`` segment, a segment over 255 bytes, or a key that is both a file and a folder (``a`` and
+``a/b``) refuses the source with an ``ArchiveError`` naming the key, before any version is made
+of it. A key ending in ``/`` with no body is a folder marker (as the AWS console makes): the
+folder, empty or not; one with a body is refused.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, BinaryIO
 
-from grid.errors import SourceError, UsageError
+from grid.errors import ArchiveError, SourceError, UsageError
 from grid.ids import digest_of
 from grid.objects import s3 as s3_objects
+from grid.sources.archive_rules import key_path, shown
 from grid.tree import SourceEntry, Warn
 
 _FILE_MODE = stat.S_IFREG | 0o644
@@ -106,7 +113,8 @@ class S3Source:
         return SourceError(f"cannot {doing} {where}: {code or exc}", path=where)
 
     def _level(self, prefix: str) -> tuple[list[str], list[dict[str, Any]]]:
-        """Sub-folder names and objects directly under ``prefix``."""
+        """Sub-folder names and objects directly under ``prefix`` (a folder's name is what
+        lies between ``prefix`` and the next ``/``: it may be empty, for ``a//b``)."""
         folders: list[str] = []
         objects: list[dict[str, Any]] = []
         try:
@@ -114,13 +122,59 @@ class S3Source:
                 Bucket=self.bucket, Prefix=prefix, Delimiter="/"
             )
             for page in pages:
-                folders += [
-                    p["Prefix"][len(prefix) :].rstrip("/") for p in page.get("CommonPrefixes", [])
-                ]
-                objects += [o for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+                folders += [p["Prefix"][len(prefix) : -1] for p in page.get("CommonPrefixes", [])]
+                for obj in page.get("Contents", []):
+                    if not obj["Key"].endswith("/"):
+                        objects.append(obj)
+                    elif int(obj.get("Size", 0)):  # the folder's own marker, with a body
+                        raise ArchiveError(
+                            f"S3 key {shown(obj['Key'])} ends in '/' but holds "
+                            f"{obj['Size']} bytes: it cannot be both a folder and a file; "
+                            "rename the object",
+                            path=obj["Key"],
+                        )
         except self._errors as exc:
             raise self._problem(exc, "list") from exc
         return folders, objects
+
+    def _first_key(self, prefix: str) -> str:
+        """A key under ``prefix`` (to name in a message), or ``prefix...`` if none is found."""
+        try:
+            listed = self._s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+            return str(listed["Contents"][0]["Key"])
+        except (*self._errors, KeyError, IndexError):
+            return f"{prefix}..."
+
+    def _children(self, prefix: str, rel: str) -> list[tuple[str, str, Any]]:
+        """(name, path, object or None for a folder) under ``prefix``, names sorted, each
+        checked by the path rule.
+
+        Raises:
+            ArchiveError: a key that cannot be a path, or a file and a folder of one name.
+        """
+        folders, objects = self._level(prefix)
+        files = {o["Key"][len(prefix) :]: o for o in objects}
+        children: list[tuple[str, str, Any]] = []
+        for name in folders:
+            path = f"{rel}/{name}" if rel else name
+            try:
+                key_path(f"{prefix}{name}/", path)
+            except ArchiveError:
+                key_path(self._first_key(f"{prefix}{name}/"), path)  # names a key
+                raise
+            if name in files:
+                key, under = files[name]["Key"], self._first_key(f"{prefix}{name}/")
+                raise ArchiveError(
+                    f"S3 keys {shown(key)} and {shown(under)} make {shown(path)} both a file "
+                    "and a folder; rename one of them",
+                    path=key,
+                )
+            children.append((name, path, None))
+        for name, obj in files.items():
+            path = f"{rel}/{name}" if rel else name
+            key_path(obj["Key"], path)
+            children.append((name, path, obj))
+        return sorted(children, key=lambda c: c[0])
 
     def is_empty(self) -> bool:
         folders, objects = self._level(f"{self.prefix}/" if self.prefix else "")
@@ -133,13 +187,10 @@ class S3Source:
         yield from self._walk(f"{self.prefix}/" if self.prefix else "", "")
 
     def _walk(self, prefix: str, rel: str) -> Iterator[SourceEntry]:
-        folders, objects = self._level(prefix)
-        children: list[tuple[str, Any]] = [(f, None) for f in folders if f]
-        children += [(o["Key"][len(prefix) :], o) for o in objects]
-        for name, obj in sorted(children, key=lambda c: c[0]):
+        for name, path, obj in self._children(prefix, rel):
             if obj is None:
                 yield SourceEntry(rel, name, _DIR_MODE, 0, 0, None, f"{prefix}{name}/")
-                yield from self._walk(f"{prefix}{name}/", f"{rel}/{name}" if rel else name)
+                yield from self._walk(f"{prefix}{name}/", path)
             else:
                 etag = str(obj.get("ETag", "")).strip('"')
                 yield SourceEntry(

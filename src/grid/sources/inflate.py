@@ -1,6 +1,7 @@
 """Byte plumbing for archives: a thread that inflates a compressed stream ahead of its reader,
-a forward-only file tarfile can read in its random-access mode, and a member's content whose
-failures become ArchiveErrors naming the member."""
+a forward-only file tarfile can read in its random-access mode, a sparse member's content that
+counts its holes, and a member's content whose failures become ArchiveErrors naming the
+member."""
 
 from __future__ import annotations
 
@@ -21,14 +22,15 @@ from isal import igzip
 from zstandard import ZstdError
 
 from grid.errors import ArchiveError, GridError
-from grid.sources.archive_rules import RATIO_FLOOR, ArchiveLimits
+from grid.sources.archive_rules import RATIO_FLOOR, ArchiveLimits, shown
 
 _PIPE_CHUNK = 1 << 20
 
 
 class Inflater(io.RawIOBase):
     """Decompresses ``raw`` on a background thread (zlib, bz2, lzma and zstd release the GIL),
-    handing 1 MiB pieces to the reader; enforces the expansion ratio."""
+    handing 1 MiB pieces to the reader; enforces the expansion ratio, counting the holes of
+    sparse files read so far (``holes``, kept by the reader) as expanded bytes."""
 
     def __init__(
         self, raw: BinaryIO, kind: str, compressed: Callable[[], int], limits: ArchiveLimits
@@ -38,6 +40,7 @@ class Inflater(io.RawIOBase):
         self._left = b""
         self._stop = threading.Event()
         self.expanded = 0
+        self.holes = 0
         self._thread = threading.Thread(target=self._run, name="grid-inflate", daemon=True)
         self._thread.start()
 
@@ -72,7 +75,7 @@ class Inflater(io.RawIOBase):
                 self.expanded += len(data)
                 if self._kind != "tar":
                     allowed = self._limits.max_ratio * max(self._compressed(), RATIO_FLOOR)
-                    if self.expanded > allowed:
+                    if self.expanded + self.holes > allowed:
                         raise ArchiveError(
                             f"the archive expands more than {self._limits.max_ratio:g} times "
                             "(a decompression bomb?); raise --max-ratio if it is genuine"
@@ -138,7 +141,11 @@ class Forward:
 
     def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
         if whence != io.SEEK_SET or pos < self._pos:
-            raise ArchiveError("the tar archive needs random access here; it is not supported")
+            # tarfile seeks back only when headers disagree with the data they describe
+            raise ArchiveError(
+                f"the tar archive is corrupt: its headers point back to byte {pos} "
+                f"from byte {self._pos}"
+            )
         while pos > self._pos:
             skipped = len(self._f.read(min(pos - self._pos, 1 << 20)))
             if not skipped:
@@ -155,6 +162,49 @@ class Forward:
         n = self._f.readinto(buffer)
         self._pos += n
         return n
+
+
+class Holes(io.RawIOBase):
+    """A sparse tar member's content (``fileobj``, holes read as zeros); ``on_holes(n)`` is
+    told of every ``n`` bytes of hole read, before they are handed on.
+
+    ``sparse`` is the member's map of (offset, length) data runs, in order (checked by the
+    caller); what lies between them is hole."""
+
+    def __init__(
+        self, fileobj: Any, sparse: list[tuple[int, int]], on_holes: Callable[[int], None]
+    ) -> None:
+        self._f, self._on_holes = fileobj, on_holes
+        self._runs = [(offset, offset + size) for offset, size in sparse if size > 0]
+        self._run = 0  # the first run that ends after ``_pos``
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _data_in(self, start: int, end: int) -> int:
+        """Bytes of data (not hole) in [start, end); ``start`` only ever grows."""
+        runs, data = self._runs, 0
+        while self._run < len(runs) and runs[self._run][1] <= start:
+            self._run += 1
+        i = self._run
+        while i < len(runs) and runs[i][0] < end:
+            data += min(runs[i][1], end) - max(runs[i][0], start)
+            i += 1
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        n = int(self._f.readinto(buffer))
+        if n:
+            holes = n - self._data_in(self._pos, self._pos + n)
+            self._pos += n
+            if holes:
+                self._on_holes(holes)
+        return n
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
 
 
 class Member(io.RawIOBase):
@@ -181,7 +231,8 @@ class Member(io.RawIOBase):
             RuntimeError,
         ) as exc:
             raise ArchiveError(
-                f"the archive is truncated or corrupt at {self._path}: {exc}", path=self._path
+                f"the archive is truncated or corrupt at {shown(self._path)}: {exc}",
+                path=self._path,
             ) from exc
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ from grid.ids import TreeHasher
 from grid.store.manifest import BLOB, DIR, FILE, ROOT_ID, SYMLINK, ManifestWriter, path_of
 
 _MAX_LINK_HOPS = 40
+_SHOWN_CHARS = 200  # of a path quoted in a message (as grid.sources.archive_rules.shown)
 _PAGE = 1000
 _COLUMNS = "id, name, kind, size, mode, mtime_ns, target, blobs"
 
@@ -43,14 +44,16 @@ def arrange(
     staged_path: str,
     out: ManifestWriter,
     *,
-    hardlinks: list[tuple[str, str, int, int]],
+    hardlinks: list[tuple[str, str, int, int, str]],
     dir_meta: dict[str, tuple[int, int]],
     keep_root: bool = False,
 ) -> Arranged:
     """Write the staged manifest at ``staged_path`` into ``out`` (not finished) in storage order.
 
-    ``hardlinks`` are (path, target, mode, mtime_ns) in archive order; ``dir_meta`` maps a
-    folder's path to the (mode, mtime_ns) its own entry gave.
+    ``hardlinks`` are (path, target, mode, mtime_ns, before) in archive order, ``before``
+    being the path of the entry staged last before the link: its target must be a file or a
+    hardlink that came earlier (as tar extracts them, a link to a later entry fails);
+    ``dir_meta`` maps a folder's path to the (mode, mtime_ns) its own entry gave.
 
     Raises:
         ArchiveError: a duplicate path, a hardlink to no earlier file, a symlink leading
@@ -66,8 +69,8 @@ def arrange(
         for path in links:
             if _leaves(links, path, 0):
                 raise ArchiveError(
-                    f"archive entry {path!r} is a symlink to {links[path]!r}, which leads "
-                    "outside the archive",
+                    f"archive entry {_shown(path)} is a symlink to {_shown(links[path])}, which "
+                    "leads outside the archive",
                     path=path,
                 )
         result = Arranged(root_mtime_ns=dir_meta.get("", (0, 0))[1])
@@ -104,7 +107,7 @@ class _Staged:
                 "SELECT min(id) FROM entries GROUP BY parent, name HAVING count(*) > 1 LIMIT 1"
             ).fetchone()
             path = path_of(self.db, row[0])
-            raise ArchiveError(f"the archive holds {path!r} twice", path=path) from None
+            raise ArchiveError(f"the archive holds {_shown(path)} twice", path=path) from None
 
     def lookup(self, path: str) -> tuple[int, int] | None:
         """(id, kind) of ``path``, or None."""
@@ -131,24 +134,30 @@ class _Staged:
                     (mode, mtime_ns, found[0]),
                 )
 
-    def add_hardlinks(self, hardlinks: list[tuple[str, str, int, int]]) -> None:
-        next_id = (self.db.execute("SELECT max(id) FROM entries").fetchone()[0] or 0) + 1
-        for path, target, mode, mtime_ns in hardlinks:
+    def add_hardlinks(self, hardlinks: list[tuple[str, str, int, int, str]]) -> None:
+        first_link = (self.db.execute("SELECT max(id) FROM entries").fetchone()[0] or 0) + 1
+        next_id = first_link
+        for path, target, mode, mtime_ns, before in hardlinks:
             found = self.lookup(target)
             row = None
             if found is not None and found[1] == FILE:
-                row = self.db.execute(
-                    "SELECT size, blobs FROM entries WHERE id = ?", (found[0],)
-                ).fetchone()
+                # staged ids follow archive order; links are added in archive order after them
+                last = self.lookup(before)
+                if found[0] >= first_link or (last is not None and found[0] <= last[0]):
+                    row = self.db.execute(
+                        "SELECT size, blobs FROM entries WHERE id = ?", (found[0],)
+                    ).fetchone()
             if row is None:
                 raise ArchiveError(
-                    f"archive entry {path!r} is a hardlink to {target!r}, which is not a file "
-                    "earlier in the archive",
+                    f"archive entry {_shown(path)} is a hardlink to {_shown(target)}, which is "
+                    "not a file earlier in the archive",
                     path=path,
                 )
             parent = self.lookup(os.path.dirname(path))
             if parent is None or parent[1] != DIR:
-                raise ArchiveError(f"archive entry {path!r} lies under a non-folder", path=path)
+                raise ArchiveError(
+                    f"archive entry {_shown(path)} lies under a non-folder", path=path
+                )
             try:
                 self.db.execute(
                     "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
@@ -164,7 +173,7 @@ class _Staged:
                     ),
                 )
             except sqlite3.IntegrityError:
-                raise ArchiveError(f"the archive holds {path!r} twice", path=path) from None
+                raise ArchiveError(f"the archive holds {_shown(path)} twice", path=path) from None
             next_id += 1
 
     def symlinks(self) -> dict[str, str]:
@@ -179,6 +188,11 @@ class _Staged:
         if len(rows) == 1 and rows[0][2] == DIR:
             return int(rows[0][0]), str(rows[0][1])
         return None
+
+
+def _shown(path: str) -> str:
+    """``path`` quoted for a message, cut to its first 200 characters."""
+    return repr(path if len(path) <= _SHOWN_CHARS else path[:_SHOWN_CHARS] + "…")
 
 
 def _leaves(links: dict[str, str], path: str, floor: int) -> bool:

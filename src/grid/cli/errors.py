@@ -35,7 +35,7 @@ _TABLE: list[tuple[type[BaseException], int, str]] = [
     (e.NotFoundError, 3, ""),
     (e.VersionNotReadyError, 4, "wait for it to succeed, or pick another version"),
     (e.ConflictError, 4, ""),
-    (e.ArchiveError, 5, "no version was made; the archive must be fixed or re-made"),
+    (e.ArchiveError, 5, "no version was made; fix the archive, or the names in the source, first"),
     (e.SourceError, 5, "fix the source (permissions, network, credentials), then create again"),
     (e.FormatVersionError, 6, "upgrade grid: pip install -U grid-datastores"),
     (e.IntegrityError, 6, "the stored data is damaged; re-create the version from its source"),

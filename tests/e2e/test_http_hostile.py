@@ -180,3 +180,20 @@ def test_short_body_reports_the_bytes_that_arrived(client, server):
     with pytest.raises(SourceError, match="cannot resume") as caught:
         client.create(server.url("/short.tar"), "short")
     assert f"after 3700000 of {len(data)} bytes" in str(caught.value)
+
+
+def test_progress_is_reported_while_one_member_trickles_in(client, server):
+    """Issue 13.6: the create's progress (the CLI line, the catalog's figure) moves every
+    second while bytes trickle in inside one member, not only when a member is stored."""
+    data = one_file_tar(1 << 20, 8)
+    server.served.files["/t.tar"] = data
+    server.served.trickle_after = 100_000
+    server.served.trickle_every = 0.05
+    server.served.trickle_for = 2.5
+    seen: list[tuple[float, int | None]] = []
+    client.create(
+        server.url("/t.tar"), "t", progress=lambda p: seen.append((time.monotonic(), p.downloaded))
+    )
+    during = [d for _, d in seen if d is not None and 100_000 <= d < len(data)]
+    assert len(during) >= 2, seen  # reported while the one member was still arriving
+    assert client.version("t", 1).progress_done == len(data)

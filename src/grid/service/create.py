@@ -246,11 +246,15 @@ def _fill(
     name, manifest_id, lease = version.datastore, version.manifest_id, my_lease(ctx)
     totals = _Totals(source) if job.count_totals and isinstance(source, LocalSource) else None
     reporter = _reporter(ctx, version, job.progress, totals, archive)
+    ticker = _Ticker(reporter) if archive is not None else None
 
     def report(stats: IngestStats) -> None:
         if heartbeat.lost.is_set():
             raise _lost(ctx, version)
-        reporter(stats)
+        if ticker is not None:
+            ticker.report(stats)
+        else:
+            reporter(stats)
 
     manifest: ManifestWriter | None = None
     staged: ManifestWriter | None = None
@@ -318,6 +322,8 @@ def _fill(
     finally:
         if totals is not None:
             totals.stop.set()
+        if ticker is not None:
+            ticker.stop.set()
         for path in (manifest_path, f"{manifest_path}.staged"):
             if os.path.exists(path):
                 os.unlink(path)
@@ -443,6 +449,27 @@ def _fail(ctx: Context, version: VersionInfo, exc: BaseException) -> None:
         )
         if status == FAILED:
             ctx.store.index.release(version.ref)
+
+
+class _Ticker:
+    """Reports an archive's progress at least once a second, also while its bytes trickle in
+    inside one member (ingest reports only as members are stored)."""
+
+    def __init__(self, reporter: Callable[[IngestStats], None]) -> None:
+        self.stop = threading.Event()
+        self._reporter, self._stats = reporter, IngestStats()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._tick, name="grid-progress", daemon=True).start()
+
+    def report(self, stats: IngestStats) -> None:
+        with self._lock:  # one report at a time: the front-end's display is not thread-safe
+            self._stats = stats
+            self._reporter(stats)
+
+    def _tick(self) -> None:
+        while not self.stop.wait(_PROGRESS_EVERY):
+            with contextlib.suppress(GridError), self._lock:
+                self._reporter(self._stats)
 
 
 class _Totals:

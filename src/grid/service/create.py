@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
-import threading
-import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from grid.errors import (
     ArchiveError,
@@ -43,97 +39,23 @@ from grid.records import (
     VersionInfo,
 )
 from grid.service.context import Context
+from grid.service.create_progress import CreateProgress, Progress, Ticker, Totals
+from grid.service.create_progress import reporter as progress_reporter
+from grid.service.create_source import SourceOptions, arrange_archive, default_name, open_source
 from grid.service.lease import Heartbeat, my_lease, stopped
 from grid.service.names import validate_name
 from grid.service.ownership import ensure_owned
 from grid.sources import LocalSource
-from grid.sources.archive import ArchiveSource, archive_name, is_url
+from grid.sources.archive import ArchiveSource
 from grid.sources.archive_rules import ArchiveLimits
 from grid.sources.s3 import S3Source
 from grid.store import IngestStats, ManifestWriter, ingest
-from grid.store.arrange import arrange
 from grid.store.ingest import WORKERS
 from grid.tree import Source, Warn
 
-__all__ = ["ArchiveLimits", "CreateProgress", "SourceOptions", "create", "default_name"]
+__all__ = ["ArchiveLimits", "CreateProgress", "Progress", "SourceOptions", "create", "default_name"]
 
 _S3_WORKERS = 16  # GETs wait on the network: many in flight
-_PROGRESS_EVERY = 1.0  # seconds between progress records in the catalog
-
-
-@dataclass(frozen=True)
-class SourceOptions:
-    """How to read a remote source.
-
-    ``endpoint_url``, ``profile``, ``region``: for ``s3://`` (default: the standard AWS
-    chain). ``limits``: an archive's decompression-bomb bounds; ``keep_root``: keep an
-    archive's single top-level folder instead of making its contents the root.
-    """
-
-    endpoint_url: str | None = None
-    profile: str | None = None
-    region: str | None = None
-    limits: ArchiveLimits = field(default_factory=ArchiveLimits)
-    keep_root: bool = False
-
-
-@dataclass
-class CreateProgress:
-    """Where a create stands; totals are None until the background count has finished."""
-
-    files: int
-    bytes: int
-    total_files: int | None
-    total_bytes: int | None
-    phase: str
-    downloaded: int | None = None  # an archive's bytes downloaded so far
-    download_total: int | None = None  # ... out of this many (None: unknown)
-
-
-Progress = Callable[[CreateProgress], None]
-
-
-def default_name(source: str) -> str:
-    """The datastore name a source gets without ``--name``: its base name (an S3 URL's last
-    prefix component, or its bucket; an archive's file name less its suffix)."""
-    if source.startswith("s3://"):
-        return source[5:].rstrip("/").rsplit("/", 1)[-1]
-    if is_url(source):
-        return archive_name(source)
-    return os.path.basename(os.path.normpath(os.path.abspath(source)))
-
-
-def _open_source(
-    ctx: Context, path: str, warn: Warn | None, exclude: tuple[str, ...], options: SourceOptions
-) -> tuple[Source, str]:
-    """The source for ``path`` (a local folder or file, an s3:// URL or an archive URL) and
-    its identity."""
-    if path.startswith("s3://"):
-        s3 = S3Source(
-            path,
-            warn,
-            endpoint_url=options.endpoint_url,
-            profile=options.profile,
-            region=options.region,
-        )
-        return s3, path.rstrip("/")
-    if is_url(path):
-        archive = ArchiveSource(
-            path,
-            warn,
-            limits=options.limits,
-            allow_private=ctx.allow_private_urls,
-            spool_dir=ctx.scratch_dir,
-        )
-        return archive, path
-    scheme = path.split("://", 1)[0] if "://" in path else ""
-    if scheme.isalnum() and not os.path.exists(path):
-        raise UsageError(
-            f"{path}: {scheme}:// is not supported; SOURCE is a folder, a file, an http(s) URL "
-            "of an archive or s3://bucket/prefix",
-            rule="SOURCE is a path, an http(s) archive URL or an s3:// URL",
-        )
-    return LocalSource(path, warn, exclude=exclude), os.path.abspath(path)
 
 
 def create(
@@ -186,7 +108,7 @@ def create(
     else:
         validate_name(name)
     job = _Job(progress, warn, count_totals, rehash, skip_unchanged, options or SourceOptions())
-    source, origin = _open_source(ctx, source_path, warn, exclude, job.options)
+    source, origin = open_source(ctx, source_path, warn, exclude, job.options)
     try:
         if source.is_empty():
             kind = "prefix" if origin.startswith("s3://") else "folder"
@@ -244,9 +166,9 @@ def _fill(
     """Store the source into ``version`` and finish it (see ``create``)."""
     warn, archive = job.warn, source if isinstance(source, ArchiveSource) else None
     name, manifest_id, lease = version.datastore, version.manifest_id, my_lease(ctx)
-    totals = _Totals(source) if job.count_totals and isinstance(source, LocalSource) else None
-    reporter = _reporter(ctx, version, job.progress, totals, archive)
-    ticker = _Ticker(reporter) if archive is not None else None
+    totals = Totals(source) if job.count_totals and isinstance(source, LocalSource) else None
+    reporter = progress_reporter(ctx, version, job.progress, totals, archive)
+    ticker = Ticker(reporter) if archive is not None else None
 
     def report(stats: IngestStats) -> None:
         if heartbeat.lost.is_set():
@@ -278,7 +200,7 @@ def _fill(
             ctx.catalog.set_progress(name, version.number, archive.downloaded, archive.total)
         root_mtime = source.root_stat.st_mtime_ns if isinstance(source, LocalSource) else 0
         if archive is not None and staged is not None:
-            root_mtime = _arrange(archive, staged, manifest, stats, job.options.keep_root)
+            root_mtime = arrange_archive(archive, staged, manifest, stats, job.options.keep_root)
         ctx.catalog.set_status(
             name,
             version.number,
@@ -346,62 +268,6 @@ def _latest_same_tree(ctx: Context, name: str, number: int, tree_digest: str) ->
     return older[-1] if same else None
 
 
-def _reporter(
-    ctx: Context,
-    version: VersionInfo,
-    progress: Progress | None,
-    totals: _Totals | None,
-    archive: ArchiveSource | None,
-) -> Callable[[IngestStats], None]:
-    last = [0.0]
-
-    def report(stats: IngestStats) -> None:
-        downloaded = archive.downloaded if archive is not None else None
-        if archive is not None and time.monotonic() - last[0] >= _PROGRESS_EVERY:
-            last[0] = time.monotonic()
-            ctx.catalog.set_progress(
-                version.datastore, version.number, archive.downloaded, archive.total
-            )
-        if progress is not None:
-            progress(
-                CreateProgress(
-                    stats.files,
-                    stats.bytes,
-                    totals.files if totals and totals.done else None,
-                    totals.bytes if totals and totals.done else None,
-                    "processing" if archive is not None else "uploading",
-                    downloaded,
-                    archive.total if archive is not None else None,
-                )
-            )
-
-    return report
-
-
-def _arrange(
-    archive: ArchiveSource,
-    staged: ManifestWriter,
-    manifest: ManifestWriter,
-    stats: IngestStats,
-    keep_root: bool,
-) -> int:
-    """Put an archive's staged entries into ``manifest`` in storage order (see
-    ``grid.store.arrange``), updating ``stats``; return the root's mtime."""
-    staged.stage()
-    done = arrange(
-        staged.path,
-        manifest,
-        hardlinks=archive.hardlinks,
-        dir_meta=archive.dir_meta,
-        keep_root=keep_root,
-    )
-    if done.kept_for_links:
-        archive.warn("kept the archive's top folder: some of its symlinks point beside it")
-    stats.files, stats.dirs, stats.symlinks = done.files, done.dirs, done.symlinks
-    stats.bytes, stats.tree_digest = done.bytes, done.tree_digest
-    return done.root_mtime_ns
-
-
 def _check_packs(ctx: Context, manifest: ManifestWriter) -> None:
     missing = ctx.store.missing_packs(manifest.pack_ids)
     if missing:
@@ -449,47 +315,3 @@ def _fail(ctx: Context, version: VersionInfo, exc: BaseException) -> None:
         )
         if status == FAILED:
             ctx.store.index.release(version.ref)
-
-
-class _Ticker:
-    """Reports an archive's progress at least once a second, also while its bytes trickle in
-    inside one member (ingest reports only as members are stored)."""
-
-    def __init__(self, reporter: Callable[[IngestStats], None]) -> None:
-        self.stop = threading.Event()
-        self._reporter, self._stats = reporter, IngestStats()
-        self._lock = threading.Lock()
-        threading.Thread(target=self._tick, name="grid-progress", daemon=True).start()
-
-    def report(self, stats: IngestStats) -> None:
-        with self._lock:  # one report at a time: the front-end's display is not thread-safe
-            self._stats = stats
-            self._reporter(stats)
-
-    def _tick(self) -> None:
-        while not self.stop.wait(_PROGRESS_EVERY):
-            with contextlib.suppress(GridError), self._lock:
-                self._reporter(self._stats)
-
-
-class _Totals:
-    """Counts the source's files and bytes in the background, for an ETA."""
-
-    def __init__(self, source: LocalSource) -> None:
-        self.files = self.bytes = 0
-        self.done = False
-        self.stop = threading.Event()
-        self._source = source
-        threading.Thread(target=self._count, name="grid-count", daemon=True).start()
-
-    def _count(self) -> None:
-        try:
-            for entry in LocalSource(self._source.root, exclude=self._source.exclude).entries():
-                if self.stop.is_set():
-                    return
-                if stat.S_ISREG(entry.mode):
-                    self.files += 1
-                    self.bytes += entry.size
-        except GridError:
-            return
-        self.done = True

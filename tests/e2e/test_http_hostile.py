@@ -13,7 +13,7 @@ import pytest
 
 from grid.errors import SourceError, UsageError
 from grid.records import FAILED
-from grid.sources import http
+from grid.sources import http_stream
 from grid.sources.archive import ArchiveSource
 from tests.archive_server import ArchiveServer
 
@@ -106,8 +106,8 @@ def test_zip_whose_length_changes_between_range_reads_is_refused(client, server)
 
 
 def test_trickling_server_fails_as_too_slow(client, server, monkeypatch):
-    monkeypatch.setattr(http, "LOW_SPEED_TIME", 1.0)
-    monkeypatch.setattr(http, "LOW_SPEED_BYTES", 1024)
+    monkeypatch.setattr(http_stream, "LOW_SPEED_TIME", 1.0)
+    monkeypatch.setattr(http_stream, "LOW_SPEED_BYTES", 1024)
     data = one_file_tar(1 << 20, 6)
     server.served.files["/slow.tar"] = data
     server.served.trickle_after = 100_000

@@ -1,7 +1,7 @@
 """The one Python API (L4)."""
 
 from grid.client.client import Client
-from grid.service.create import CreateProgress
+from grid.reports import CreateProgress
 from grid.service.snapshot import Snapshot
 from grid.store.manifest import DIR, FILE, SYMLINK, Entry
 

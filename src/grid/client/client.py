@@ -17,16 +17,12 @@ from grid.catalog import Catalog
 from grid.errors import UsageError, storage_error
 from grid.objects import LocalDirectory, ObjectStore
 from grid.records import DatastoreInfo, FileInfo, VersionInfo
+from grid.reports import DiffReport, DownloadReport, GcReport, Progress, VerifyReport
 from grid.service import browse, create, delete, diff, download, gc, listing, snapshot, verify
 from grid.service.context import Context
-from grid.service.create import Progress
-from grid.service.diff import DiffReport
-from grid.service.download import DownloadReport
-from grid.service.gc import GcReport
 from grid.service.home_guard import check_home
 from grid.service.names import parse_ref
 from grid.service.snapshot import Snapshot
-from grid.service.verify import VerifyReport
 from grid.settings import Settings
 from grid.store import Store
 from grid.tree import Warn

@@ -38,8 +38,9 @@ from grid.records import (
     SUCCEEDED,
     VersionInfo,
 )
+from grid.reports import CreateProgress, Progress
 from grid.service.context import Context
-from grid.service.create_progress import CreateProgress, Progress, Ticker, Totals
+from grid.service.create_progress import Ticker, Totals
 from grid.service.create_progress import reporter as progress_reporter
 from grid.service.create_source import SourceOptions, arrange_archive, default_name, open_source
 from grid.service.lease import Heartbeat, my_lease, stopped

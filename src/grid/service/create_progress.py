@@ -13,32 +13,16 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from grid.errors import GridError
 from grid.records import VersionInfo
+from grid.reports import CreateProgress, Progress
 from grid.service.context import Context
 from grid.sources import LocalSource
 from grid.sources.archive import ArchiveSource
 from grid.store import IngestStats
 
 PROGRESS_EVERY = 1.0  # seconds between progress records in the catalog
-
-
-@dataclass
-class CreateProgress:
-    """Where a create stands; totals are None until the background count has finished."""
-
-    files: int
-    bytes: int
-    total_files: int | None
-    total_bytes: int | None
-    phase: str
-    downloaded: int | None = None  # an archive's bytes downloaded so far
-    download_total: int | None = None  # ... out of this many (None: unknown)
-
-
-Progress = Callable[[CreateProgress], None]
 
 
 def reporter(

@@ -8,41 +8,11 @@ mode or link target; a new mtime alone is not a change.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
+from grid.reports import Change, DiffReport
 from grid.service.browse import opened
 from grid.service.context import Context
 from grid.store.manifest import DIR, Entry, ManifestReader
-
-
-@dataclass(frozen=True)
-class Change:
-    """One path that differs; ``old_size`` is None when added, ``new_size`` when removed."""
-
-    path: str
-    kind: str
-    old_size: int | None
-    new_size: int | None
-
-
-@dataclass
-class DiffReport:
-    """Differences from version ``a`` to version ``b`` of a datastore."""
-
-    name: str
-    a: int
-    b: int
-    added: list[Change] = field(default_factory=list)
-    removed: list[Change] = field(default_factory=list)
-    modified: list[Change] = field(default_factory=list)
-
-    @property
-    def added_bytes(self) -> int:
-        return sum(c.new_size or 0 for c in self.added)
-
-    @property
-    def removed_bytes(self) -> int:
-        return sum(c.old_size or 0 for c in self.removed)
 
 
 def _key(entry: Entry) -> tuple[str, ...]:

@@ -32,7 +32,7 @@ from grid.errors import (
     PathNotFoundError,
     UsageError,
 )
-from grid.records import VersionInfo
+from grid.reports import DownloadReport
 from grid.service.context import Context
 from grid.service.destination import (
     CREATE,
@@ -48,14 +48,6 @@ _SPAN_BYTES = 8 << 20  # stored (and original) bytes of one read
 _SPAN_FILES = 4096  # files in one span (empty files cost no bytes)
 _AHEAD = 2  # spans being fetched while an earlier one is written
 _WRITERS = 4
-
-
-@dataclass
-class DownloadReport:
-    version: VersionInfo
-    files: int = 0
-    skipped: int = 0
-    bytes: int = 0
 
 
 def download(

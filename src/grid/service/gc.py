@@ -30,10 +30,10 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from grid.objects import ObjectInfo
 from grid.records import FAILED, SUCCEEDED, VersionInfo
+from grid.reports import GcReport
 from grid.service.context import Context
 from grid.service.ownership import ensure_owned
 from grid.service.retire import retire, retired_keys, sweep
@@ -45,26 +45,6 @@ _SCRATCH = "gc-"  # scratch table files in the installation's tmp folder
 # A sparse pack is repacked only if that frees at least this much: a small pack's trailer and
 # header alone can be half of it, and copying it again on every run gains nothing.
 _REPACK_MIN_GAIN = 1 << 20
-
-
-@dataclass
-class GcReport:
-    """What a gc run did (or, with ``dry_run``, would do)."""
-
-    packs_deleted: int = 0
-    packs_repacked: int = 0
-    bytes_reclaimed: int = 0
-    bytes_copied: int = 0
-    manifests_rewritten: int = 0
-    manifests_deleted: int = 0
-    live_packs: int = 0
-    live_bytes: int = 0
-    kept_young: int = 0  # unreferenced objects kept: younger than the grace period
-    kept_young_bytes: int = 0
-    kept_unknown: int = 0  # ... not recorded as written by this installation
-    kept_unknown_bytes: int = 0
-    kept_for_readers: int = 0  # replaced objects a reader of a live version may still need
-    retired_deleted: int = 0  # replaced objects (this run's or earlier) deleted, now unread
 
 
 Progress = Callable[[str], None]

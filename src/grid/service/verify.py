@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from grid.errors import IntegrityError
-from grid.records import VersionInfo
+from grid.reports import VerifyReport
 from grid.service.context import Context
 from grid.service.resolve import reading
 from grid.store.manifest import FILE, BlobLocation
 
 _BATCH_BYTES = 16 << 20
 _Item = tuple[str, list[BlobLocation]]
-
-
-@dataclass
-class VerifyReport:
-    """What ``verify`` found: ``damaged`` maps a path to the first problem seen in it."""
-
-    version: VersionInfo
-    files: int = 0
-    bytes: int = 0
-    damaged: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.damaged
 
 
 def verify(

@@ -28,16 +28,36 @@ Foreign exceptions (OSError, sqlite3, SQLAlchemy) never cross a layer: they are 
 from __future__ import annotations
 
 import errno
+from collections.abc import Mapping
+
+_BY_CODE: dict[str, type[GridError]] = {}
 
 
 class GridError(Exception):
-    """Root of every error grid raises on purpose."""
+    """Root of every error grid raises on purpose.
+
+    ``code`` is stable and unique per class: a server sends it (with the message and the
+    attributes given here) and a remote client rebuilds the same exception with ``rebuild``.
+    """
+
+    code = "error"
 
     def __init__(self, message: str, **attrs: object) -> None:
         super().__init__(message)
         self.message = message
+        self.attrs = attrs
         for key, value in attrs.items():
             setattr(self, key, value)
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" not in cls.__dict__ or cls.code in _BY_CODE:
+            raise TypeError(f"{cls.__name__} needs a code of its own")
+        _BY_CODE[cls.code] = cls
+
+    def to_dict(self) -> dict[str, object]:
+        """``{"code", "message", "attrs"}``: what crosses the wire."""
+        return {"code": self.code, "message": self.message, "attrs": dict(self.attrs)}
 
     def __str__(self) -> str:
         return self.message
@@ -46,25 +66,35 @@ class GridError(Exception):
 class UsageError(GridError):
     """Bad input from the caller; ``rule`` states the rule that was broken."""
 
+    code = "usage"
+
     rule: str = ""
 
 
 class InvalidNameError(UsageError):
     """A datastore name or a ``NAME:VERSION`` reference breaks the naming rule."""
 
+    code = "invalid_name"
+
 
 class NotFoundError(GridError, LookupError):
     """Something named by the caller does not exist."""
 
+    code = "not_found"
+
 
 class DatastoreNotFoundError(NotFoundError):
     """No datastore with that name."""
+
+    code = "datastore_not_found"
 
     datastore: str = ""
 
 
 class VersionNotFoundError(NotFoundError):
     """The datastore exists but not that version."""
+
+    code = "version_not_found"
 
     datastore: str = ""
     version: int = 0
@@ -73,21 +103,29 @@ class VersionNotFoundError(NotFoundError):
 class PathNotFoundError(NotFoundError):
     """No such path inside a version."""
 
+    code = "path_not_found"
+
     path: str = ""
 
 
 class ConflictError(GridError):
     """The request clashes with the current state (e.g. a version still uploading)."""
 
+    code = "conflict"
+
 
 class VersionNotReadyError(ConflictError):
     """The version exists but has not succeeded, so it cannot be read."""
+
+    code = "version_not_ready"
 
     status: str = ""
 
 
 class SourceError(GridError):
     """The source (folder, file, archive, bucket) could not be read; ``path`` names the entry."""
+
+    code = "source"
 
     path: str = ""
 
@@ -96,9 +134,13 @@ class ArchiveError(SourceError):
     """An archive was refused: hostile (absolute or escaping paths, devices, duplicates),
     corrupt, truncated, or over a size, count or ratio limit; ``path`` names the entry."""
 
+    code = "archive_refused"
+
 
 class IntegrityError(GridError):
     """Stored bytes do not match their BLAKE3 id, or stored metadata is damaged."""
+
+    code = "integrity"
 
     digest: str = ""
 
@@ -106,9 +148,13 @@ class IntegrityError(GridError):
 class FormatVersionError(IntegrityError):
     """The stored data was written by a newer, unknown format version."""
 
+    code = "format_version"
+
 
 class StorageError(GridError):
     """The object store failed. Only a retry wrapper may act on ``transient``."""
+
+    code = "storage"
 
     transient: bool = False
     key: str = ""
@@ -117,9 +163,13 @@ class StorageError(GridError):
 class NoSpaceError(StorageError):
     """The disk holding GRID_HOME or the object directory is full."""
 
+    code = "no_space"
+
 
 class DestinationError(StorageError):
     """A download's destination (not GRID_HOME) cannot be written; ``path`` names the file."""
+
+    code = "destination"
 
     path: str = ""
 
@@ -127,10 +177,14 @@ class DestinationError(StorageError):
 class DestinationFullError(DestinationError, NoSpaceError):
     """The destination's disk is full."""
 
+    code = "destination_full"
+
 
 class StorageClaimedError(StorageError):
     """The storage prefix was claimed by another installation's catalog: writing there would
     let each treat the other's objects as garbage."""
+
+    code = "storage_claimed"
 
     catalog_id: str = ""
 
@@ -139,9 +193,13 @@ class UnsafeHomeError(StorageError):
     """GRID_HOME is on a network filesystem that another host already uses: its SQLite files
     cannot be shared between machines safely."""
 
+    code = "unsafe_home"
+
 
 class Interrupted(GridError):
     """The operation was stopped by the user (Ctrl-C or SIGTERM)."""
+
+    code = "interrupted"
 
 
 def storage_error(exc: OSError, doing: str, **attrs: object) -> StorageError:
@@ -150,3 +208,17 @@ def storage_error(exc: OSError, doing: str, **attrs: object) -> StorageError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return NoSpaceError(f"no space left to {doing}: {exc.strerror}", **attrs)
     return StorageError(f"cannot {doing}: {exc.strerror or exc}", **attrs)
+
+
+_BY_CODE[GridError.code] = GridError
+
+
+def rebuild(code: str, message: str, attrs: Mapping[str, object] | None = None) -> GridError:
+    """The exception ``to_dict`` described (a GridError for a code this version does not
+    know: a newer server's)."""
+    return _BY_CODE.get(code, GridError)(message, **dict(attrs or {}))
+
+
+def codes() -> dict[str, type[GridError]]:
+    """Every error code and its class."""
+    return dict(_BY_CODE)

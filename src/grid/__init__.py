@@ -1,6 +1,6 @@
 """grid: versioned datasets ("datastores") you create from anywhere and attach to runs."""
 
-from grid.client import Client
+from grid.client import Client, DatastoreClient, connect
 from grid.errors import (
     ConflictError,
     DatastoreNotFoundError,
@@ -29,6 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Client",
     "ConflictError",
+    "DatastoreClient",
     "DatastoreInfo",
     "DatastoreNotFoundError",
     "DestinationError",
@@ -51,4 +52,5 @@ __all__ = [
     "VersionNotFoundError",
     "VersionNotReadyError",
     "__version__",
+    "connect",
 ]

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from fsspec.spec import AbstractFileSystem
 
-from grid.client import Client
+from grid.client import connect
 from grid.errors import NotFoundError
 from grid.records import SUCCEEDED, FileInfo
 
@@ -53,7 +53,7 @@ class GridFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def __init__(self, home: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.client = Client(home)
+        self.client = connect(home)
 
     @classmethod
     def _strip_protocol(cls, path: str) -> str:

@@ -15,9 +15,9 @@ import typer
 from grid.cli import render
 from grid.cli import schedule as schedules_
 from grid.cli.progress import CreateDisplay
-from grid.client import Client
+from grid.client import DatastoreClient, connect
 from grid.errors import IntegrityError, Interrupted, UsageError
-from grid.settings import parse_duration, parse_size
+from grid.settings import Settings, parse_duration, parse_size
 
 app = typer.Typer(
     help="Versioned datasets: create them from folders and files, list, browse and read them.",
@@ -43,7 +43,7 @@ def _default(ctx: typer.Context, as_json: Json = False) -> None:
 @app.command("list")
 def list_(as_json: Json = False) -> None:
     """List datastores: latest version, versions, files, size, status, created."""
-    with Client() as client:
+    with connect() as client:
         items = client.list()
     if as_json:
         render.print_json(items)
@@ -137,10 +137,10 @@ def create(
 
     Files unchanged since this machine last stored them are not read again. A create stopped
     by Ctrl-C, kill or a crash is finished by running the same command again."""
-    label = name or Client.default_name(source)
+    label = name or DatastoreClient.default_name(source)
     started = time.monotonic()
     started_at = datetime.now(UTC)
-    with Client() as client, CreateDisplay(label) as display:
+    with connect() as client, CreateDisplay(label) as display:
         version = client.create(
             source,
             name,
@@ -189,7 +189,7 @@ def create(
 @app.command()
 def show(ref: Ref, as_json: Json = False) -> None:
     """Show a datastore's versions (or one version) with status and sizes."""
-    with Client() as client:
+    with connect() as client:
         name, number = client.parse_ref(ref)
         items = [client.version(name, number)] if number else client.versions(name)
     if as_json:
@@ -205,7 +205,7 @@ def ls(
     as_json: Json = False,
 ) -> None:
     """List a directory of a version (default: the latest succeeded one)."""
-    with Client() as client:
+    with connect() as client:
         name, number = client.parse_ref(ref)
         items = client.ls(name, number, path)
     if as_json:
@@ -220,7 +220,7 @@ def cat(
     path: Annotated[str, typer.Argument(help="File inside the version.")],
 ) -> None:
     """Write a file's bytes to stdout, verified against their BLAKE3 ids."""
-    with Client() as client:
+    with connect() as client:
         name, number = client.parse_ref(ref)
         out = sys.stdout.buffer  # a failed write (EPIPE, ENOSPC) is handled by grid.cli.app
         for block in client.iter_bytes(name, number, path):
@@ -234,7 +234,7 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete one version (NAME:VERSION) or a whole datastore (NAME)."""
-    with Client() as client:
+    with connect() as client:
         name, number = client.parse_ref(ref)
         doomed = [client.version(name, number)] if number else client.versions(name)
         what = f"{name}:{number}" if number else f"datastore {name} ({len(doomed)} versions)"
@@ -258,7 +258,7 @@ def diff(
     as_json: Json = False,
 ) -> None:
     """Paths added, removed and modified between two versions of a datastore."""
-    with Client() as client:
+    with connect() as client:
         name, va = client.parse_ref(a)
         other, vb = client.parse_ref(b)
         if other != name:
@@ -311,7 +311,7 @@ def gc(
     are mostly unneeded. Safe while creates run. Only objects this installation wrote, older
     than the grace period, are ever deleted."""
     seconds = parse_duration(grace) if grace is not None else None
-    with Client() as client:
+    with connect() as client:
         try:
             report = client.gc(dry_run=dry_run, grace=seconds)
         except KeyboardInterrupt:
@@ -349,7 +349,7 @@ def gc(
 @app.command()
 def verify(ref: Ref, as_json: Json = False) -> None:
     """Re-read every blob of a version and check it against its BLAKE3 id; exit 6 on damage."""
-    with Client() as client:
+    with connect() as client:
         name, number = client.parse_ref(ref)
         report = client.verify(name, number)
     if as_json:
@@ -383,7 +383,7 @@ def download(
     ] = False,
 ) -> None:
     """Materialise a version as plain files (modes, mtimes and symlinks kept); resumable."""
-    with Client() as client:
+    with connect() as client:
         name, number = client.parse_ref(ref)
         try:
             report = client.download(name, number, dest, force=force, resume=resume)
@@ -427,13 +427,13 @@ def mount(
     """Mount a succeeded version read-only (default: the latest); returns once it is ready."""
     limit = parse_size(cache_size) if cache_size is not None else None
     runner = _mount_runner()
-    with Client() as client:
+    with connect() as client:
         name, number = client.parse_ref(ref)
         snap = client.snapshot(name, number)  # resolves and validates before forking
         version = snap.version.number
         snap.close()
-        home = client.home
     target = os.path.abspath(mountpoint or runner.default_mountpoint(name, version))
+    home = Settings.from_env().home
     log_path = os.path.join(home, "logs", f"mount-{name}-{version}.log")
     if not foreground:
         print(f"mounting {name}:{version} at {target}", file=sys.stderr)
@@ -497,13 +497,12 @@ def schedule(
     ] = None,
 ) -> None:
     """Create a version of SOURCE on a timer (a crontab entry; replaces NAME's schedule)."""
-    with Client() as client:
+    with connect() as client:
         client.parse_ref(name)  # the name rule, checked now rather than at the first run
-        home = client.home
     extra = ["--skip-unchanged"] if skip_unchanged else []
     if keep_last is not None:
         extra += ["--keep-last", str(keep_last)]
-    s = schedules_.install(home, source, name, every, extra)
+    s = schedules_.install(Settings.from_env().home, source, name, every, extra)
     print(f"scheduled {name}: {s.cron}  (log: {s.log})")
     if schedules_.cron_running() is False:
         _warn(

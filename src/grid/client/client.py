@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 
 from grid.catalog import Catalog
+from grid.client.interface import DatastoreClient
 from grid.errors import UsageError, storage_error
 from grid.objects import LocalDirectory, ObjectStore
 from grid.records import DatastoreInfo, FileInfo, VersionInfo
@@ -35,7 +36,7 @@ def _slug(url: str | None) -> str:
     return "".join(c if c.isalnum() else "-" for c in (url or "").removeprefix("s3://"))[:80]
 
 
-class Client:
+class Client(DatastoreClient):
     """Access to the datastores of one owner.
 
     Args:

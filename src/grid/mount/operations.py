@@ -18,7 +18,7 @@ from typing import Any
 
 import pyfuse3
 
-from grid.client import DIR, SYMLINK, Entry, Snapshot
+from grid.client import DIR, SYMLINK, EntryLike, VersionReader
 from grid.errors import IntegrityError, NotFoundError, StorageError
 
 log = logging.getLogger("grid.mount")
@@ -33,13 +33,13 @@ def _inode(entry_id: int) -> int:
 class GridOperations(pyfuse3.Operations):
     """One version as a read-only filesystem."""
 
-    def __init__(self, open_snapshot: Callable[[], Snapshot]) -> None:
+    def __init__(self, open_snapshot: Callable[[], VersionReader]) -> None:
         super().__init__()
         self._open_snapshot = open_snapshot
-        self._snap: Snapshot | None = None
+        self._snap: VersionReader | None = None
         self._pid = 0
         self.uid, self.gid = os.getuid(), os.getgid()
-        self._entries: dict[int, Entry] = {}
+        self._entries: dict[int, EntryLike] = {}
         self._inodes = 0  # entries in the version, root included (0: not counted yet)
         self.initialized = False
 
@@ -47,7 +47,7 @@ class GridOperations(pyfuse3.Operations):
         self.initialized = True
 
     @property
-    def snap(self) -> Snapshot:
+    def snap(self) -> VersionReader:
         """This process's snapshot (opened on first use: SQLite must not cross a fork)."""
         if self._snap is None or self._pid != os.getpid():
             self._snap, self._pid = self._open_snapshot(), os.getpid()
@@ -82,7 +82,7 @@ class GridOperations(pyfuse3.Operations):
         if self._snap is not None and self._pid == os.getpid():
             self._snap.close()
 
-    def _get(self, inode: int) -> Entry:
+    def _get(self, inode: int) -> EntryLike:
         entry = self._entries.get(inode)
         if entry is None:
             try:
@@ -92,7 +92,7 @@ class GridOperations(pyfuse3.Operations):
             self._entries[inode] = entry
         return entry
 
-    def _attrs(self, e: Entry) -> Any:
+    def _attrs(self, e: EntryLike) -> Any:
         a = pyfuse3.EntryAttributes()
         a.st_ino = _inode(e.id)
         a.st_mode = e.mode

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pyfuse3
 import trio
 
-from grid.client import Client, Snapshot
+from grid.client import DatastoreClient, VersionReader, connect
 from grid.errors import ConflictError, GridError, UsageError
 from grid.mount.operations import GridOperations
 
@@ -108,10 +108,10 @@ def _serve(
     """Mount and serve until unmounted, with ``workers`` processes reading requests from the
     same FUSE session (Python runs one request at a time per process; the workers use the
     other cores)."""
-    clients: list[tuple[int, Client]] = []
+    clients: list[tuple[int, DatastoreClient]] = []
 
-    def open_snapshot() -> Snapshot:
-        client = Client(home, cache_size=cache_size)  # one per process: no SQLite across fork
+    def open_snapshot() -> VersionReader:
+        client = connect(home, cache_size=cache_size)  # one per process: no SQLite across fork
         clients.append((os.getpid(), client))
         return client.snapshot(name, version)
 

@@ -6,9 +6,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     # util-linux: setpriv (tests drop root's read-anything capability);
     # fuse3 + libfuse3-dev + pkg-config: the read-only mount (pyfuse3 builds against libfuse3);
     # cron: `grid datastore schedule` installs crontab entries;
-    # tar, zip, unzip: archive tests compare with what the standard tools make and extract
+    # tar, zip, unzip: archive tests compare with what the standard tools make and extract;
+    # postgresql: the catalog of team mode (tests start throwaway clusters with initdb)
     need=""
-    for pkg in util-linux fuse3 libfuse3-dev pkg-config cron tar zip unzip; do
+    for pkg in util-linux fuse3 libfuse3-dev pkg-config cron tar zip unzip postgresql; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
     done
     if [ -n "$need" ]; then

@@ -225,3 +225,77 @@ def s3_bucket(s3_endpoint):
     name = f"grid-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
     return name
+
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster on a free 127.0.0.1 port (Debian's postgresql; initdb
+    refuses root, so the cluster runs as the postgres user). Yields a URL without a database
+    name; ``postgres_url`` makes a fresh database per test."""
+    import pwd
+    import shutil
+    import subprocess
+    import time
+
+    if not os.path.exists(f"{PG_BIN}/initdb"):
+        pytest.skip("PostgreSQL is not installed (scripts/install.sh installs it)")
+    import pathlib
+    import tempfile
+
+    # not under pytest's temporary folders: those are private to root, and the server runs
+    # as the postgres user
+    root = pathlib.Path(tempfile.mkdtemp(prefix="grid-test-postgres-"))
+    data, sockets = root / "data", root / "run"
+    sockets.mkdir()
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.chmod(root, 0o755)
+        for path in (root, sockets):
+            os.chown(path, user.pw_uid, user.pw_gid)
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    subprocess.run(
+        [*as_postgres, f"{PG_BIN}/initdb", "-D", str(data), "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
+    log = root / "postgres.log"
+    subprocess.run(
+        [
+            *as_postgres, f"{PG_BIN}/pg_ctl", "-D", str(data), "-l", str(log), "-w", "start",
+            "-o", f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off -c max_connections=200",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while subprocess.run(
+        [f"{PG_BIN}/pg_isready", "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+    ).returncode:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"postgres did not start: {log.read_text()}")
+        time.sleep(0.2)
+    yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    subprocess.run(
+        [*as_postgres, f"{PG_BIN}/pg_ctl", "-D", str(data), "-m", "immediate", "stop"],
+        capture_output=True,
+    )
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the test cluster."""
+    import uuid
+
+    import psycopg
+
+    name = f"grid_{uuid.uuid4().hex[:12]}"
+    plain = postgres_server.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(f"{plain}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{postgres_server}/{name}"

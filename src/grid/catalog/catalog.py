@@ -34,6 +34,7 @@ _MIGRATIONS = str(Path(__file__).parent / "migrations")
 # The newest migration; checked with one query so that Alembic is imported only to migrate.
 HEAD_REVISION = "0003"
 _ALLOCATE_TRIES = 20
+_MIGRATE_LOCK = 0x67726964  # "grid": the advisory lock migrations hold on PostgreSQL
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -116,6 +117,10 @@ class Catalog:
 
     def _migrate(self) -> None:
         with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                # Several servers starting at once: one migrates, the others wait here for it
+                # and then find the schema current (the lock ends with the transaction).
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
             if inspect(conn).has_table("alembic_version"):
                 current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
                 if current == HEAD_REVISION:
@@ -137,13 +142,18 @@ class Catalog:
             raise StorageError(f"catalog database error: {exc.orig}") from exc
 
     def _owner(self, name: str) -> int:
-        with self._tx() as s:
-            owner = s.scalar(select(Owner).where(Owner.name == name))
-            if owner is None:
-                owner = Owner(name=name, created_at=self._now())
-                s.add(owner)
-                s.flush()
-            return owner.id
+        for _ in range(2):  # another process may make the same owner at the same moment
+            try:
+                with self._tx() as s:
+                    owner = s.scalar(select(Owner).where(Owner.name == name))
+                    if owner is None:
+                        owner = Owner(name=name, created_at=self._now())
+                        s.add(owner)
+                        s.flush()
+                    return owner.id
+            except sa_exc.IntegrityError:
+                continue
+        raise StorageError(f"could not record the owner {name!r} in the catalog; try again")
 
     def _datastore(self, s: Session, name: str) -> Datastore:
         ds = s.scalar(
@@ -222,6 +232,7 @@ class Catalog:
                     Version.status.in_(UNFINISHED),
                 )
                 .order_by(Version.number.desc())
+                .with_for_update()
             )
             for v in rows:
                 if stopped(_record(name, v)):
@@ -344,13 +355,16 @@ class Catalog:
             return records
 
     # -- reads -----------------------------------------------------------------------------
-    def _version_row(self, s: Session, name: str, number: int) -> Version:
+    def _version_row(self, s: Session, name: str, number: int, lock: bool = True) -> Version:
+        """The row of ``name:number``, locked until the transaction ends (on PostgreSQL; SQLite
+        serialises writers anyway) unless only read."""
         ds = self._datastore(s, name)
         if not 1 <= number < 2**63:  # beyond SQLite's integers: no such version, not a crash
             raise VersionNotFoundError(
                 f"datastore {name!r} has no version {number}", datastore=name, version=number
             )
-        v = s.scalar(select(Version).where(Version.datastore_id == ds.id, Version.number == number))
+        query = select(Version).where(Version.datastore_id == ds.id, Version.number == number)
+        v = s.scalar(query.with_for_update() if lock else query)
         if v is None:
             raise VersionNotFoundError(
                 f"datastore {name!r} has no version {number}", datastore=name, version=number
@@ -359,7 +373,7 @@ class Catalog:
 
     def version(self, name: str, number: int) -> VersionInfo:
         with self._tx() as s:
-            return _record(name, self._version_row(s, name, number))
+            return _record(name, self._version_row(s, name, number, lock=False))
 
     def versions(self, name: str) -> list[VersionInfo]:
         """All versions of ``name``, oldest first."""

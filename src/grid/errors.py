@@ -19,6 +19,7 @@
     │   │   └── DestinationFullError (also a NoSpaceError)
     │   ├── StorageClaimedError   the storage belongs to another installation's catalog
     │   └── UnsafeHomeError       GRID_HOME is on a network filesystem another host uses
+    ├── UnauthorizedError     no API key, or an unknown, expired or revoked one
     └── Interrupted           the user stopped the operation (Ctrl-C, SIGTERM)
 
 Foreign exceptions (OSError, sqlite3, SQLAlchemy) never cross a layer: they are wrapped with
@@ -194,6 +195,12 @@ class UnsafeHomeError(StorageError):
     cannot be shared between machines safely."""
 
     code = "unsafe_home"
+
+
+class UnauthorizedError(GridError):
+    """No API key, or one that is unknown, expired, revoked or of a disabled user."""
+
+    code = "unauthorized"
 
 
 class Interrupted(GridError):

@@ -70,3 +70,34 @@ class FileInfo:
     mode: int
     mtime_ns: int
     target: str | None = None
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A team-mode account (a user or a team)."""
+
+    name: str
+    kind: str  # "user" or "team"
+    disabled: bool
+    created_at: datetime
+    teams: tuple[str, ...] = ()  # a user's teams; a team's members
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """An API key as it may be shown again: its id and dates, never the key."""
+
+    id: str
+    user: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request comes from: a user, the teams they belong to, the key they used."""
+
+    user: str
+    teams: tuple[str, ...]
+    key_id: str

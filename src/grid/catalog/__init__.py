@@ -3,6 +3,7 @@
 The only package that imports SQLAlchemy and Alembic; it hands out plain records.
 """
 
+from grid.catalog.accounts import Accounts
 from grid.catalog.catalog import Catalog
 
-__all__ = ["Catalog"]
+__all__ = ["Accounts", "Catalog"]

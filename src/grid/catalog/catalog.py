@@ -8,7 +8,7 @@ numbers on any engine.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from grid.records import (
 
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
 # The newest migration; checked with one query so that Alembic is imported only to migrate.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 _ALLOCATE_TRIES = 20
 _MIGRATE_LOCK = 0x67726964  # "grid": the advisory lock migrations hold on PostgreSQL
 
@@ -140,6 +140,14 @@ class Catalog:
                 yield session
         except sa_exc.OperationalError as exc:
             raise StorageError(f"catalog database error: {exc.orig}") from exc
+
+    def transaction(self) -> AbstractContextManager[Session]:
+        """A write transaction on the catalog's database (for the package's other modules)."""
+        return self._tx()
+
+    def now(self) -> datetime:
+        """The catalog's clock (UTC)."""
+        return self._now()
 
     def _owner(self, name: str) -> int:
         for _ in range(2):  # another process may make the same owner at the same moment

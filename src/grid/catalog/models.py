@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -21,12 +30,34 @@ class Installation(Base):
 
 
 class Owner(Base):
-    """A user or team; dedup and storage are scoped to an owner."""
+    """A user or team (``kind``); dedup and storage are scoped to an owner."""
 
     __tablename__ = "owners"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(8), default="user")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TeamMember(Base):
+    """A user (owner of kind user) in a team (owner of kind team)."""
+
+    __tablename__ = "team_members"
+    team_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), primary_key=True)
+
+
+class ApiKey(Base):
+    """A user's API key: the public id and a SHA-256 of the whole key, never the key."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Datastore(Base):

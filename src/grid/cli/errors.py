@@ -44,6 +44,7 @@ _TABLE: list[tuple[type[BaseException], int, str]] = [
     (e.UnsafeHomeError, 7, ""),
     (e.NoSpaceError, 7, "free disk space where GRID_HOME lives (or set GRID_HOME), then retry"),
     (e.StorageError, 7, "check that GRID_HOME is writable and retry; --debug shows details"),
+    (e.UnauthorizedError, 9, "`grid login` with a valid key, or ask an administrator for one"),
     (e.Interrupted, 130, ""),
     (e.GridError, 1, "--debug shows details"),
 ]

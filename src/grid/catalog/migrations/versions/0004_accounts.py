@@ -15,11 +15,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("owners") as batch:
-        batch.add_column(sa.Column("kind", sa.String(8), nullable=False, server_default="user"))
-        batch.add_column(
-            sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false())
-        )
+    # Plain ADD COLUMN (SQLite has it): a batch copy would drop "owners", which datastores
+    # reference.
+    op.add_column("owners", sa.Column("kind", sa.String(8), nullable=False, server_default="user"))
+    op.add_column(
+        "owners", sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false())
+    )
     op.create_table(
         "team_members",
         sa.Column("team_id", sa.Integer, sa.ForeignKey("owners.id"), primary_key=True),

@@ -89,7 +89,7 @@ class Catalog:
         owner: the owner every call acts for.
     """
 
-    def __init__(self, url: str, owner: str = "local", *, clock: Any = None) -> None:
+    def __init__(self, url: str, owner: str | None = "local", *, clock: Any = None) -> None:
         self.url = url
         self._now = clock or (lambda: datetime.now(UTC))
         try:
@@ -101,7 +101,8 @@ class Catalog:
             reason = getattr(exc, "orig", None) or exc  # the driver's words, not SQL and a link
             raise StorageError(f"cannot open the catalog at {url}: {reason}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.owner_id = self._owner(owner)
+        # A server's catalog acts for no owner of its own (None): only accounts use it.
+        self.owner_id = self._owner(owner) if owner is not None else 0
         self._id: str | None = None
 
     @property

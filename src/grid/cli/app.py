@@ -9,7 +9,7 @@ from typing import Any, NoReturn, TextIO, cast
 
 import typer
 
-from grid.cli import datastore
+from grid.cli import admin, datastore
 from grid.cli.errors import StdoutError, report
 
 app = typer.Typer(
@@ -18,6 +18,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(datastore.app, name="datastore")
+app.add_typer(admin.app, name="admin")
+app.command("server")(admin.server)
 
 
 @app.callback()

@@ -1,0 +1,109 @@
+"""`grid server` and `grid admin ...`: the operator's commands for team mode.
+
+`grid admin` works on the database named by `--database-url` (or GRID_DATABASE_URL), the
+same one the servers use; it does not go through a server.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from grid.cli import render
+from grid.errors import UsageError
+from grid.server.run import Admin
+
+app = typer.Typer(help="Accounts of a team-mode server (on its database).", no_args_is_help=True)
+user_app = typer.Typer(help="Users: create (with a first API key), list, disable.")
+team_app = typer.Typer(help="Teams: create, add a member.")
+app.add_typer(user_app, name="user")
+app.add_typer(team_app, name="team")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="GRID_DATABASE_URL",
+        metavar="URL",
+        help="postgresql+psycopg://USER@HOST/DB, or sqlite:///PATH (default GRID_DATABASE_URL).",
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _admin(database_url: str | None) -> Admin:
+    if not database_url:
+        raise UsageError(
+            "give the server's database: --database-url URL or GRID_DATABASE_URL",
+            rule="grid admin works on the database the servers use",
+        )
+    return Admin(database_url)
+
+
+@user_app.command("create")
+def user_create(name: str, database_url: DatabaseUrl = None, as_json: Json = False) -> None:
+    """Add a user and print their first API key (shown this once)."""
+    with _admin(database_url) as admin:
+        user, key, _info = admin.create_user(name)
+    if as_json:
+        render.print_json({"username": user.name, "api_key": key})
+        return
+    print(f"created user {user.name}; API key (shown once, keep it secret):")
+    print(key)
+
+
+@user_app.command("list")
+def user_list(database_url: DatabaseUrl = None, as_json: Json = False) -> None:
+    """Every user and team."""
+    with _admin(database_url) as admin:
+        users = admin.users()
+    if as_json:
+        render.print_json(users)
+        return
+    for u in users:
+        state = " (disabled)" if u.disabled else ""
+        members = f"  {', '.join(u.teams)}" if u.teams else ""
+        print(f"{u.kind:5} {render.safe_text(u.name)}{state}{members}")
+
+
+@user_app.command("disable")
+def user_disable(name: str, database_url: DatabaseUrl = None) -> None:
+    """Refuse every key of a user from now on, on every server."""
+    with _admin(database_url) as admin:
+        admin.disable_user(name)
+    print(f"disabled {name}", file=sys.stderr)
+
+
+@team_app.command("create")
+def team_create(name: str, database_url: DatabaseUrl = None) -> None:
+    """Add a team."""
+    with _admin(database_url) as admin:
+        admin.create_team(name)
+    print(f"created team {name}", file=sys.stderr)
+
+
+@team_app.command("add")
+def team_add(team: str, user: str, database_url: DatabaseUrl = None) -> None:
+    """Put a user in a team."""
+    with _admin(database_url) as admin:
+        t = admin.add_member(team, user)
+    print(f"{team}: {', '.join(t.teams)}", file=sys.stderr)
+
+
+def server(
+    database_url: DatabaseUrl = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Server processes.")] = 1,
+) -> None:
+    """Run the team-mode API server (accounts and keys today; datastores next)."""
+    from grid.server.run import serve
+
+    if not database_url:
+        from grid.settings import Settings
+
+        database_url = f"sqlite:///{Settings.from_env().home}/server.db"  # a one-machine server
+    print(f"grid server on http://{host}:{port} (database {database_url})", file=sys.stderr)
+    serve(database_url, host, port, workers)

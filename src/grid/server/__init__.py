@@ -1,0 +1,1 @@
+"""Team mode's API server (FastAPI on uvicorn): the only package that speaks FastAPI."""

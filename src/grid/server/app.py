@@ -1,0 +1,118 @@
+"""The API application: accounts and keys today; datastores join it as team mode grows.
+
+Every request but ``/v1/health`` carries ``Authorization: Bearer grid_...``; the key is looked
+up on every request, so expiry and revocation act at once on every server. Servers keep no
+state of their own: several of them on one database serve the same answers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from grid import errors as e
+from grid.catalog import Accounts, Catalog
+from grid.records import ApiKeyInfo, Principal
+from grid.server.problems import problem
+
+API = "/v1"
+
+
+class KeyOut(BaseModel):
+    """An API key as it may be shown again."""
+
+    id: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class NewKeyIn(BaseModel):
+    """A key to make: ``expires_in`` seconds from now (none: it never expires)."""
+
+    expires_in: float | None = Field(default=None, gt=0)
+
+
+class NewKeyOut(KeyOut):
+    """A new key: the only time ``api_key`` is shown."""
+
+    api_key: str
+
+
+class WhoAmI(BaseModel):
+    """The caller."""
+
+    username: str
+    teams: list[str]
+    key_id: str
+
+
+def _principal(request: Request) -> Principal:
+    """The caller, from ``Authorization: Bearer KEY`` (UnauthorizedError otherwise)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    accounts: Accounts = request.app.state.accounts
+    return accounts.authenticate(token.strip() if scheme.lower() == "bearer" else None)
+
+
+Caller = Annotated[Principal, Depends(_principal)]
+
+
+def _key_out(k: ApiKeyInfo) -> dict[str, object]:
+    return {
+        "id": k.id,
+        "created_at": k.created_at,
+        "expires_at": k.expires_at,
+        "revoked_at": k.revoked_at,
+    }
+
+
+def create_app(database_url: str) -> FastAPI:
+    """The application over the catalog at ``database_url`` (migrated on first use)."""
+    catalog = Catalog(database_url, owner=None)
+    accounts = Accounts(catalog)
+    app = FastAPI(title="grid", version="1", docs_url=None, redoc_url=None)
+    app.state.accounts = accounts
+
+    @app.exception_handler(e.GridError)
+    async def _grid_error(_request: Request, exc: e.GridError) -> JSONResponse:
+        return problem(exc)
+
+    @app.get(f"{API}/health")
+    def health() -> dict[str, str]:
+        """Liveness: the server answers (no key needed)."""
+        return {"status": "ok"}
+
+    @app.get(f"{API}/whoami")
+    def whoami(caller: Caller) -> WhoAmI:
+        """The user the key belongs to, and their teams."""
+        return WhoAmI(username=caller.user, teams=list(caller.teams), key_id=caller.key_id)
+
+    @app.get(f"{API}/keys")
+    def list_keys(caller: Caller) -> list[KeyOut]:
+        """The caller's keys (never the keys themselves)."""
+        return [KeyOut.model_validate(_key_out(k)) for k in accounts.keys(caller.user)]
+
+    @app.post(f"{API}/keys", status_code=201)
+    def create_key(caller: Caller, body: NewKeyIn) -> NewKeyOut:
+        """A new key for the caller, shown this once."""
+        key, info = accounts.create_key(caller.user, body.expires_in)
+        return NewKeyOut.model_validate({**_key_out(info), "api_key": key})
+
+    @app.delete(f"{API}/keys/{{key_id}}", status_code=204)
+    def revoke_key(caller: Caller, key_id: str) -> Response:
+        """Revoke one of the caller's keys (also the one in use)."""
+        accounts.revoke_key(caller.user, key_id)
+        return Response(status_code=204)
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The application for a uvicorn worker: the database from ``GRID_DATABASE_URL``."""
+    import os
+
+    return create_app(os.environ["GRID_DATABASE_URL"])

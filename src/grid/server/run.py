@@ -1,0 +1,56 @@
+"""Start the API server, and the operator's account commands (straight on the database)."""
+
+from __future__ import annotations
+
+from grid.catalog import Accounts, Catalog
+from grid.records import ApiKeyInfo, UserInfo
+
+
+def serve(database_url: str, host: str, port: int, workers: int = 1) -> None:
+    """Serve the API on ``host:port`` with ``workers`` processes until stopped."""
+    import os
+
+    import uvicorn
+
+    Catalog(database_url, owner=None).close()  # migrate once, before the workers start
+    os.environ["GRID_DATABASE_URL"] = database_url  # read by each worker's app_from_env
+    uvicorn.run(
+        "grid.server.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
+class Admin:
+    """What an operator does to accounts, given the database URL (``grid admin``)."""
+
+    def __init__(self, database_url: str) -> None:
+        self._catalog = Catalog(database_url, owner=None)
+        self._accounts = Accounts(self._catalog)
+
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._catalog.close()
+
+    def create_user(self, name: str) -> tuple[UserInfo, str, ApiKeyInfo]:
+        """Add a user with a first API key: (the user, the key shown once, its record)."""
+        user = self._accounts.create_user(name)
+        key, info = self._accounts.create_key(name)
+        return user, key, info
+
+    def users(self) -> list[UserInfo]:
+        return self._accounts.users()
+
+    def disable_user(self, name: str) -> UserInfo:
+        return self._accounts.disable_user(name)
+
+    def create_team(self, name: str) -> UserInfo:
+        return self._accounts.create_team(name)
+
+    def add_member(self, team: str, user: str) -> UserInfo:
+        return self._accounts.add_member(team, user)

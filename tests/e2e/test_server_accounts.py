@@ -147,3 +147,22 @@ def test_openapi_is_published_and_admin_errors_are_one_line(servers):
     env = {k: v for k, v in os.environ.items() if k != "GRID_DATABASE_URL"}
     r = subprocess.run([*GRID, "admin", "user", "list"], capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "--database-url" in r.stderr
+
+
+def test_the_client_side_rebuilds_the_servers_errors(servers):
+    from grid import errors
+    from grid.client.api_session import ApiSession
+
+    database, (a, _b), _log = servers
+    key = _user(database, "fay")
+    with ApiSession(a, key) as api:
+        assert api.call("GET", "/v1/whoami")["username"] == "fay"
+        with pytest.raises(errors.NotFoundError, match="you have no key"):
+            api.call("DELETE", "/v1/keys/000000000000")
+    forged = ApiSession(a, "grid_000000000000_" + "x" * 40)
+    with forged, pytest.raises(errors.UnauthorizedError, match="unknown, expired or revoked"):
+        forged.call("GET", "/v1/whoami")
+    with ApiSession(f"http://127.0.0.1:{_free_port()}", key) as api:
+        with pytest.raises(errors.StorageError, match="cannot reach the grid server") as down:
+            api.call("GET", "/v1/whoami")
+        assert down.value.transient

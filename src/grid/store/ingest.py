@@ -21,7 +21,6 @@ the entry last listed: its files are all read by the walker, as they are listed.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import queue
 import stat
@@ -32,14 +31,27 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from grid.errors import NotFoundError, SourceError
-from grid.ids import TreeHasher, digest_of
-from grid.store.chunker import SMALL_FILE_MAX, SegmentPool, iter_chunks, read_small
-from grid.store.compression import RAW, encode
+from grid.errors import NotFoundError
+from grid.ids import TreeHasher
+from grid.store.chunker import SMALL_FILE_MAX, SegmentPool, iter_chunks
 from grid.store.filestate import RACY_NS, FileState, Key, StoredBlob
 from grid.store.index import BlobRef
 from grid.store.manifest import DIR, FILE, ROOT_ID, SYMLINK, ManifestWriter, encode_blobs
 from grid.store.pack import PackBuilder, pack_key
+from grid.store.source_reading import (
+    GONE,
+    READ,
+    UNCHANGED,
+    VANISHED,
+    Item,
+    Unchanged,
+    digest_batch,
+    fingerprint,
+    is_bytes,
+    read_small_file,
+    source_error,
+    torn,
+)
 from grid.tree import Source, SourceEntry
 
 if TYPE_CHECKING:
@@ -52,7 +64,6 @@ WORKERS = 3
 _BATCH_BYTES = 4 << 20
 _BATCH_ITEMS = 256
 _UPLOADERS = 2
-_TORN_TRIES = 3  # reads of a small file that keeps changing before it is stored as read
 _POLL = 0.2
 # Packs stored but not yet known durable; their writeback overlaps with ingesting later ones.
 _SYNC_LAG = 8
@@ -77,84 +88,7 @@ class IngestStats:
 
 
 Progress = Callable[[IngestStats], None]
-_Item = tuple[SourceEntry, Any, bool]  # entry, bytes-like content or None, last piece of entry
 _Done = object()
-_READ = object()  # placeholder: a worker reads this small file (reads then run in parallel)
-_VANISHED = object()  # the file was deleted between listing and reading
-_GONE = -1  # raw length reported for a vanished file
-_UNCHANGED = -2  # raw length reported for a file recognised from the file state
-
-
-def _is_bytes(data: Any) -> bool:
-    return isinstance(data, (bytes, memoryview))
-
-
-class _Unchanged:
-    """A file the file state recognised: where its blobs are, in file order."""
-
-    __slots__ = ("refs",)
-
-    def __init__(self, refs: list[StoredBlob]) -> None:
-        self.refs = refs
-
-
-def _digest_batch(
-    source: Source, batch: list[_Item], warn: Callable[[str], None]
-) -> list[tuple[SourceEntry, Any, Any, int, int, bool]]:
-    out: list[tuple[SourceEntry, Any, Any, int, int, bool]] = []
-    for entry, data, last in batch:
-        if isinstance(data, _Unchanged):
-            out.append((entry, None, data, RAW, _UNCHANGED, last))
-            continue
-        if data is _READ:
-            data = _read_small(source, entry, warn)
-        if data is _VANISHED:
-            out.append((entry, None, None, RAW, _GONE, last))
-        elif data is not None and len(data):
-            payload, codec = encode(data)
-            out.append((entry, digest_of(data), payload, codec, len(data), last))
-        else:
-            out.append((entry, None, None, RAW, 0, last))
-    return out
-
-
-def _read_small(source: Source, entry: SourceEntry, warn: Callable[[str], None]) -> Any:
-    """Read a small file whole; read again (up to 3 times) if it changed while being read."""
-    try:
-        for _ in range(_TORN_TRIES):
-            with source.open(entry) as f:
-                before = _fingerprint(f)
-                data = read_small(f, entry.size)
-                if before == _fingerprint(f):
-                    return data
-        warn(_torn(entry))
-        return data
-    except FileNotFoundError:
-        return _VANISHED
-    except OSError as exc:
-        raise _source_error(entry, exc) from exc
-
-
-def _fingerprint(f: Any) -> tuple[int, int, int] | None:
-    """Size, mtime and ctime of an open local file (None for other sources: an S3 object or
-    an archive member cannot change while it is read)."""
-    try:
-        st = os.fstat(f.fileno())
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        return None
-    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
-
-
-def _torn(entry: SourceEntry) -> str:
-    return (
-        f"{entry.location or entry.path} changed while it was read (is it being written?): "
-        "stored as read, which may mix old and new bytes; create again once it is complete"
-    )
-
-
-def _source_error(entry: SourceEntry, exc: OSError) -> SourceError:
-    where = entry.location or entry.path
-    return SourceError(f"cannot read {where}: {exc.strerror or exc}", path=where)
 
 
 def ingest(
@@ -217,7 +151,7 @@ class _Ingest:
         self.blobs: list[tuple[int, bytes, int, int, int, int]] = []
         self.counted = 0  # bytes of the current file's blobs already in stats.bytes
         self.segments = SegmentPool(keep=8)
-        self.batch: list[_Item] = []
+        self.batch: list[Item] = []
         self.batch_size = 0
         self.tree = TreeHasher()
 
@@ -232,8 +166,8 @@ class _Ingest:
                 continue
         return False
 
-    def _submit(self, batch: list[_Item]) -> bool:
-        return self._offer(self.pool.submit(_digest_batch, self.source, batch, self.warn))
+    def _submit(self, batch: list[Item]) -> bool:
+        return self._offer(self.pool.submit(digest_batch, self.source, batch, self.warn))
 
     def _walk(self) -> None:
         try:
@@ -262,19 +196,19 @@ class _Ingest:
             if stat.S_ISREG(entry.mode) and entry.size > 0:
                 refs = unchanged.get(entry.location)
                 if refs is not None:
-                    if not self._add((entry, _Unchanged(refs), True), 0):
+                    if not self._add((entry, Unchanged(refs), True), 0):
                         return False
                     continue
                 for item in self._pieces(entry, self.segments):
                     data = item[1]
-                    size = entry.size if data is _READ else len(data) if _is_bytes(data) else 0
+                    size = entry.size if data is READ else len(data) if is_bytes(data) else 0
                     if not self._add(item, size):
                         return False
             elif not self._add((entry, None, True), 0):
                 return False
         return True
 
-    def _add(self, item: _Item, size: int) -> bool:
+    def _add(self, item: Item, size: int) -> bool:
         self.batch.append(item)
         self.batch_size += size
         if self.batch_size >= _BATCH_BYTES or len(self.batch) >= _BATCH_ITEMS:
@@ -283,10 +217,10 @@ class _Ingest:
 
     def _flush_batch(self) -> bool:
         batch, self.batch, self.batch_size = self.batch, [], 0
-        if any(item[1] is _READ or _is_bytes(item[1]) for item in batch):
+        if any(item[1] is READ or is_bytes(item[1]) for item in batch):
             return self._submit(batch)
         done: Future[list[Any]] = Future()  # nothing to read or hash: no worker needed
-        done.set_result(_digest_batch(self.source, batch, self.warn))
+        done.set_result(digest_batch(self.source, batch, self.warn))
         return self._offer(done)
 
     def _unchanged(self, window: list[SourceEntry]) -> dict[str, list[StoredBlob]]:
@@ -309,28 +243,28 @@ class _Ingest:
         if entry.size <= SMALL_FILE_MAX:
             yield (
                 entry,
-                _read_small(self.source, entry, self.warn) if self.sequential else _READ,
+                read_small_file(self.source, entry, self.warn) if self.sequential else READ,
                 True,
             )
             return
         try:
             f = self.source.open(entry)
         except FileNotFoundError:
-            yield (entry, _VANISHED, True)
+            yield (entry, VANISHED, True)
             return
         try:
             with f:
-                before = _fingerprint(f)
+                before = fingerprint(f)
                 prev = None
                 for chunk in iter_chunks(f, segments):
                     if prev is not None:
                         yield (entry, prev, False)
                     prev = chunk
-                if before != _fingerprint(f):
-                    self.warn(_torn(entry))  # too big to read twice; a re-run reads it again
+                if before != fingerprint(f):
+                    self.warn(torn(entry))  # too big to read twice; a re-run reads it again
                 yield (entry, prev, True)
         except OSError as exc:
-            raise _source_error(entry, exc) from exc
+            raise source_error(entry, exc) from exc
 
     # -- uploader threads ------------------------------------------------------------------
     def _upload(self) -> None:
@@ -468,10 +402,10 @@ class _Ingest:
     def _read_here(self, entry: SourceEntry) -> None:
         """Read a file on this thread (rare: its remembered blobs' pack has gone missing)."""
         for piece in self._pieces(entry, SegmentPool(keep=2)):
-            for _, digest, payload, codec, raw_length, _ in _digest_batch(
+            for _, digest, payload, codec, raw_length, _ in digest_batch(
                 self.source, [piece], self.warn
             ):
-                if raw_length == _GONE:
+                if raw_length == GONE:
                     self.warn(f"skipped {entry.location or entry.path}: deleted while uploading")
                     self._drop_file()
                     return
@@ -545,7 +479,7 @@ class _Ingest:
             results = fut.result()
             hits = self.store.index.lookup_many([r[1] for r in results if r[1] is not None])
             for entry, digest, payload, codec, raw_length, last in results:
-                if raw_length == _UNCHANGED:
+                if raw_length == UNCHANGED:
                     if self._place_unchanged(payload.refs):
                         self.stats.unchanged_files += 1
                         self._emit(entry)
@@ -554,7 +488,7 @@ class _Ingest:
                     continue
                 if digest is not None:
                     self._place(digest, payload, codec, raw_length, hits)
-                if last and raw_length == _GONE:
+                if last and raw_length == GONE:
                     self.warn(f"skipped {entry.location or entry.path}: deleted while uploading")
                     self._drop_file()
                 elif last:

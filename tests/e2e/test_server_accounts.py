@@ -166,3 +166,24 @@ def test_the_client_side_rebuilds_the_servers_errors(servers):
         with pytest.raises(errors.StorageError, match="cannot reach the grid server") as down:
             api.call("GET", "/v1/whoami")
         assert down.value.transient
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_error(servers):
+    """A bounded run of schemathesis over /openapi.json (every operation, with a valid key and
+    without): no 5xx."""
+    import shutil
+    import sys
+
+    database, (a, _b), _log = servers
+    key = _user(database, "fuzz")
+    tool = shutil.which("schemathesis") or os.path.join(os.path.dirname(sys.executable), "st")
+    for auth in ([], ["-H", f"Authorization: Bearer {key}"]):
+        r = subprocess.run(
+            [tool, "run", f"{a}/openapi.json", "-c", "not_a_server_error", "-n", "25",
+             "--seed", "7", *auth],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stdout[-3000:]

@@ -144,15 +144,28 @@ def _create(ctx: Context, source: Source, origin: str, name: str, job: _Job) -> 
     )
     if version is not None and warn is not None:
         warn(f"resuming {version.ref}: its create of {origin} stopped before finishing")
+    resumed = version is not None
     if version is None:
         version = ctx.catalog.new_version(name, origin, manifest_id, lease)
-    else:
-        ctx.store.recover_packs(version.ref)
-    heartbeat = Heartbeat(ctx, name, version.number, lease)
+    try:  # from here on, any stop (Ctrl-C included) is recorded on the version
+        if resumed:
+            ctx.store.recover_packs(version.ref)
+        heartbeat = Heartbeat(ctx, name, version.number, lease)
+    except BaseException as exc:
+        _fail(ctx, version, exc)
+        if isinstance(exc, KeyboardInterrupt):
+            raise _interrupted(version) from exc
+        raise
     try:
         return _fill(ctx, source, origin, version, job, manifest_path, heartbeat)
     finally:
         heartbeat.stop()
+
+
+def _interrupted(version: VersionInfo) -> Interrupted:
+    return Interrupted(
+        f"stopped; {version.ref} is unfinished: run the same create again to resume it"
+    )
 
 
 def _fill(
@@ -167,21 +180,24 @@ def _fill(
     """Store the source into ``version`` and finish it (see ``create``)."""
     warn, archive = job.warn, source if isinstance(source, ArchiveSource) else None
     name, manifest_id, lease = version.datastore, version.manifest_id, my_lease(ctx)
-    totals = Totals(source) if job.count_totals and isinstance(source, LocalSource) else None
-    reporter = progress_reporter(ctx, version, job.progress, totals, archive)
-    ticker = Ticker(reporter) if archive is not None else None
-
-    def report(stats: IngestStats) -> None:
-        if heartbeat.lost.is_set():
-            raise _lost(ctx, version)
-        if ticker is not None:
-            ticker.report(stats)
-        else:
-            reporter(stats)
-
+    totals: Totals | None = None
+    ticker: Ticker | None = None
     manifest: ManifestWriter | None = None
     staged: ManifestWriter | None = None
     try:
+        if job.count_totals and isinstance(source, LocalSource):
+            totals = Totals(source)
+        reporter = progress_reporter(ctx, version, job.progress, totals, archive)
+        ticker = Ticker(reporter) if archive is not None else None
+
+        def report(stats: IngestStats) -> None:
+            if heartbeat.lost.is_set():
+                raise _lost(ctx, version)
+            if ticker is not None:
+                ticker.report(stats)
+            else:
+                reporter(stats)
+
         manifest = ManifestWriter(manifest_path)
         if archive is not None:
             ctx.catalog.set_status(name, version.number, PROCESSING, lease=lease)
@@ -238,9 +254,7 @@ def _fill(
             if writer is not None:
                 writer.abort()
         if isinstance(exc, KeyboardInterrupt):
-            raise Interrupted(
-                f"stopped; {version.ref} is unfinished: run the same create again to resume it"
-            ) from exc
+            raise _interrupted(version) from exc
         raise
     finally:
         if totals is not None:

@@ -6,6 +6,7 @@ same one the servers use; it does not go through a server.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -104,6 +105,8 @@ def server(
     if not database_url:
         from grid.settings import Settings
 
-        database_url = f"sqlite:///{Settings.from_env().home}/server.db"  # a one-machine server
+        home = Settings.from_env().home
+        os.makedirs(home, exist_ok=True)
+        database_url = f"sqlite:///{home}/server.db"  # a one-machine server
     print(f"grid server on http://{host}:{port} (database {database_url})", file=sys.stderr)
     serve(database_url, host, port, workers)

@@ -190,11 +190,10 @@ class S3Store(ObjectStore):
         """A PUT with ``If-None-Match: *`` (AWS, MinIO, SeaweedFS, moto answer 412 when the
         key exists). A store that ignores the header is caught by reading the object back:
         of two racing writers only the one whose bytes are there has won."""
-        name = self._name(key)
+        if self.exists(key):
+            return False
         try:
-            if self._exists(name):
-                return False
-            self._s3.put_object(Bucket=self.bucket, Key=name, Body=data, IfNoneMatch="*")
+            self._s3.put_object(Bucket=self.bucket, Key=self._name(key), Body=data, IfNoneMatch="*")
             return self.get(key) == data
         except self._client_error as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -203,12 +202,3 @@ class S3Store(ObjectStore):
             raise self._fail(exc, key, "store") from exc
         except self._errors as exc:
             raise self._fail(exc, key, "store") from exc
-
-    def _exists(self, name: str) -> bool:
-        try:
-            self._s3.head_object(Bucket=self.bucket, Key=name)
-        except self._client_error as exc:
-            if str(exc.response.get("Error", {}).get("Code", "")) in _MISSING:
-                return False
-            raise
-        return True

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from grid.errors import PathNotFoundError
 from grid.records import FileInfo, VersionInfo
 from grid.service.context import Context
-from grid.service.resolve import hold, reading
+from grid.service.resolve import held_until_closed, reading
 from grid.store.manifest import DIR, FILE, BlobLocation, Entry, ManifestReader
 from grid.store.reader import BlobFile, stream_files
 
@@ -65,17 +65,6 @@ def _file_blobs(ctx: Context, version: VersionInfo, path: str) -> tuple[Entry, l
         manifest.close()
 
 
-@contextmanager
-def _held_until_closed(ctx: Context, name: str, number: int | None) -> Iterator[VersionInfo]:
-    """Hold a version for a reader that outlives this call: released here only on error."""
-    version = hold(ctx, name, number)
-    try:
-        yield version
-    except BaseException:
-        ctx.store.readers.release(version.ref)
-        raise
-
-
 def read_file(ctx: Context, name: str, number: int | None, path: str) -> Iterator[bytes]:
     """Stream the bytes of a regular file (symlinks are followed inside the version), each
     blob verified against its BLAKE3 id before it is yielded. The version cannot be deleted
@@ -85,7 +74,7 @@ def read_file(ctx: Context, name: str, number: int | None, path: str) -> Iterato
         PathNotFoundError: no such file, or the path is a directory.
         IntegrityError: stored bytes are damaged; nothing wrong is ever yielded.
     """
-    with _held_until_closed(ctx, name, number) as version:
+    with held_until_closed(ctx, name, number) as version:
         _entry, blobs = _file_blobs(ctx, version, path)
     return _held_blobs(ctx, version.ref, blobs)
 
@@ -105,7 +94,7 @@ def open_file(ctx: Context, name: str, number: int | None, path: str) -> io.Buff
     Raises:
         PathNotFoundError: no such file, or the path is a directory.
     """
-    with _held_until_closed(ctx, name, number) as version:
+    with held_until_closed(ctx, name, number) as version:
         entry, blobs = _file_blobs(ctx, version, path)
     raw = _HeldFile(ctx.store, blobs, name=entry.path)
     raw.ref = version.ref
@@ -128,7 +117,7 @@ def iter_files(
 ) -> Iterator[tuple[str, bytes]]:
     """Yield ``(path, bytes)`` for every file under ``prefix`` in storage order (packs are read
     sequentially, in large ranged reads): the fast way to consume a whole version."""
-    with _held_until_closed(ctx, name, number) as version:
+    with held_until_closed(ctx, name, number) as version:
         manifest = ctx.store.open_manifest(version.manifest_id)
     return _iter(ctx, manifest, prefix, version.ref)
 

@@ -29,9 +29,7 @@ def delete(ctx: Context, name: str, number: int | None = None) -> list[VersionIn
         ConflictError: a version is in use or still being created (nothing deleted).
     """
     ensure_owned(ctx)
-    targets = ctx.catalog.versions(name)
-    if number is not None:
-        targets = [ctx.catalog.version(name, number)]
+    targets = ctx.catalog.versions(name) if number is None else [ctx.catalog.version(name, number)]
     with _unused(ctx, targets):
         if number is None:
             removed = ctx.catalog.delete_datastore(name)

@@ -33,6 +33,7 @@ from grid.errors import (
     UsageError,
 )
 from grid.reports import DownloadReport
+from grid.service.browse import opened
 from grid.service.context import Context
 from grid.service.destination import (
     CREATE,
@@ -40,7 +41,7 @@ from grid.service.destination import (
     in_the_way,
     split_path,
 )
-from grid.service.resolve import readable_version, reading
+from grid.service.resolve import readable_version
 from grid.store.manifest import DIR, FILE, SYMLINK, BlobLocation, Entry, ManifestReader
 from grid.store.reader import blob_starts
 
@@ -78,14 +79,10 @@ def download(
             "to write into it anyway",
             rule="DEST must be empty or missing",
         )
-    with reading(ctx, name, number) as version:  # not deleted while it downloads
+    with opened(ctx, name, number) as (version, manifest):  # not deleted while it downloads
         report = DownloadReport(version)
-        manifest = ctx.store.open_manifest(version.manifest_id)
-        try:
-            with Destination(dest, lambda n: _in_version(manifest, n)) as out:
-                _Download(ctx, manifest, out, report, progress, check=busy, resume=resume).run()
-        finally:
-            manifest.close()
+        with Destination(dest, lambda n: _in_version(manifest, n)) as out:
+            _Download(ctx, manifest, out, report, progress, check=busy, resume=resume).run()
     return report
 
 

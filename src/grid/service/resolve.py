@@ -54,3 +54,16 @@ def reading(ctx: Context, name: str, number: int | None) -> Iterator[VersionInfo
         yield v
     finally:
         ctx.store.readers.release(v.ref)
+
+
+@contextmanager
+def held_until_closed(ctx: Context, name: str, number: int | None) -> Iterator[VersionInfo]:
+    """``hold`` the version for a reader that outlives the ``with`` block (a stream, an open
+    file, a snapshot): released here only if the block fails; the reader releases it when
+    closed."""
+    v = hold(ctx, name, number)
+    try:
+        yield v
+    except BaseException:
+        ctx.store.readers.release(v.ref)
+        raise

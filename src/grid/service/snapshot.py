@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from grid.records import VersionInfo
 from grid.service.context import Context
-from grid.service.resolve import hold
+from grid.service.resolve import held_until_closed
 from grid.store.manifest import BlobLocation, Entry, ManifestReader
 from grid.store.reader import blob_starts
 from grid.store.repository import Store
@@ -120,9 +120,5 @@ class Snapshot:
 
 def open_snapshot(ctx: Context, name: str, number: int | None) -> Snapshot:
     """Open a succeeded version (default: the latest) for random access."""
-    version = hold(ctx, name, number)  # released by Snapshot.close
-    try:
+    with held_until_closed(ctx, name, number) as version:  # released by Snapshot.close
         return Snapshot(ctx.store, ctx.store.open_manifest(version.manifest_id), version)
-    except BaseException:
-        ctx.store.readers.release(version.ref)
-        raise

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from grid.errors import IntegrityError
 from grid.reports import VerifyReport
+from grid.service.browse import opened
 from grid.service.context import Context
-from grid.service.resolve import reading
 from grid.store.manifest import FILE, BlobLocation
 
 _BATCH_BYTES = 16 << 20
@@ -25,25 +25,21 @@ def verify(
     Returns:
         A report; ``report.ok`` is False when any file is damaged (missing or altered blobs).
     """
-    with reading(ctx, name, number) as version:
+    with opened(ctx, name, number) as (version, manifest):
         report = VerifyReport(version)
-        manifest = ctx.store.open_manifest(version.manifest_id)
-        try:
-            batch: list[_Item] = []
-            size = 0
-            for entry in manifest.walk():
-                if entry.kind != FILE:
-                    continue
-                batch.append((entry.path, manifest.blobs(entry)))
-                size += entry.size
-                if size >= _BATCH_BYTES:
-                    _check(ctx, batch, report)
-                    batch, size = [], 0
-                    if progress is not None:
-                        progress(report)
-            _check(ctx, batch, report)
-        finally:
-            manifest.close()
+        batch: list[_Item] = []
+        size = 0
+        for entry in manifest.walk():
+            if entry.kind != FILE:
+                continue
+            batch.append((entry.path, manifest.blobs(entry)))
+            size += entry.size
+            if size >= _BATCH_BYTES:
+                _check(ctx, batch, report)
+                batch, size = [], 0
+                if progress is not None:
+                    progress(report)
+        _check(ctx, batch, report)
     return report
 
 

@@ -16,8 +16,8 @@ an object this installation cannot show it wrote is never garbage to it.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
 
 from grid.errors import StorageError
 from grid.store.pack import PackedBlob
@@ -94,21 +94,30 @@ class BlobIndex:
     def _conn(self) -> sqlite3.Connection:
         return self._db.get()
 
+    def _write_many(self, sql: str, rows: Iterable[tuple[object, ...]]) -> None:
+        """``sql`` for each of ``rows``, in one transaction."""
+        conn = self._conn()
+        try:
+            with conn:
+                conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+
+    def _select_in(self, sql: str, values: list[Any]) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``sql``, whose ``(?)`` is filled with ``values``, a bounded part at a time."""
+        conn = self._conn()
+        for i in range(0, len(values), _MAX_PARAMS):
+            part = values[i : i + _MAX_PARAMS]
+            yield from conn.execute(sql.replace("(?)", f"({','.join('?' * len(part))})"), part)
+
     def lookup_many(self, digests: list[bytes]) -> dict[bytes, BlobRef]:
         """Return the stored location of each of ``digests`` that is in the index."""
-        found: dict[bytes, BlobRef] = {}
-        conn = self._conn()
-        for i in range(0, len(digests), _MAX_PARAMS):
-            part = digests[i : i + _MAX_PARAMS]
-            rows = conn.execute(
-                "SELECT b.digest, p.name, b.offset, b.stored_length, b.raw_length, b.codec, p.size"
-                " FROM blobs b JOIN packs p ON p.id = b.pack"
-                f" WHERE b.digest IN ({','.join('?' * len(part))})",
-                part,
-            )
-            for row in rows:
-                found[row[0]] = BlobRef(*row[1:])
-        return found
+        rows = self._select_in(
+            "SELECT b.digest, p.name, b.offset, b.stored_length, b.raw_length, b.codec, p.size"
+            " FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.digest IN (?)",
+            digests,
+        )
+        return {row[0]: BlobRef(*row[1:]) for row in rows}
 
     def add_pack(self, pack_id: str, size: int, blobs: Iterable[PackedBlob]) -> None:
         """Record a stored pack and its blobs (blobs already indexed keep their first location)."""
@@ -138,12 +147,7 @@ class BlobIndex:
 
     def forget_blobs(self, digests: list[bytes]) -> None:
         """Drop blobs found damaged: a later create stores them again."""
-        conn = self._conn()
-        try:
-            with conn:
-                conn.executemany("DELETE FROM blobs WHERE digest = ?", ((d,) for d in digests))
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+        self._write_many("DELETE FROM blobs WHERE digest = ?", ((d,) for d in digests))
 
     def has_packs(self, pack_ids: list[str]) -> set[str]:
         """Which of ``pack_ids`` are indexed."""
@@ -151,26 +155,13 @@ class BlobIndex:
 
     def pack_sizes(self, pack_ids: list[str]) -> dict[str, int]:
         """Indexed size of each of ``pack_ids`` that is indexed."""
-        conn = self._conn()
-        out: dict[str, int] = {}
-        for i in range(0, len(pack_ids), _MAX_PARAMS):
-            part = pack_ids[i : i + _MAX_PARAMS]
-            rows = conn.execute(
-                f"SELECT name, size FROM packs WHERE name IN ({','.join('?' * len(part))})", part
-            )
-            out.update(rows)
-        return out
+        return dict(self._select_in("SELECT name, size FROM packs WHERE name IN (?)", pack_ids))
 
     def lease(self, holder: str, pack_ids: Iterable[str]) -> None:
         """Record that ``holder`` (a version being created) uses these packs."""
-        conn = self._conn()
-        try:
-            with conn:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO leases VALUES (?, ?)", ((holder, p) for p in pack_ids)
-                )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+        self._write_many(
+            "INSERT OR IGNORE INTO leases VALUES (?, ?)", ((holder, p) for p in pack_ids)
+        )
 
     def leased(self, holder: str | None = None) -> list[tuple[str, str]]:
         """(holder, pack) leases, of one holder or of all."""
@@ -208,43 +199,23 @@ class BlobIndex:
     def will_write(self, keys: Iterable[str]) -> None:
         """Record that this installation is about to store objects ``keys`` (see the module
         docstring); call before the write."""
-        conn = self._conn()
-        try:
-            with conn:
-                conn.executemany("INSERT OR IGNORE INTO written VALUES (?)", ((k,) for k in keys))
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+        self._write_many("INSERT OR IGNORE INTO written VALUES (?)", ((k,) for k in keys))
 
     def wrote(self, keys: list[str]) -> set[str]:
         """Which of ``keys`` this installation recorded writing."""
-        conn = self._conn()
-        out: set[str] = set()
-        for i in range(0, len(keys), _MAX_PARAMS):
-            part = keys[i : i + _MAX_PARAMS]
-            rows = conn.execute(
-                f"SELECT key FROM written WHERE key IN ({','.join('?' * len(part))})", part
-            )
-            out.update(k for (k,) in rows)
-        return out
+        return {k for (k,) in self._select_in("SELECT key FROM written WHERE key IN (?)", keys)}
 
     def deleted(self, keys: Iterable[str]) -> None:
         """Forget objects gc has deleted."""
-        conn = self._conn()
-        with conn:
-            conn.executemany("DELETE FROM written WHERE key = ?", ((k,) for k in keys))
+        self._write_many("DELETE FROM written WHERE key = ?", ((k,) for k in keys))
 
     def retire(self, objects: list[tuple[str, list[str]]]) -> None:
         """Record objects gc replaced (a repacked pack, a rewritten manifest) with the versions
         whose readers may still need them; ``retired`` lists them until ``unretire``."""
-        conn = self._conn()
-        try:
-            with conn:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO retired VALUES (?, ?)",
-                    ((key, " ".join(refs)) for key, refs in objects),
-                )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+        self._write_many(
+            "INSERT OR REPLACE INTO retired VALUES (?, ?)",
+            ((key, " ".join(refs)) for key, refs in objects),
+        )
 
     def retired(self) -> list[tuple[str, list[str]]]:
         """(key, version refs) of every retired object not yet deleted."""
@@ -253,9 +224,7 @@ class BlobIndex:
 
     def unretire(self, keys: list[str]) -> None:
         """Forget retired objects once deleted."""
-        conn = self._conn()
-        with conn:
-            conn.executemany("DELETE FROM retired WHERE key = ?", ((k,) for k in keys))
+        self._write_many("DELETE FROM retired WHERE key = ?", ((k,) for k in keys))
 
     def release(self, holder: str) -> None:
         """Drop a holder's leases (its version succeeded, failed or was deleted)."""

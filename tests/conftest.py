@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import subprocess
 
 import pytest
 
@@ -23,6 +25,22 @@ def home(tmp_path, monkeypatch):
 def client(home):
     with grid.Client(str(home)) as c:
         yield c
+
+
+@contextlib.contextmanager
+def small_tmpfs(path, size: str):
+    """A tmpfs of ``size`` (e.g. ``4m``) mounted at ``path`` for the block (a full disk on
+    demand); skips the test where mounting is not allowed."""
+    path.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def count_opens(monkeypatch, source_class) -> list[str]:

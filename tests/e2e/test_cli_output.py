@@ -305,11 +305,11 @@ main(sys.argv[1:])
 """
 
 
-def _interrupt_during(home, tmp_path, method: str, args: list[str], sig) -> tuple[int, str]:
-    """Run the CLI with Client.``method`` held up, send ``sig`` once it is in it."""
-    ready = tmp_path / f"ready-{method}"
+def _signal_when_ready(home, ready, script: str, args: list[str], sig) -> tuple[int, str]:
+    """Run ``script`` (which touches the file ``ready`` once inside the operation) with
+    ``args``; send ``sig`` then; return the exit code and stderr."""
     p = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(_SLOW.format(method=method)), *args],
+        [sys.executable, "-c", script, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -321,6 +321,12 @@ def _interrupt_during(home, tmp_path, method: str, args: list[str], sig) -> tupl
     p.send_signal(sig)
     _out, err = p.communicate(timeout=60)
     return p.returncode, err
+
+
+def _interrupt_during(home, tmp_path, method: str, args: list[str], sig) -> tuple[int, str]:
+    """Run the CLI with Client.``method`` held up, send ``sig`` once it is in it."""
+    script = textwrap.dedent(_SLOW.format(method=method))
+    return _signal_when_ready(home, tmp_path / f"ready-{method}", script, args, sig)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -360,20 +366,9 @@ def test_an_interrupted_create_gives_one_next_step(home, tmp_path):
         main(sys.argv[1:])
         """
     )
-    ready = tmp_path / "ready"
-    p = subprocess.Popen(
-        [sys.executable, "-c", script, "datastore", "create", str(src)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(home, READY=str(ready)),
-    )
-    deadline = time.monotonic() + 60
-    while not ready.exists() and time.monotonic() < deadline and p.poll() is None:
-        time.sleep(0.01)
-    p.send_signal(signal.SIGINT)
-    _out, err = p.communicate(timeout=60)
-    assert p.returncode == 130, err
+    args = ["datastore", "create", str(src)]
+    code, err = _signal_when_ready(home, tmp_path / "ready", script, args, signal.SIGINT)
+    assert code == 130, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("grid: ") and "resume" in last, err
     assert "new version" not in last and "error" not in last

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
 import grid
+from tests.conftest import small_tmpfs
 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mnt = tmp_path / "small-disk"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mnt)], capture_output=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with small_tmpfs(tmp_path / "small-disk", "12m") as mnt:
+        yield mnt
 
 
 def test_disk_full_fails_the_version_and_keeps_the_others(small_disk, tmp_path):

@@ -14,6 +14,7 @@ import tracemalloc
 import pytest
 
 import grid
+from tests.conftest import small_tmpfs
 from tests.service.test_create_roundtrip import source_tree
 
 PAYLOAD = b"the real content of a\n" * 100
@@ -293,15 +294,8 @@ def test_an_unwritable_folder_in_dest_is_named_with_the_file(home, mixed_tree, t
 
 @pytest.fixture
 def small_dest(tmp_path):
-    mnt = tmp_path / "small-dest"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with small_tmpfs(tmp_path / "small-dest", "4m") as mnt:
+        yield mnt
 
 
 def test_a_full_dest_names_the_destination_and_leaves_no_temporary_files(

@@ -36,6 +36,7 @@ from grid.records import (
     OPTIMIZING,
     PROCESSING,
     SUCCEEDED,
+    Lease,
     VersionInfo,
 )
 from grid.reports import CreateProgress, Progress
@@ -152,7 +153,7 @@ def _create(ctx: Context, source: Source, origin: str, name: str, job: _Job) -> 
             ctx.store.recover_packs(version.ref)
         heartbeat = Heartbeat(ctx, name, version.number, lease)
     except BaseException as exc:
-        _fail(ctx, version, exc)
+        _fail(ctx, version, exc, lease)
         if isinstance(exc, KeyboardInterrupt):
             raise _interrupted(version) from exc
         raise
@@ -179,7 +180,7 @@ def _fill(
 ) -> VersionInfo:
     """Store the source into ``version`` and finish it (see ``create``)."""
     warn, archive = job.warn, source if isinstance(source, ArchiveSource) else None
-    name, manifest_id, lease = version.datastore, version.manifest_id, my_lease(ctx)
+    name, manifest_id, lease = version.datastore, version.manifest_id, heartbeat.lease
     totals: Totals | None = None
     ticker: Ticker | None = None
     manifest: ManifestWriter | None = None
@@ -249,7 +250,7 @@ def _fill(
                 ctx.catalog.discard_version(name, version.number)
                 ctx.store.index.release(version.ref)
         else:
-            _fail(ctx, version, exc)  # not if another create took it over: see _fail
+            _fail(ctx, version, exc, lease)  # not if another create took it over
         for writer in (manifest, staged):
             if writer is not None:
                 writer.abort()
@@ -313,7 +314,8 @@ def _lost(ctx: Context, version: VersionInfo) -> ConflictError:
     )
 
 
-def _fail(ctx: Context, version: VersionInfo, exc: BaseException) -> None:
+def _fail(ctx: Context, version: VersionInfo, exc: BaseException, lease: Lease) -> None:
+    """Mark ``version`` failed (or interrupted) with the reason, if ``lease`` still holds it."""
     status = FAILED
     if isinstance(exc, KeyboardInterrupt):
         status = INTERRUPTED
@@ -326,7 +328,7 @@ def _fail(ctx: Context, version: VersionInfo, exc: BaseException) -> None:
     # succeeded.
     with contextlib.suppress(GridError):
         ctx.catalog.set_status(
-            version.datastore, version.number, status, reason=reason, lease=my_lease(ctx)
+            version.datastore, version.number, status, reason=reason, lease=lease
         )
         if status == FAILED:
             ctx.store.index.release(version.ref)

@@ -54,6 +54,7 @@ class Heartbeat:
     def __init__(self, ctx: Context, name: str, number: int, lease: Lease) -> None:
         self.lost = threading.Event()
         self._done = threading.Event()
+        self.lease = lease
         self._args = (ctx, name, number, lease)
         self._thread = threading.Thread(target=self._run, name="grid-lease", daemon=True)
         self._thread.start()

@@ -7,6 +7,7 @@ numbers on any engine.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,7 @@ from grid.records import (
 
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
 # The newest migration; checked with one query so that Alembic is imported only to migrate.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 _ALLOCATE_TRIES = 20
 _MIGRATE_LOCK = 0x67726964  # "grid": the advisory lock migrations hold on PostgreSQL
 
@@ -105,6 +106,18 @@ class Catalog:
         self.owner_id = self._owner(owner) if owner is not None else 0
         self._id: str | None = None
 
+    def acting_for(self, owner_id: int) -> Catalog:
+        """This catalog (same engine, same connections) acting for another owner: how a server
+        serves each caller's datastores."""
+        view = copy.copy(self)
+        view.owner_id = owner_id
+        return view
+
+    def owner_id_of(self, name: str) -> int | None:
+        """The id of owner ``name``; None if there is none."""
+        with self._tx() as s:
+            return s.scalar(select(Owner.id).where(Owner.name == name))
+
     @property
     def catalog_id(self) -> str:
         """This catalog's id (random, made with it): the storage it writes is claimed by it."""
@@ -112,6 +125,17 @@ class Catalog:
             with self._tx() as s:
                 self._id = s.scalars(select(Installation.id)).one()
         return self._id
+
+    def signing_secret(self) -> str:
+        """A secret shared by every server on this database (made on first use): signs the
+        object URLs a server with a local-folder storage hands out."""
+        with self._tx() as s:
+            row = s.scalars(select(Installation).with_for_update()).one()
+            if row.secret is None:
+                import secrets
+
+                row.secret = secrets.token_hex(32)
+            return row.secret
 
     def close(self) -> None:
         self.engine.dispose()

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -27,6 +28,8 @@ class Installation(Base):
     __tablename__ = "installation"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Signs the object URLs a server hands out for a local-folder storage (made on first use).
+    secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Owner(Base):
@@ -102,3 +105,18 @@ class Version(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
+
+
+class Pack(Base):
+    """A pack an owner has in team mode: registered (``verified`` False) while the server
+    checks it, then with its trailer; ``seq`` orders the packs for clients that sync."""
+
+    __tablename__ = "packs"
+    __table_args__ = (UniqueConstraint("owner_id", "pack_id"),)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"))
+    pack_id: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    trailer: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    verified: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

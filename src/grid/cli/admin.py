@@ -98,15 +98,30 @@ def server(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Server processes.")] = 1,
+    storage_url: Annotated[
+        str | None,
+        typer.Option(
+            "--storage-url",
+            envvar="GRID_SERVER_STORAGE",
+            metavar="URL",
+            help="Where packs and manifests live: s3://BUCKET/PREFIX (any S3-compatible store; "
+            "endpoint and credentials from the AWS chain, e.g. AWS_ENDPOINT_URL) or a folder "
+            "(default GRID_HOME/server-objects).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the team-mode API server (accounts and keys today; datastores next)."""
+    """Run the team-mode API server: accounts, keys and datastores."""
     from grid.server.run import serve
+    from grid.server.storage import default_storage
+    from grid.settings import Settings
 
+    home = Settings.from_env().home
     if not database_url:
-        from grid.settings import Settings
-
-        home = Settings.from_env().home
         os.makedirs(home, exist_ok=True)
         database_url = f"sqlite:///{home}/server.db"  # a one-machine server
-    print(f"grid server on http://{host}:{port} (database {database_url})", file=sys.stderr)
-    serve(database_url, host, port, workers)
+    storage_url = storage_url or default_storage(home)
+    print(
+        f"grid server on http://{host}:{port} (database {database_url}, storage {storage_url})",
+        file=sys.stderr,
+    )
+    serve(database_url, storage_url, host, port, workers)

@@ -94,6 +94,22 @@ class ObjectStore(ABC):
         with open(path, "rb") as f:
             return self.put(key, [f.read()])
 
+    def copy(self, src: str, dst: str) -> int:
+        """Store a copy of object ``src`` under ``dst`` (inside the store where it can: no
+        bytes through this process); return its length. Durable.
+
+        Raises:
+            NotFoundError: ``src`` does not exist.
+        """
+        size = self.put(dst, [self.get(src)])
+        self.sync([dst])
+        return size
+
+    def presign(self, key: str, method: str, seconds: int) -> str | None:
+        """A URL that lets its holder ``GET``, ``HEAD`` or ``PUT`` object ``key`` for
+        ``seconds`` without credentials; None where the store has no such URLs (a folder)."""
+        return None
+
     def exists(self, key: str) -> bool:
         """Return whether ``key`` exists."""
         try:

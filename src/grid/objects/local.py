@@ -109,6 +109,12 @@ class LocalDirectory(ObjectStore):
             _remove_quietly(tmp)
             raise _storage_error(exc, key) from exc
 
+    def copy(self, src: str, dst: str) -> int:
+        source = self._path(src)
+        if not os.path.exists(source):
+            raise NotFoundError(f"object {src} not found", key=src)
+        return self.put_file(dst, source)
+
     def get(self, key: str) -> bytes:
         try:
             with open(self._path(key), "rb") as f:

@@ -131,6 +131,25 @@ class S3Store(ObjectStore):
             raise self._fail(exc, key, "store") from exc
         return os.path.getsize(path)
 
+    def copy(self, src: str, dst: str) -> int:
+        """A server-side CopyObject: the bytes never leave the store."""
+        try:
+            self._s3.copy_object(
+                Bucket=self.bucket,
+                Key=self._name(dst),
+                CopySource={"Bucket": self.bucket, "Key": self._name(src)},
+            )
+        except self._errors as exc:
+            raise self._fail(exc, src, "copy") from exc
+        return self.size(dst)
+
+    def presign(self, key: str, method: str, seconds: int) -> str | None:
+        operation = {"GET": "get_object", "HEAD": "head_object", "PUT": "put_object"}[method]
+        url: str = self._s3.generate_presigned_url(
+            operation, Params={"Bucket": self.bucket, "Key": self._name(key)}, ExpiresIn=seconds
+        )
+        return url
+
     def get(self, key: str) -> bytes:
         try:
             body: Any = self._s3.get_object(Bucket=self.bucket, Key=self._name(key))["Body"]

@@ -1,23 +1,30 @@
-"""The API application: accounts and keys today; datastores join it as team mode grows.
+"""The API application: accounts and keys, datastores (``datastores_api``) and the data plane
+(``objects_api``).
 
-Every request but ``/v1/health`` carries ``Authorization: Bearer grid_...``; the key is looked
-up on every request, so expiry and revocation act at once on every server. Servers keep no
-state of their own: several of them on one database serve the same answers.
+Every request but ``/v1/health`` and signed object URLs carries ``Authorization: Bearer
+grid_...`` (``auth``). Servers keep no state of their own: several of them on one database
+and one storage serve the same answers.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from grid import errors as e
 from grid.catalog import Accounts, Catalog
-from grid.records import ApiKeyInfo, Principal
+from grid.catalog.packs import PackRegistry
+from grid.records import ApiKeyInfo
+from grid.server import datastores_api, objects_api
+from grid.server.access import Access
+from grid.server.auth import Caller
 from grid.server.problems import problem
+from grid.server.storage import ObjectUrls, open_storage
 
 API = "/v1"
 
@@ -51,16 +58,6 @@ class WhoAmI(BaseModel):
     key_id: str
 
 
-def _principal(request: Request) -> Principal:
-    """The caller, from ``Authorization: Bearer KEY`` (UnauthorizedError otherwise)."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    accounts: Accounts = request.app.state.accounts
-    return accounts.authenticate(token.strip() if scheme.lower() == "bearer" else None)
-
-
-Caller = Annotated[Principal, Depends(_principal)]
-
-
 def _key_out(k: ApiKeyInfo) -> dict[str, object]:
     return {
         "id": k.id,
@@ -70,12 +67,21 @@ def _key_out(k: ApiKeyInfo) -> dict[str, object]:
     }
 
 
-def create_app(database_url: str) -> FastAPI:
-    """The application over the catalog at ``database_url`` (migrated on first use)."""
+def create_app(database_url: str, storage_url: str, scratch: str | None = None) -> FastAPI:
+    """The application over the catalog at ``database_url`` (migrated on first use) and the
+    object store at ``storage_url``; ``scratch``: a folder for manifests being checked."""
     catalog = Catalog(database_url, owner=None)
     accounts = Accounts(catalog)
     app = FastAPI(title="grid", version="1", docs_url=None, redoc_url=None)
-    app.state.accounts = accounts
+    state = app.state
+    state.accounts = accounts
+    state.access = Access(catalog)
+    state.packs = PackRegistry(catalog)
+    state.objects = open_storage(storage_url)
+    state.urls = ObjectUrls(state.objects, catalog.signing_secret())
+    state.scratch = scratch or os.path.join(tempfile.gettempdir(), "grid-server")
+    app.include_router(datastores_api.router)
+    app.include_router(objects_api.router)
 
     @app.exception_handler(e.GridError)
     async def _grid_error(_request: Request, exc: e.GridError) -> JSONResponse:
@@ -112,7 +118,5 @@ def create_app(database_url: str) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """The application for a uvicorn worker: the database from ``GRID_DATABASE_URL``."""
-    import os
-
-    return create_app(os.environ["GRID_DATABASE_URL"])
+    """The application for a uvicorn worker: ``GRID_DATABASE_URL``, ``GRID_SERVER_STORAGE``."""
+    return create_app(os.environ["GRID_DATABASE_URL"], os.environ["GRID_SERVER_STORAGE"])

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from grid.catalog import Accounts, Catalog
 from grid.records import ApiKeyInfo, UserInfo
+from grid.server.storage import open_storage
 
 
-def serve(database_url: str, host: str, port: int, workers: int = 1) -> None:
-    """Serve the API on ``host:port`` with ``workers`` processes until stopped."""
+def serve(database_url: str, storage_url: str, host: str, port: int, workers: int = 1) -> None:
+    """Serve the API on ``host:port`` with ``workers`` processes until stopped, keeping bytes
+    in ``storage_url`` (``s3://bucket/prefix`` or a folder)."""
     import os
 
     import uvicorn
 
     Catalog(database_url, owner=None).close()  # migrate once, before the workers start
+    open_storage(storage_url).close()  # a bad URL fails here, with one line
     os.environ["GRID_DATABASE_URL"] = database_url  # read by each worker's app_from_env
+    os.environ["GRID_SERVER_STORAGE"] = storage_url
     uvicorn.run(
         "grid.server.app:app_from_env",
         factory=True,

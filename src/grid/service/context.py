@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from grid.catalog import Catalog
 from grid.errors import storage_error
+from grid.service.catalog_port import CatalogPort
 from grid.store import Store
 
 
@@ -21,10 +21,11 @@ class Context:
     objects live and ``home`` the installation, for messages. ``host_id`` names this machine
     in leases and claims; ``lease_seconds`` is how long a create's hold on its version lasts
     unrenewed; ``gc_grace`` is how old (seconds) an unreferenced object must be before gc
-    deletes it.
+    deletes it. ``server_checked``: a team-mode server owns the storage (the catalog is
+    remote): it claims the storage and checks every upload at commit, not this process.
     """
 
-    catalog: Catalog
+    catalog: CatalogPort
     store: Store
     scratch_dir: str
     allow_private_urls: bool = True
@@ -33,6 +34,7 @@ class Context:
     host_id: str = ""
     lease_seconds: float = 60.0
     gc_grace: float = 24 * 3600.0
+    server_checked: bool = False
 
     def scratch_path(self, name: str) -> str:
         """Path for a working file; the scratch folder is created on first use.

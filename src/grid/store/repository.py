@@ -7,19 +7,17 @@ import fcntl
 import io
 import os
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO
 
 import zstandard
 
 from grid.errors import IntegrityError, NotFoundError, storage_error
-from grid.ids import digest_of
 from grid.objects.base import Buffer, ObjectStore
+from grid.store.blob_check import check_pack, unpack_manifest, verify_blob
 from grid.store.cache import BlobCache
-from grid.store.compression import decode
 from grid.store.filestate import FileState
 from grid.store.index import BlobIndex
 from grid.store.manifest import BlobLocation, ManifestReader
-from grid.store.pack import PackBuilder, pack_key, parse_trailer
+from grid.store.pack import PackBuilder, pack_key
 from grid.store.readers import ReaderLocks
 
 # Blobs of a pack closer than this are fetched with one read (the gap is read and dropped).
@@ -122,7 +120,7 @@ class Store:
                     dst.write(data)
                 else:
                     with io.BytesIO(data) if data is not None else open(str(stored), "rb") as src:
-                        _unpack(src, dst)
+                        unpack_manifest(src, dst)
             os.replace(tmp, path)
         except NotFoundError as exc:
             raise IntegrityError(f"manifest {manifest_id} is missing from the store") from exc
@@ -210,7 +208,7 @@ class Store:
         """``payload`` decoded and verified; a damaged blob is dropped from the index, so that
         the next create stores it again instead of pointing at the damage."""
         try:
-            return _verified(loc, payload)
+            return verify_blob(loc, payload)
         except IntegrityError:
             self.index.forget_blobs([loc.digest])
             raise
@@ -237,14 +235,7 @@ class Store:
             key = pack_key(pack_id)
             try:
                 data = self.objects.get(key)
-                blobs = parse_trailer(data)
-                for b in blobs:
-                    _verified(
-                        BlobLocation(
-                            pack_id, b.digest, b.offset, b.stored_length, b.raw_length, b.codec
-                        ),
-                        data[b.offset : b.offset + b.stored_length],
-                    )
+                blobs = check_pack(pack_id, data)
             except NotFoundError:
                 continue
             except IntegrityError:
@@ -266,27 +257,6 @@ class Store:
         return missing
 
 
-def _unpack(src: BinaryIO, dst: BinaryIO) -> None:
-    """Decompress a manifest object, refusing a truncated or damaged one (the frame records
-    its size and a checksum)."""
-    expected = zstandard.frame_content_size(src.read(18))
-    src.seek(0)
-    _, written = zstandard.ZstdDecompressor().copy_stream(src, dst)
-    if expected < 0 or written != expected:
-        raise zstandard.ZstdError(f"unpacked {written} bytes of {expected}: truncated")
-
-
 def _is_sqlite(path: str) -> bool:
     with open(path, "rb") as f:
         return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
-
-
-def _verified(loc: BlobLocation, payload: bytes) -> bytes:
-    if len(payload) != loc.stored_length:
-        raise IntegrityError(f"blob {loc.digest.hex()} is truncated", digest=loc.digest.hex())
-    data = decode(payload, loc.codec, loc.raw_length)
-    if len(data) != loc.raw_length or digest_of(data) != loc.digest:
-        raise IntegrityError(
-            f"blob {loc.digest.hex()} does not match its id", digest=loc.digest.hex()
-        )
-    return data

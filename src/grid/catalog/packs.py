@@ -1,0 +1,103 @@
+"""The packs each owner has in team mode, as the server has verified them.
+
+A client never tells the server which packs exist: the server registers a pack when a commit
+first references it, checks every blob in it, and only then marks it verified with its
+trailer. Clients sync the verified trailers of their owner (``since``) to learn which blobs
+are already stored, and nobody learns another owner's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select
+from sqlalchemy import exc as sa_exc
+
+from grid.catalog.catalog import Catalog
+from grid.catalog.models import Pack
+from grid.errors import ConflictError
+
+
+class PackRegistry:
+    """Packs per owner in the database of ``catalog``."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+
+    def verified(self, owner_id: int, pack_ids: Iterable[str]) -> dict[str, tuple[int, bytes]]:
+        """``{pack_id: (size, trailer)}`` of those of ``pack_ids`` the owner has, verified."""
+        ids = sorted(set(pack_ids))
+        out: dict[str, tuple[int, bytes]] = {}
+        with self._catalog.transaction() as s:
+            for start in range(0, len(ids), 500):
+                rows = s.execute(
+                    select(Pack.pack_id, Pack.size, Pack.trailer).where(
+                        Pack.owner_id == owner_id,
+                        Pack.verified.is_(True),
+                        Pack.pack_id.in_(ids[start : start + 500]),
+                    )
+                )
+                out.update({pid: (size, trailer or b"") for pid, size, trailer in rows})
+        return out
+
+    def register(self, owner_id: int, pack_id: str) -> None:
+        """Note that ``pack_id`` is being checked, so that no other commit publishes it
+        meanwhile.
+
+        Raises:
+            ConflictError: it is registered already (being checked by another commit).
+        """
+        try:
+            with self._catalog.transaction() as s:
+                s.add(
+                    Pack(
+                        owner_id=owner_id,
+                        pack_id=pack_id,
+                        size=0,
+                        trailer=None,
+                        verified=False,
+                        created_at=self._catalog.now(),
+                    )
+                )
+        except sa_exc.IntegrityError as exc:
+            raise ConflictError(
+                f"pack {pack_id} is being checked by another commit; try again", transient=True
+            ) from exc
+
+    def mark_verified(self, owner_id: int, pack_id: str, size: int, trailer: bytes) -> None:
+        """Record a checked pack: from now on its blobs count as stored for the owner. The
+        row is made again, so that its ``seq`` is past every cursor handed out before."""
+        with self._catalog.transaction() as s:
+            s.execute(delete(Pack).where(Pack.owner_id == owner_id, Pack.pack_id == pack_id))
+            s.flush()
+            s.add(
+                Pack(
+                    owner_id=owner_id,
+                    pack_id=pack_id,
+                    size=size,
+                    trailer=trailer,
+                    verified=True,
+                    created_at=self._catalog.now(),
+                )
+            )
+
+    def unregister(self, owner_id: int, pack_id: str) -> None:
+        """Drop a pack that failed its check (or was deleted)."""
+        with self._catalog.transaction() as s:
+            s.execute(delete(Pack).where(Pack.owner_id == owner_id, Pack.pack_id == pack_id))
+
+    def since(
+        self, owner_id: int, after: int, limit: int = 1000
+    ) -> list[tuple[int, str, int, bytes]]:
+        """Verified packs of the owner registered after cursor ``after``:
+        ``(seq, pack_id, size, trailer)`` in order. (Transactions commit out of ``seq`` order
+        on PostgreSQL, so a client may miss a pack verified at the same moment: it then
+        stores those blobs again, which costs space, never correctness.)"""
+        with self._catalog.transaction() as s:
+            rows = s.execute(
+                select(Pack.seq, Pack.pack_id, Pack.size, Pack.trailer)
+                .where(Pack.owner_id == owner_id, Pack.verified.is_(True), Pack.seq > after)
+                .order_by(Pack.seq)
+                .limit(limit)
+            )
+            return [(seq, pid, size, trailer or b"") for seq, pid, size, trailer in rows]

@@ -1,0 +1,115 @@
+"""One owner's objects on a team-mode server, reached with the short-lived URLs it hands out:
+bytes go straight between this machine and the object store, never through the API server.
+
+Writes land in this user's staging area of the owner (the server publishes them at commit,
+after checking them); reads get the published objects. URLs are kept until shortly before
+they expire, one request per batch of keys. Nothing here sends the API key to the store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from grid.client.api_session import ApiSession
+from grid.errors import NotFoundError, StorageError, UsageError
+from grid.objects.base import Buffer, ObjectInfo, ObjectStore, validate_key
+
+_KEEP_URL = 1800.0  # seconds a URL is reused (the server gives an hour)
+_TIMEOUT = 120.0
+
+
+class PresignedObjects(ObjectStore):
+    """Objects of ``owner`` on the server of ``api``."""
+
+    def __init__(self, api: ApiSession, owner: str) -> None:
+        import httpx
+
+        self._api = api
+        self._path = f"/v1/owners/{quote(owner, safe='')}/objects"
+        self._http = httpx.Client(timeout=_TIMEOUT, limits=httpx.Limits(max_connections=32))
+        self._errors = (httpx.TransportError,)
+        self._urls: dict[tuple[str, str], tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _url(self, key: str, method: str) -> str:
+        validate_key(key)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._urls.get((method, key))
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        urls = self._api.call("POST", self._path, {"method": method, "keys": [key]})["urls"]
+        url = str(urls[key])
+        if url.startswith("/"):
+            url = self._api.url + url
+        with self._lock:
+            self._urls[(method, key)] = (url, now + _KEEP_URL)
+        return url
+
+    def _send(self, method: str, key: str, **kw: Any) -> Any:
+        """``method`` on ``key``'s URL; a refused (expired) URL is asked for again once."""
+        for attempt in range(2):
+            url = self._url(key, method)
+            try:
+                response = self._http.request(method, url, **kw)
+            except self._errors as exc:
+                raise StorageError(f"cannot reach the object store: {exc}", transient=True) from exc
+            if response.status_code == 404:
+                raise NotFoundError(f"object {key} does not exist", key=key)
+            if response.status_code in (401, 403) and attempt == 0:
+                with self._lock:
+                    self._urls.pop((method, key), None)
+                continue
+            if response.status_code >= 400 and response.status_code != 416:
+                raise StorageError(
+                    f"the object store answered {response.status_code} to {method} {key}",
+                    key=key,
+                    transient=response.status_code >= 500,
+                )
+            return response
+        raise StorageError(f"the object store refused {method} {key}", key=key)
+
+    def put(self, key: str, parts: Sequence[Buffer]) -> int:
+        data = b"".join(parts)
+        self._send("PUT", key, content=data)
+        return len(data)
+
+    def put_file(self, key: str, path: str) -> int:
+        with open(path, "rb") as f:
+            return self.put(key, [f.read()])
+
+    def get(self, key: str) -> bytes:
+        return bytes(self._send("GET", key).content)
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        if length <= 0:
+            self.size(key)
+            return b""
+        headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
+        response = self._send("GET", key, headers=headers)
+        if response.status_code == 416:
+            return b""
+        data = bytes(response.content)
+        return data if response.status_code == 206 else data[offset : offset + length]
+
+    def size(self, key: str) -> int:
+        return int(self._send("HEAD", key).headers["content-length"])
+
+    def delete(self, key: str) -> None:
+        """Nothing: a team-mode server deletes objects itself (delete and gc)."""
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        raise UsageError(
+            "a team-mode server's storage is not listed by clients",
+            rule="gc of team-mode storage runs on the server",
+        )
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        raise UsageError("claims are the server's business in team mode")

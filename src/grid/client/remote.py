@@ -1,0 +1,161 @@
+"""``RemoteClient``: the same operations as ``grid.Client``, on a team-mode server.
+
+The work stays on this machine as in embedded mode (chunking, hashing, compressing, packing,
+reading and verifying blobs, the blob cache); the catalog is the server's, and bytes move
+between this machine and the server's object store with the URLs it hands out. ``NAME`` is the
+caller's own datastore, ``TEAM/NAME`` one of a team they belong to. Local state (blob index,
+file state, cache) is kept per server and owner under ``GRID_HOME/remote``.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import contextlib
+import os
+
+from grid.client.api_session import ApiSession
+from grid.client.client import _REMOTE_CACHE, _slug
+from grid.client.presigned import PresignedObjects
+from grid.client.remote_catalog import RemoteCatalog
+from grid.client.service_client import ServiceClient
+from grid.client.wire import datastore_from
+from grid.errors import UsageError, storage_error
+from grid.records import DatastoreInfo
+from grid.reports import GcReport
+from grid.service import create
+from grid.service.context import Context
+from grid.settings import Settings
+from grid.store import Store
+from grid.store.pack import parse_trailer
+
+_SYNC_PAGE = 2000
+
+
+class RemoteClient(ServiceClient):
+    """Datastores on the server at ``url``, as the holder of ``api_key``.
+
+    Args:
+        url: the server, ``http(s)://host:port``.
+        api_key: the caller's key (``grid_...``).
+        home: where local state lives (default ``$GRID_HOME`` or ``~/.grid``).
+        cache_size: bytes of verified blobs kept on disk for random reads (default
+            ``GRID_CACHE_SIZE``, else 10 GiB).
+    """
+
+    def __init__(
+        self, url: str, api_key: str, home: str | None = None, *, cache_size: int | None = None
+    ) -> None:
+        settings = Settings.from_env()
+        self._settings = settings
+        self._limits = create.ArchiveLimits(
+            max_bytes=settings.archive_max_size,
+            max_entries=settings.archive_max_files,
+            max_ratio=settings.archive_max_ratio,
+        )
+        self.home = os.path.abspath(home or settings.home)
+        self._cache_size = cache_size if cache_size is not None else settings.cache_size
+        self.api = ApiSession(url, api_key)
+        self.url = self.api.url
+        self._root = os.path.join(self.home, "remote", _slug(self.url.split("://", 1)[-1]))
+        self._me: str | None = None
+        self._contexts: dict[str, Context] = {}
+
+    @property
+    def username(self) -> str:
+        """The caller, as the server knows them."""
+        if self._me is None:
+            self._me = str(self.api.call("GET", "/v1/whoami")["username"])
+        return self._me
+
+    def close(self) -> None:
+        for ctx in self._contexts.values():
+            with contextlib.suppress(Exception):
+                ctx.close()
+        self._contexts.clear()
+        self.api.close()
+
+    def _open(self, name: str | None) -> tuple[Context, str | None, str]:
+        owner, plain = self.username, name
+        if name is not None and "/" in name:
+            owner, _, plain = name.partition("/")
+        ctx = self._contexts.get(owner)
+        if ctx is None:
+            ctx = self._contexts[owner] = self._context(owner)
+        return ctx, plain, "" if owner == self.username else f"{owner}/"
+
+    def _context(self, owner: str) -> Context:
+        folder = os.path.join(self._root, owner)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, f"create {folder}") from exc
+        s = self._settings
+        store = Store(
+            PresignedObjects(self.api, owner),
+            os.path.join(folder, "index.sqlite"),
+            os.path.join(folder, "cache"),
+            cache_limit=_REMOTE_CACHE if self._cache_size is None else self._cache_size,
+            state_path=os.path.join(folder, "state.sqlite"),
+        )
+        return Context(
+            RemoteCatalog(self.api, owner),
+            store,
+            os.path.join(self.home, "tmp"),
+            True,  # archive URLs are fetched by this machine, which runs as the user
+            storage=f"{self.url} ({owner})",
+            home=self.home,
+            host_id=s.host_id,
+            lease_seconds=s.lease_seconds,
+            gc_grace=s.gc_grace,
+            server_checked=True,
+        )
+
+    def _before_create(self, ctx: Context) -> None:
+        """Learn the packs the owner got since the last create (their trailers say which
+        blobs they hold), so that only blobs the owner lacks are uploaded."""
+        assert isinstance(ctx.catalog, RemoteCatalog)
+        owner = ctx.catalog.owner
+        cursor_path = os.path.join(self._root, owner, "packs.cursor")
+        try:
+            with open(cursor_path) as f:
+                cursor = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            cursor = 0
+        while True:
+            page = self.api.call(
+                "GET", f"/v1/owners/{owner}/packs?after={cursor}&limit={_SYNC_PAGE}"
+            )
+            have = ctx.store.index.has_packs([p["pack_id"] for p in page["packs"]])
+            for p in page["packs"]:
+                cursor = max(cursor, int(p["seq"]))
+                if p["pack_id"] in have:  # this machine uploaded it
+                    continue
+                blobs = parse_trailer(base64.b64decode(p["trailer"]))
+                ctx.store.index.add_pack(p["pack_id"], int(p["size"]), blobs)
+            if len(page["packs"]) < _SYNC_PAGE:
+                break
+        with contextlib.suppress(OSError), open(f"{cursor_path}.tmp", "w") as f:
+            f.write(str(cursor))
+        with contextlib.suppress(OSError):
+            os.replace(f"{cursor_path}.tmp", cursor_path)
+
+    def list(self) -> builtins.list[DatastoreInfo]:
+        """Every datastore the caller can see: their own by name, their teams' as
+        ``TEAM/NAME``."""
+        me = self.username
+        out = []
+        for row in self.api.call("GET", "/v1/datastores"):
+            owner, data = row["owner"], row["datastore"]
+            out.append(datastore_from(data, None if owner == me else f"{owner}/{data['name']}"))
+        return out
+
+    def gc(
+        self, *, dry_run: bool = False, repack_below: float = 0.5, grace: float | None = None
+    ) -> GcReport:
+        """Not from a client: the server's storage is collected on the server."""
+        raise UsageError(
+            "gc of a team-mode server's storage runs on the server, not from a client",
+            rule="logged in, grid datastore gc is the operator's job (grid logout to gc the "
+            "embedded installation)",
+        )

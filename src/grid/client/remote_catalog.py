@@ -1,0 +1,148 @@
+"""One owner's catalog on a team-mode server, as the service layer asks for it
+(``grid.service.catalog_port``): every call is one request.
+
+A version becomes ``succeeded`` only by the server's commit, which checks the uploaded packs
+and manifest first; the client's create asks for it when it would mark the version succeeded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from grid.client.api_session import ApiSession
+from grid.client.wire import datastore_from, version_from
+from grid.errors import ConflictError, GridError
+from grid.records import SUCCEEDED, UNFINISHED, DatastoreInfo, Lease, VersionInfo
+from grid.service.catalog_port import Stopped
+
+
+def _holder(lease: Lease) -> dict[str, Any]:
+    return {"host": lease.host, "pid": lease.pid, "lease_seconds": lease.seconds}
+
+
+class RemoteCatalog:
+    """The datastores of ``owner`` through ``api``."""
+
+    def __init__(self, api: ApiSession, owner: str) -> None:
+        self._api = api
+        self.owner = owner
+        self._base = f"/v1/datastores/{quote(owner, safe='')}"
+
+    def _ds(self, name: str) -> str:
+        return f"{self._base}/{quote(name, safe='')}"
+
+    @property
+    def catalog_id(self) -> str:
+        return f"server:{self._api.url}"
+
+    def close(self) -> None:
+        """Nothing to release: the session belongs to the client."""
+
+    # -- writes ----------------------------------------------------------------------------
+    def new_version(self, name: str, source: str, manifest_id: str, lease: Lease) -> VersionInfo:
+        body = {"source": source, "manifest_id": manifest_id, **_holder(lease)}
+        return version_from(self._api.call("POST", f"{self._ds(name)}/versions", body))
+
+    def resume_version(
+        self, name: str, source: str, manifest_id: str, lease: Lease, stopped: Stopped
+    ) -> VersionInfo | None:
+        """Take over the newest stopped version of ``name`` from ``source``; the server does
+        it only if nobody else did meanwhile."""
+        try:
+            candidates = self.versions(name)
+        except GridError:
+            return None
+        for v in reversed(candidates):
+            if v.source != source or v.status not in UNFINISHED or not stopped(v):
+                continue
+            body = {
+                "source": source,
+                "manifest_id": manifest_id,
+                "expect_host": v.host,
+                "expect_pid": v.pid,
+                **_holder(lease),
+            }
+            try:
+                path = f"{self._ds(name)}/versions/{v.number}/takeover"
+                return version_from(self._api.call("POST", path, body))
+            except ConflictError:
+                continue
+        return None
+
+    def renew(self, name: str, number: int, lease: Lease) -> bool:
+        path = f"{self._ds(name)}/versions/{number}/renew"
+        return bool(self._api.call("POST", path, _holder(lease))["held"])
+
+    def fail_abandoned(self, name: str, below: int, stopped: Stopped) -> list[str]:
+        marked = []
+        for v in self.versions(name):
+            if v.number < below and v.status in UNFINISHED and stopped(v):
+                reason = f"abandoned: its create stopped and {name}:{below} succeeded since"
+                try:
+                    self._patch(name, v.number, {"status": "failed", "reason": reason})
+                except ConflictError:
+                    continue
+                marked.append(v.ref)
+        return marked
+
+    def discard_version(self, name: str, number: int) -> None:
+        self._api.call("DELETE", f"{self._ds(name)}/versions/{number}?discard=true")
+
+    def _patch(self, name: str, number: int, body: dict[str, Any]) -> None:
+        self._api.call("PATCH", f"{self._ds(name)}/versions/{number}", body)
+
+    def set_status(
+        self,
+        name: str,
+        number: int,
+        status: str,
+        *,
+        reason: str | None = None,
+        files: int | None = None,
+        size: int | None = None,
+        stored_bytes: int | None = None,
+        lease: Lease | None = None,
+    ) -> None:
+        """As ``Catalog.set_status``; ``succeeded`` is the server's commit (which checks the
+        upload and records the figures it found)."""
+        if status == SUCCEEDED:
+            assert lease is not None, "a create commits the version it holds"
+            self._api.call("POST", f"{self._ds(name)}/versions/{number}/commit", _holder(lease))
+            return
+        body: dict[str, Any] = {
+            "status": status,
+            "reason": reason,
+            "files": files,
+            "size": size,
+            "stored_bytes": stored_bytes,
+        }
+        if lease is not None:
+            body.update(host=lease.host, pid=lease.pid)
+        self._patch(name, number, body)
+
+    def set_progress(self, name: str, number: int, done: int, total: int | None) -> None:
+        self._patch(name, number, {"progress_done": done, "progress_total": total})
+
+    def set_manifest(self, name: str, number: int, manifest_id: str) -> None:
+        raise ConflictError("a team-mode server rewrites manifests itself (its gc)")
+
+    def delete_version(self, name: str, number: int) -> VersionInfo:
+        return version_from(self._api.call("DELETE", f"{self._ds(name)}/versions/{number}"))
+
+    def delete_datastore(self, name: str) -> list[VersionInfo]:
+        return [version_from(v) for v in self._api.call("DELETE", self._ds(name))]
+
+    # -- reads -----------------------------------------------------------------------------
+    def version(self, name: str, number: int) -> VersionInfo:
+        return version_from(self._api.call("GET", f"{self._ds(name)}/versions/{number}"))
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        return [version_from(v) for v in self._api.call("GET", f"{self._ds(name)}/versions")]
+
+    def datastores(self) -> list[DatastoreInfo]:
+        return [
+            datastore_from(d["datastore"])
+            for d in self._api.call("GET", "/v1/datastores")
+            if d["owner"] == self.owner
+        ]

@@ -1,0 +1,133 @@
+"""The data plane: URLs to an owner's objects, the packs an owner already has, and (for a
+server whose storage is a local folder) the objects themselves behind signed URLs.
+
+A client may PUT only into its own staging area of an owner it writes to; it may GET and
+HEAD the owner's published packs and manifests, and its own staged packs (a stopped create
+finds what it had uploaded). Keys it names are the store's keys of one owner
+(``packs/ab/ID``, ``manifests/ab/ID``); the server decides where they live.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from grid.errors import UsageError
+from grid.server.access import Access
+from grid.server.auth import Caller
+from grid.service.publish import OwnerArea
+
+router = APIRouter(prefix="/v1")
+_KEY = re.compile(r"^(packs|manifests)/[0-9a-f]{2}/[0-9a-f]{32}$")
+_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
+
+
+class UrlsIn(BaseModel):
+    method: Literal["GET", "HEAD", "PUT"]
+    keys: list[str] = Field(min_length=1, max_length=1000)
+
+
+class UrlsOut(BaseModel):
+    """``urls[key]``: absolute, or relative to the server."""
+
+    urls: dict[str, str]
+
+
+class PackOut(BaseModel):
+    seq: int
+    pack_id: str
+    size: int
+    trailer: str  # base64
+
+
+class PacksOut(BaseModel):
+    packs: list[PackOut]
+
+
+def _area(request: Request, caller: Caller, owner: str) -> OwnerArea:
+    access: Access = request.app.state.access
+    view = access.owner(caller, owner)
+    return OwnerArea(request.app.state.objects, view.name, view.id)
+
+
+@router.post("/owners/{owner}/objects")
+def object_urls(request: Request, caller: Caller, owner: str, body: UrlsIn) -> UrlsOut:
+    """URLs to move objects of ``owner`` directly to or from the store."""
+    area, state = _area(request, caller, owner), request.app.state
+    for key in body.keys:
+        if not _KEY.match(key):
+            raise UsageError(
+                f"invalid object key {key[:80]!r}", rule="packs/xx/ID or manifests/xx/ID"
+            )
+    if body.method == "PUT":
+        where = {k: area.staged(caller.user, k) for k in body.keys}
+    else:
+        pack_ids = [k.rsplit("/", 1)[1] for k in body.keys if k.startswith("packs/")]
+        have = state.packs.verified(area.owner_id, pack_ids)
+        where = {
+            k: area.key(k)
+            if k.startswith("manifests/") or k.rsplit("/", 1)[1] in have
+            else area.staged(caller.user, k)
+            for k in body.keys
+        }
+    return UrlsOut(urls={k: state.urls.url(v, body.method) for k, v in where.items()})
+
+
+@router.get("/owners/{owner}/packs")
+def packs_since(
+    request: Request,
+    caller: Caller,
+    owner: str,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> PacksOut:
+    """The owner's checked packs after cursor ``after``, with their trailers: which blobs the
+    owner already stores (a client uploads only the others)."""
+    area = _area(request, caller, owner)
+    rows = request.app.state.packs.since(area.owner_id, after, limit)
+    return PacksOut(
+        packs=[
+            PackOut(seq=seq, pack_id=pid, size=size, trailer=base64.b64encode(t).decode())
+            for seq, pid, size, t in rows
+        ]
+    )
+
+
+@router.api_route("/objects/{token}", methods=["GET", "HEAD"], include_in_schema=False)
+def read_object(
+    request: Request, token: str, range_: Annotated[str | None, Header(alias="range")] = None
+) -> Response:
+    """An object behind a signed URL (local-folder storage only)."""
+    key = request.app.state.urls.check(token, request.method)
+    objects = request.app.state.objects
+    size = objects.size(key)
+    if request.method == "HEAD":
+        return Response(headers={"content-length": str(size)})
+    m = _RANGE.match(range_ or "")
+    if m is None:
+        return Response(objects.get(key), media_type="application/octet-stream")
+    start, end = int(m.group(1)), min(int(m.group(2)), size - 1)
+    if start >= size or end < start:
+        return Response(status_code=416, headers={"content-range": f"bytes */{size}"})
+    return Response(
+        objects.get_range(key, start, end - start + 1),
+        status_code=206,
+        media_type="application/octet-stream",
+        headers={"content-range": f"bytes {start}-{end}/{size}"},
+    )
+
+
+@router.put("/objects/{token}", include_in_schema=False)
+async def write_object(request: Request, token: str) -> Response:
+    """Store an object behind a signed URL (local-folder storage only)."""
+    key = request.app.state.urls.check(token, "PUT")
+    data = await request.body()
+    objects = request.app.state.objects
+    await run_in_threadpool(objects.put, key, [data])
+    await run_in_threadpool(objects.sync, [key])
+    return Response(status_code=200)

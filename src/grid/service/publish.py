@@ -1,0 +1,206 @@
+"""Team mode: accept what a client uploaded for a version, or refuse it, on the server.
+
+A client uploads packs and the manifest to its own staging area of the owner's storage
+(presigned PUTs; the server never carries those bytes). Its commit makes the server, for
+every pack the manifest uses that the owner does not have yet: register it (so no other commit
+publishes it meanwhile), copy it into place inside the store, read the copy back and check
+every blob against its id and the pack's layout, then record its trailer. It is the published
+copy that is checked, and only the server writes published keys, so what a later upload does
+to the staging area changes nothing. Every blob the manifest uses must then sit, byte for byte
+as described, in a pack the owner has: a client cannot commit bytes that do not match, nor
+point at another owner's. Whatever fails leaves no pack or manifest published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from grid.catalog.packs import PackRegistry
+from grid.errors import ConflictError, GridError, IntegrityError, NotFoundError
+from grid.objects import ObjectStore
+from grid.records import VersionInfo
+from grid.store.blob_check import check_pack, unpack_manifest
+from grid.store.manifest import FILE, ManifestReader
+from grid.store.pack import ENTRY, pack_key, parse_trailer
+from grid.store.repository import manifest_key
+
+_ID = re.compile(r"[0-9a-f]{32}")
+_WAIT_FOR_OTHER = 120.0  # seconds a commit waits for another one checking the same pack
+
+
+@dataclass(frozen=True)
+class OwnerArea:
+    """An owner's part of the server's storage: ``OWNER/packs``, ``OWNER/manifests`` and one
+    staging area per user, ``OWNER/staging/USER/...``."""
+
+    objects: ObjectStore
+    owner: str
+    owner_id: int
+
+    def key(self, key: str) -> str:
+        return f"{self.owner}/{key}"
+
+    def staged(self, user: str, key: str) -> str:
+        return f"{self.owner}/staging/{user}/{key}"
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What a commit found: the version's figures and the bytes it newly stored."""
+
+    files: int
+    size: int
+    stored_bytes: int
+
+
+def commit(
+    area: OwnerArea, packs: PackRegistry, user: str, version: VersionInfo, scratch: str
+) -> Committed:
+    """Publish and check what ``user`` staged for ``version`` (see the module docstring).
+
+    Raises:
+        IntegrityError: a pack or the manifest is missing, damaged or does not match (the
+            reason names it; nothing of it stays published).
+        ConflictError: the manifest is published already.
+    """
+    manifest_id = version.manifest_id
+    if not _ID.fullmatch(manifest_id):
+        raise IntegrityError(f"{version.ref} has no valid manifest id")
+    published = area.key(manifest_key(manifest_id))
+    if area.objects.exists(published):
+        raise ConflictError(f"the manifest of {version.ref} is already published")
+    try:
+        stored = area.objects.copy(area.staged(user, manifest_key(manifest_id)), published)
+    except NotFoundError as exc:
+        raise IntegrityError(f"the manifest of {version.ref} was not uploaded") from exc
+    try:
+        with _opened(area.objects.get(published), scratch) as manifest:
+            _check_meta(manifest, version)
+            trailers, new_bytes = _publish_packs(area, packs, user, manifest.pack_ids)
+            files, size = _check_blobs(manifest, trailers)
+    except BaseException:
+        with contextlib.suppress(GridError):
+            area.objects.delete(published)
+        raise
+    for key in [manifest_key(manifest_id)]:
+        with contextlib.suppress(GridError):
+            area.objects.delete(area.staged(user, key))
+    return Committed(files, size, stored + new_bytes)
+
+
+@contextlib.contextmanager
+def _opened(data: bytes, scratch: str) -> Iterator[ManifestReader]:
+    os.makedirs(scratch, exist_ok=True)
+    path = os.path.join(scratch, f"commit-{os.getpid()}-{time.monotonic_ns()}.manifest")
+    try:
+        import io
+
+        with open(path, "wb") as dst:
+            unpack_manifest(io.BytesIO(data), dst)
+        reader = ManifestReader(path)
+    except GridError:
+        raise
+    except Exception as exc:  # zstd, sqlite or a malformed field: the client sent garbage
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise IntegrityError(f"the uploaded manifest is damaged: {exc}") from exc
+    try:
+        yield reader
+    finally:
+        reader.close()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _check_meta(manifest: ManifestReader, version: VersionInfo) -> None:
+    meta = manifest.meta
+    if meta.get("datastore") != version.datastore or meta.get("version") != str(version.number):
+        raise IntegrityError(f"the uploaded manifest is not the one of {version.ref}")
+
+
+def _publish_packs(
+    area: OwnerArea, packs: PackRegistry, user: str, pack_ids: list[str]
+) -> tuple[dict[str, bytes], int]:
+    """Trailers of every pack in ``pack_ids``, publishing those the owner does not have;
+    and the bytes newly published."""
+    for pid in pack_ids:
+        if not _ID.fullmatch(pid):
+            raise IntegrityError(f"the manifest names an invalid pack id {pid[:40]!r}")
+    known = {pid: trailer for pid, (_, trailer) in packs.verified(area.owner_id, pack_ids).items()}
+    new_bytes = 0
+    for pid in pack_ids:
+        if pid in known:
+            continue
+        try:
+            packs.register(area.owner_id, pid)
+        except ConflictError:
+            known[pid] = _wait_for(area, packs, pid)
+            continue
+        try:
+            known[pid], size = _publish_pack(area, user, pid)
+        except BaseException:
+            packs.unregister(area.owner_id, pid)
+            raise
+        packs.mark_verified(area.owner_id, pid, size, known[pid])
+        new_bytes += size
+    return known, new_bytes
+
+
+def _publish_pack(area: OwnerArea, user: str, pack_id: str) -> tuple[bytes, int]:
+    key = pack_key(pack_id)
+    try:
+        area.objects.copy(area.staged(user, key), area.key(key))
+    except NotFoundError as exc:
+        raise IntegrityError(f"pack {pack_id} was not uploaded", pack=pack_id) from exc
+    try:
+        data = area.objects.get(area.key(key))
+        blobs = check_pack(pack_id, data)
+    except BaseException:
+        with contextlib.suppress(GridError):
+            area.objects.delete(area.key(key))
+        raise
+    with contextlib.suppress(GridError):
+        area.objects.delete(area.staged(user, key))
+    return b"".join(ENTRY.pack(*b) for b in blobs) + data[-12:], len(data)
+
+
+def _wait_for(area: OwnerArea, packs: PackRegistry, pack_id: str) -> bytes:
+    """The trailer of a pack another commit is checking, once it has."""
+    deadline = time.monotonic() + _WAIT_FOR_OTHER
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        found = packs.verified(area.owner_id, [pack_id])
+        if pack_id in found:
+            return found[pack_id][1]
+    raise ConflictError(f"pack {pack_id} is still being checked; commit again", transient=True)
+
+
+def _check_blobs(manifest: ManifestReader, trailers: dict[str, bytes]) -> tuple[int, int]:
+    """Every file's blobs are where and what the manifest says; (files, bytes)."""
+    tables = {pid: {b.digest: b for b in parse_trailer(t)} for pid, t in trailers.items()}
+    files = size = 0
+    try:
+        for entry in manifest.walk():
+            if entry.kind != FILE:
+                continue
+            total = 0
+            for loc in manifest.blobs(entry):
+                held = tables[loc.pack_id].get(loc.digest)
+                if held is None or tuple(held[1:]) != tuple(loc[2:]):
+                    raise IntegrityError(
+                        f"the manifest points {entry.path!r} at bytes that pack {loc.pack_id} "
+                        "does not hold"
+                    )
+                total += loc.raw_length
+            if total != entry.size:
+                raise IntegrityError(f"the manifest gives {entry.path!r} a wrong size")
+            files += 1
+            size += total
+    except (KeyError, ValueError, TypeError) as exc:
+        raise IntegrityError(f"the uploaded manifest is malformed: {exc}") from exc
+    return files, size

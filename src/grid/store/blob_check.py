@@ -1,0 +1,78 @@
+"""Checks of stored bytes against what they claim to be: one blob against its id, a whole pack
+against its trailer, a manifest object against its zstd frame.
+
+Used by every reader, by a create that recovers the packs of a stopped run, and by a team-mode
+server before it accepts packs a client uploaded (which it must not trust).
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+import zstandard
+
+from grid.errors import IntegrityError
+from grid.ids import digest_of
+from grid.store.chunker import MAX_CHUNK
+from grid.store.compression import decode
+from grid.store.manifest import BlobLocation
+from grid.store.pack import MAGIC, PackedBlob, parse_trailer, trailer_span
+
+
+def verify_blob(loc: BlobLocation, payload: bytes) -> bytes:
+    """The original bytes of a stored blob, checked against its BLAKE3 id.
+
+    Raises:
+        IntegrityError: short, undecodable or not matching the id.
+    """
+    if len(payload) != loc.stored_length:
+        raise IntegrityError(f"blob {loc.digest.hex()} is truncated", digest=loc.digest.hex())
+    data = decode(payload, loc.codec, loc.raw_length)
+    if len(data) != loc.raw_length or digest_of(data) != loc.digest:
+        raise IntegrityError(
+            f"blob {loc.digest.hex()} does not match its id", digest=loc.digest.hex()
+        )
+    return data
+
+
+def check_pack(pack_id: str, data: bytes) -> list[PackedBlob]:
+    """The blobs of pack ``data``, after checking its layout and every blob in it: blobs lie
+    between the magic and the trailer, in order, none bigger than a chunk, each matching its
+    id.
+
+    Raises:
+        IntegrityError: anything does not hold (the message names the pack).
+    """
+    try:
+        if not data.startswith(MAGIC):
+            raise IntegrityError("not a grid pack: magic missing")
+        _, trailer_length = trailer_span(data[-12:])
+        if trailer_length > len(data) - len(MAGIC):
+            raise IntegrityError("pack trailer is longer than the pack")
+        blobs = parse_trailer(data)
+        end = len(MAGIC)
+        for b in blobs:
+            if b.offset != end or b.raw_length > MAX_CHUNK:
+                raise IntegrityError(f"blob {b.digest.hex()} is out of place in the pack")
+            end = b.offset + b.stored_length
+            loc = BlobLocation(pack_id, b.digest, b.offset, b.stored_length, b.raw_length, b.codec)
+            verify_blob(loc, data[b.offset : end])
+        if end != len(data) - trailer_length:
+            raise IntegrityError("pack holds bytes its trailer does not list")
+    except IntegrityError as exc:
+        raise IntegrityError(f"pack {pack_id}: {exc.message}", pack=pack_id) from exc
+    return blobs
+
+
+def unpack_manifest(src: BinaryIO, dst: BinaryIO) -> None:
+    """Decompress a manifest object, refusing a truncated or damaged one (the frame records
+    its size and a checksum).
+
+    Raises:
+        zstandard.ZstdError: damaged or truncated.
+    """
+    expected = zstandard.frame_content_size(src.read(18))
+    src.seek(0)
+    _, written = zstandard.ZstdDecompressor().copy_stream(src, dst)
+    if expected < 0 or written != expected:
+        raise zstandard.ZstdError(f"unpacked {written} bytes of {expected}: truncated")

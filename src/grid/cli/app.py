@@ -9,7 +9,7 @@ from typing import Any, NoReturn, TextIO, cast
 
 import typer
 
-from grid.cli import admin, datastore
+from grid.cli import account, admin, datastore
 from grid.cli.errors import StdoutError, report
 
 app = typer.Typer(
@@ -20,6 +20,10 @@ app = typer.Typer(
 app.add_typer(datastore.app, name="datastore")
 app.add_typer(admin.app, name="admin")
 app.command("server")(admin.server)
+app.command("login")(account.login)
+app.command("logout")(account.logout)
+app.command("whoami")(account.whoami)
+app.add_typer(account.key_app, name="key")
 
 
 @app.callback()

@@ -6,10 +6,17 @@ import contextlib
 import os
 import random
 import subprocess
+import tempfile
 
 import pytest
 
 import grid
+
+# Tests never see the developer's own login (grid login writes ~/.config/grid): every process
+# they start inherits these, and a test that logs in sets its own.
+os.environ["GRID_CONFIG_DIR"] = tempfile.mkdtemp(prefix="grid-test-config-")
+for _var in ("GRID_URL", "GRID_API_KEY", "GRID_USERNAME"):
+    os.environ.pop(_var, None)
 
 
 @pytest.fixture
@@ -317,3 +324,39 @@ def postgres_url(postgres_server):
     with psycopg.connect(f"{plain}/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return f"{postgres_server}/{name}"
+
+
+@pytest.fixture(scope="session")
+def team_server(tmp_path_factory):
+    """A one-machine `grid server` (SQLite, a storage folder) shared by the session's tests:
+    each test makes its own user, so none sees another's datastores. (database, URL)."""
+    from tests.team import start_server, stop
+
+    root = tmp_path_factory.mktemp("team-server")
+    database = f"sqlite:///{root / 'server.db'}"
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed at teardown
+    proc, url = start_server(database, str(root / "objects"), root / "home", log)
+    yield database, url
+    stop(proc)
+    log.close()
+
+
+@pytest.fixture
+def remote_client(team_server, tmp_path, monkeypatch):
+    """A RemoteClient of a fresh user on the session's server, with its own GRID_HOME."""
+    from grid.client.remote import RemoteClient
+    from tests.team import new_user
+
+    database, url = team_server
+    _, key = new_user(database)
+    home = tmp_path / "remote-home"
+    monkeypatch.setenv("GRID_HOME", str(home))
+    monkeypatch.setenv("GRID_FSYNC", "0")
+    with RemoteClient(url, key, str(home)) as c:
+        yield c
+
+
+@pytest.fixture(params=["embedded", "remote"])
+def any_client(request):
+    """Each behaviour test runs on both implementations of the client."""
+    return request.getfixturevalue("client" if request.param == "embedded" else "remote_client")

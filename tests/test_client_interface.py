@@ -19,11 +19,38 @@ def test_the_embedded_client_adds_nothing_public_beyond_the_interface():
     assert _public(grid.Client) == _public(DatastoreClient)
 
 
+def test_the_remote_client_adds_only_who_the_caller_is():
+    from grid.client.remote import RemoteClient
+
+    assert issubclass(RemoteClient, DatastoreClient)
+    assert _public(RemoteClient) - _public(DatastoreClient) == {"username"}
+
+
 def test_signatures_match_the_interface():
-    for name in _public(DatastoreClient):
-        ours = inspect.signature(getattr(grid.Client, name))
-        theirs = inspect.signature(getattr(DatastoreClient, name))
-        assert list(ours.parameters) == list(theirs.parameters), name
+    from grid.client.remote import RemoteClient
+
+    for cls in (grid.Client, RemoteClient):
+        for name in _public(DatastoreClient):
+            theirs = getattr(DatastoreClient, name)
+            if not callable(theirs):
+                assert isinstance(getattr(cls, name), type(theirs)), name
+                continue
+            ours = inspect.signature(getattr(cls, name))
+            assert list(ours.parameters) == list(inspect.signature(theirs).parameters), name
+
+
+def test_connect_gives_the_server_once_logged_in(team_server, home, monkeypatch):
+    from grid.client.remote import RemoteClient
+    from tests.team import new_user
+
+    database, url = team_server
+    name, key = new_user(database)
+    monkeypatch.setenv("GRID_URL", url)
+    monkeypatch.setenv("GRID_API_KEY", key)
+    with grid.connect(str(home)) as client:
+        assert isinstance(client, RemoteClient)
+        assert client.username == name
+        assert client.list() == []
 
 
 def test_connect_gives_the_embedded_installation_by_default(home):

@@ -12,7 +12,9 @@ from tests.service.test_create_roundtrip import source_tree
 
 
 @pytest.fixture
-def stored(client, mixed_tree):
+def stored(any_client, mixed_tree):
+    """One version of the mixed tree, through each client (embedded and team mode)."""
+    client = any_client
     root, _files = mixed_tree
     client.create(str(root), "ds")
     return client, root
@@ -52,8 +54,8 @@ def test_resume_writes_only_what_is_missing_or_incomplete(stored, tmp_path):
     assert source_tree(dest) == source_tree(root)
 
 
-def test_verify_passes_then_names_exactly_the_damaged_file(stored, home):
-    client, _ = stored
+def test_verify_passes_then_names_exactly_the_damaged_file(client, mixed_tree, home):
+    client.create(str(mixed_tree[0]), "ds")  # white box: damages the embedded store's files
     report = client.verify("ds", 1)
     assert report.ok and report.files > 5 and report.bytes > 6 << 20
     manifest_dir = home / "objects" / "local" / "packs"

@@ -12,7 +12,9 @@ import grid
 
 
 @pytest.fixture
-def stored(client, mixed_tree):
+def stored(any_client, mixed_tree):
+    """One version of the mixed tree, through each client (embedded and team mode)."""
+    client = any_client
     root, files = mixed_tree
     client.create(str(root), "ds")
     return client, files

@@ -130,6 +130,15 @@ def create(
             help="After success, delete versions older than the N newest and reclaim space.",
         ),
     ] = None,
+    team: Annotated[
+        str | None,
+        typer.Option(
+            "--team",
+            metavar="TEAM",
+            help="Team mode: create the datastore for TEAM (its members read and write it) "
+            "instead of yourself; the same as --name TEAM/NAME.",
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Create the next version of a datastore from a folder, a file, an S3 prefix or an
@@ -137,6 +146,8 @@ def create(
 
     Files unchanged since this machine last stored them are not read again. A create stopped
     by Ctrl-C, kill or a crash is finished by running the same command again."""
+    if team is not None:
+        name = f"{team}/{name or DatastoreClient.default_name(source)}"
     label = name or DatastoreClient.default_name(source)
     started = time.monotonic()
     started_at = datetime.now(UTC)
@@ -159,7 +170,7 @@ def create(
         if keep_last is not None:
             try:
                 removed = client.keep_last(version.datastore, keep_last, warn=_warn)
-                freed = client.gc() if removed else None
+                freed = client.gc() if removed and client.collects_garbage else None
             except KeyboardInterrupt:
                 raise Interrupted(
                     f"retention stopped after {version.ref} was created: nothing was lost; the "

@@ -12,11 +12,12 @@ import os
 
 from grid.catalog import Catalog
 from grid.client.service_client import ServiceClient
-from grid.errors import UsageError, storage_error
+from grid.errors import InvalidNameError, UsageError, storage_error
 from grid.objects import LocalDirectory, ObjectStore
 from grid.service import create
 from grid.service.context import Context
 from grid.service.home_guard import check_home
+from grid.service.names import NAME_RULE
 from grid.settings import Settings
 from grid.store import Store
 
@@ -132,4 +133,10 @@ class Client(ServiceClient):
         return S3Store(bucket, f"{prefix}/{owner}" if prefix else owner), True
 
     def _open(self, name: str | None) -> tuple[Context, str | None, str]:
+        if name is not None and "/" in name:
+            raise InvalidNameError(
+                f"{name!r} names another owner's datastore: that needs team mode "
+                "(grid login --username U --key K --url URL)",
+                rule=f"{NAME_RULE}; OWNER/NAME only when logged in to a grid server",
+            )
         return self._ctx, name, ""

@@ -25,6 +25,7 @@ from grid.records import DatastoreInfo
 from grid.reports import GcReport
 from grid.service import create
 from grid.service.context import Context
+from grid.service.names import split_owner
 from grid.settings import Settings
 from grid.store import Store
 from grid.store.pack import parse_trailer
@@ -42,6 +43,8 @@ class RemoteClient(ServiceClient):
         cache_size: bytes of verified blobs kept on disk for random reads (default
             ``GRID_CACHE_SIZE``, else 10 GiB).
     """
+
+    collects_garbage = False
 
     def __init__(
         self, url: str, api_key: str, home: str | None = None, *, cache_size: int | None = None
@@ -77,8 +80,9 @@ class RemoteClient(ServiceClient):
 
     def _open(self, name: str | None) -> tuple[Context, str | None, str]:
         owner, plain = self.username, name
-        if name is not None and "/" in name:
-            owner, _, plain = name.partition("/")
+        if name is not None:
+            given, plain = split_owner(name)
+            owner = given or owner
         ctx = self._contexts.get(owner)
         if ctx is None:
             ctx = self._contexts[owner] = self._context(owner)

@@ -18,6 +18,24 @@ MAX_VERSION = 2**63 - 1
 VERSION_RULE = f"NAME:VERSION with VERSION an integer from 1 to {MAX_VERSION} in ASCII digits"
 
 
+_OWNER = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+OWNER_RULE = "OWNER/NAME names a datastore of a team (or user) in team mode"
+
+
+def split_owner(ref_name: str) -> tuple[str | None, str]:
+    """``OWNER/NAME`` -> (owner, name); a plain ``NAME`` -> (None, name). Both are checked.
+
+    Raises:
+        InvalidNameError: a bad owner or name.
+    """
+    owner, sep, name = ref_name.rpartition("/")
+    if not sep:
+        return None, validate_name(ref_name)
+    if not _OWNER.match(owner):
+        raise InvalidNameError(f"invalid owner {owner!r} in {ref_name!r}", rule=OWNER_RULE)
+    return owner, validate_name(name)
+
+
 def validate_name(name: str) -> str:
     """Return ``name`` if it is a valid datastore name.
 
@@ -30,14 +48,15 @@ def validate_name(name: str) -> str:
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
-    """Split ``NAME[:VERSION]`` into the name and the version number (None: not given).
+    """Split ``[OWNER/]NAME[:VERSION]`` into the name (with its owner, if given) and the
+    version number (None: not given).
 
     Raises:
         InvalidNameError: bad name, or a version that is not an integer from 1 to
             ``MAX_VERSION`` written in ASCII digits.
     """
     name, sep, version = ref.partition(":")
-    validate_name(name)
+    split_owner(name)
     if not sep:
         return name, None
     if not _VERSION.fullmatch(version) or not 1 <= int(version) <= MAX_VERSION:

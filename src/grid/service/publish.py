@@ -87,9 +87,8 @@ def commit(
         with contextlib.suppress(GridError):
             area.objects.delete(published)
         raise
-    for key in [manifest_key(manifest_id)]:
-        with contextlib.suppress(GridError):
-            area.objects.delete(area.staged(user, key))
+    with contextlib.suppress(GridError):
+        area.objects.delete(area.staged(user, manifest_key(manifest_id)))
     return Committed(files, size, stored + new_bytes)
 
 
@@ -160,9 +159,11 @@ def _publish_pack(area: OwnerArea, user: str, pack_id: str) -> tuple[bytes, int]
     try:
         data = area.objects.get(area.key(key))
         blobs = check_pack(pack_id, data)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(GridError):
             area.objects.delete(area.key(key))
+            if isinstance(exc, IntegrityError):  # the client then finds it gone, uploads anew
+                area.objects.delete(area.staged(user, key))
         raise
     with contextlib.suppress(GridError):
         area.objects.delete(area.staged(user, key))

@@ -9,6 +9,7 @@ are already stored, and nobody learns another owner's.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy import exc as sa_exc
@@ -16,6 +17,10 @@ from sqlalchemy import exc as sa_exc
 from grid.catalog.catalog import Catalog
 from grid.catalog.models import Pack
 from grid.errors import ConflictError
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class PackRegistry:
@@ -85,6 +90,16 @@ class PackRegistry:
         """Drop a pack that failed its check (or was deleted)."""
         with self._catalog.transaction() as s:
             s.execute(delete(Pack).where(Pack.owner_id == owner_id, Pack.pack_id == pack_id))
+
+    def listing(self, owner_id: int) -> list[tuple[str, int, datetime, bool]]:
+        """Every pack of the owner: ``(pack_id, size, registered at, verified)``."""
+        with self._catalog.transaction() as s:
+            rows = s.execute(
+                select(Pack.pack_id, Pack.size, Pack.created_at, Pack.verified).where(
+                    Pack.owner_id == owner_id
+                )
+            )
+            return [(pid, size, _utc(at), ok) for pid, size, at, ok in rows]
 
     def since(
         self, owner_id: int, after: int, limit: int = 1000

@@ -170,7 +170,7 @@ def create(
         if keep_last is not None:
             try:
                 removed = client.keep_last(version.datastore, keep_last, warn=_warn)
-                freed = client.gc() if removed and client.collects_garbage else None
+                freed = client.gc() if removed else None
             except KeyboardInterrupt:
                 raise Interrupted(
                     f"retention stopped after {version.ref} was created: nothing was lost; the "

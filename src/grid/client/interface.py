@@ -58,9 +58,6 @@ class DatastoreClient(ABC):
     """Every datastore operation of one caller; the same meaning, results and errors whoever
     implements it. Use as a context manager, or ``close()``."""
 
-    collects_garbage = True
-    """Whether ``gc`` works from this client (not in team mode: the server collects)."""
-
     @abstractmethod
     def close(self) -> None:
         """Release connections and files."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
+import dataclasses
 import os
 
 from grid.client.api_session import ApiSession
@@ -20,7 +21,7 @@ from grid.client.presigned import PresignedObjects
 from grid.client.remote_catalog import RemoteCatalog
 from grid.client.service_client import ServiceClient
 from grid.client.wire import datastore_from
-from grid.errors import UsageError, storage_error
+from grid.errors import storage_error
 from grid.records import DatastoreInfo
 from grid.reports import GcReport
 from grid.service import create
@@ -43,8 +44,6 @@ class RemoteClient(ServiceClient):
         cache_size: bytes of verified blobs kept on disk for random reads (default
             ``GRID_CACHE_SIZE``, else 10 GiB).
     """
-
-    collects_garbage = False
 
     def __init__(
         self, url: str, api_key: str, home: str | None = None, *, cache_size: int | None = None
@@ -157,9 +156,13 @@ class RemoteClient(ServiceClient):
     def gc(
         self, *, dry_run: bool = False, repack_below: float = 0.5, grace: float | None = None
     ) -> GcReport:
-        """Not from a client: the server's storage is collected on the server."""
-        raise UsageError(
-            "gc of a team-mode server's storage runs on the server, not from a client",
-            rule="logged in, grid datastore gc is the operator's job (grid logout to gc the "
-            "embedded installation)",
-        )
+        """Have the server delete the packs no version of the caller or their teams needs
+        (older than ``grace`` seconds, default ``GRID_GC_GRACE``); no repacking in team mode."""
+        who = self.api.call("GET", "/v1/whoami")
+        body = {"dry_run": dry_run, "grace": self._settings.gc_grace if grace is None else grace}
+        total = GcReport()
+        for owner in [who["username"], *who["teams"]]:
+            part = self.api.call("POST", f"/v1/owners/{owner}/gc", body)
+            for f in dataclasses.fields(GcReport):
+                setattr(total, f.name, getattr(total, f.name) + int(part.get(f.name, 0)))
+        return total

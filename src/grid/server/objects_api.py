@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from grid.errors import UsageError
+from grid.reports import GcReport
 from grid.server.access import Access
 from grid.server.auth import Caller
 from grid.service.publish import OwnerArea
@@ -95,6 +96,30 @@ def packs_since(
             PackOut(seq=seq, pack_id=pid, size=size, trailer=base64.b64encode(t).decode())
             for seq, pid, size, t in rows
         ]
+    )
+
+
+class GcIn(BaseModel):
+    dry_run: bool = False
+    grace: float = Field(default=24 * 3600.0, ge=0)
+
+
+@router.post("/owners/{owner}/gc")
+def collect_garbage(request: Request, caller: Caller, owner: str, body: GcIn) -> GcReport:
+    """Delete the owner's packs no version needs (``grid.service.server_gc``)."""
+    from grid.service.server_gc import collect
+
+    access: Access = request.app.state.access
+    view = access.owner(caller, owner)
+    area = OwnerArea(request.app.state.objects, view.name, view.id)
+    return collect(
+        area,
+        request.app.state.packs,
+        view.catalog,
+        request.app.state.scratch,
+        grace=body.grace,
+        now_utc=view.catalog.now(),
+        dry_run=body.dry_run,
     )
 
 

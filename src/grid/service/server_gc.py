@@ -1,0 +1,92 @@
+"""Team mode: give back the space of an owner's deleted versions, on the server.
+
+A pack is deleted only if no succeeded version of the owner uses it, it was registered longer
+ago than the grace period, and no create of the owner holds a live lease (one may be about to
+commit a version that reuses an old pack). The pack is unregistered first, so no commit can
+accept it any more, and then deleted. Packs are not repacked in team mode (yet), and staging
+areas are left to their users' next creates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from datetime import datetime, timedelta
+
+import zstandard
+
+from grid.catalog.packs import PackRegistry
+from grid.errors import GridError, IntegrityError, NotFoundError
+from grid.records import SUCCEEDED, UNFINISHED
+from grid.reports import GcReport
+from grid.service.catalog_port import CatalogPort
+from grid.service.publish import OwnerArea
+from grid.store.blob_check import unpack_manifest
+from grid.store.manifest import ManifestReader
+from grid.store.pack import pack_key
+from grid.store.repository import manifest_key
+
+
+def collect(
+    area: OwnerArea,
+    packs: PackRegistry,
+    catalog: CatalogPort,
+    scratch: str,
+    *,
+    grace: float,
+    now_utc: datetime,
+    dry_run: bool = False,
+) -> GcReport:
+    """Delete the owner's packs that nothing needs (see the module docstring).
+
+    Raises:
+        IntegrityError: a succeeded version's manifest is missing or damaged (nothing is
+            deleted: what it uses cannot be told).
+    """
+    live: set[str] = set()
+    busy = False
+    for ds in catalog.datastores():
+        for v in catalog.versions(ds.name):
+            if v.status == SUCCEEDED:
+                live.update(_packs_of(area, v.manifest_id, scratch))
+            elif v.status in UNFINISHED and v.lease_expires_at and v.lease_expires_at > now_utc:
+                busy = True
+    report = GcReport()
+    cutoff = now_utc - timedelta(seconds=grace)
+    doomed = []
+    for pack_id, size, registered, verified in packs.listing(area.owner_id):
+        if pack_id in live or not verified:
+            report.live_packs += pack_id in live
+            report.live_bytes += size if pack_id in live else 0
+        elif registered > cutoff or busy:
+            report.kept_young += 1
+            report.kept_young_bytes += size
+        else:
+            doomed.append((pack_id, size))
+    for pack_id, size in doomed:
+        report.packs_deleted += 1
+        report.bytes_reclaimed += size
+        if not dry_run:
+            packs.unregister(area.owner_id, pack_id)
+            with contextlib.suppress(GridError):
+                area.objects.delete(area.key(pack_key(pack_id)))
+    return report
+
+
+def _packs_of(area: OwnerArea, manifest_id: str, scratch: str) -> list[str]:
+    os.makedirs(scratch, exist_ok=True)
+    path = os.path.join(scratch, f"gc-{os.getpid()}-{manifest_id}.manifest")
+    try:
+        with open(path, "wb") as dst:
+            unpack_manifest(io.BytesIO(area.objects.get(area.key(manifest_key(manifest_id)))), dst)
+        reader = ManifestReader(path)
+        try:
+            return reader.pack_ids
+        finally:
+            reader.close()
+    except (NotFoundError, zstandard.ZstdError) as exc:
+        raise IntegrityError(f"manifest {manifest_id} is missing or damaged: {exc}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

@@ -15,7 +15,6 @@ import pytest
 import grid
 from grid.client.presigned import PresignedObjects
 from grid.client.remote import RemoteClient
-from tests.conftest import make_mixed_tree
 from tests.team import GRID, new_user, start_server, stop
 
 _TIME = re.compile(

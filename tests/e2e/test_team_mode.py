@@ -218,3 +218,55 @@ def test_kill_9_mid_create_resumes_the_same_version_and_reuses_what_was_uploaded
     finally:
         stop(proc)
         log.close()
+
+
+def test_two_servers_on_postgresql_and_seaweedfs_serve_the_same_data_without_carrying_it(
+    postgres_url, seaweedfs_endpoint, mixed_tree, tmp_path
+):
+    """The production shape: stateless servers on one PostgreSQL database and one S3 bucket.
+    A client creates through one server and another machine reads through the other; pack
+    bytes travel between the clients and SeaweedFS only (the URLs point at the store)."""
+    import boto3
+    import httpx
+
+    bucket = f"grid-team-{os.getpid()}"
+    boto3.client("s3", endpoint_url=seaweedfs_endpoint).create_bucket(Bucket=bucket)
+    log = open(tmp_path / "servers.log", "wb")  # noqa: SIM115 - closed below
+    started = [
+        start_server(
+            postgres_url,
+            f"s3://{bucket}/grid",
+            tmp_path / f"server{i}",
+            log,
+            AWS_ENDPOINT_URL=seaweedfs_endpoint,
+        )
+        for i in range(2)
+    ]
+    try:
+        (_, one), (_, two) = started
+        _, key = new_user(postgres_url)
+        root, files = mixed_tree
+        with RemoteClient(one, key, str(tmp_path / "laptop")) as laptop:
+            v = laptop.create(str(root), "cats")
+            assert v.status == "succeeded" and v.files == len(files)
+        urls = httpx.post(
+            f"{two}/v1/owners/{laptop.username}/objects",
+            json={"method": "GET", "keys": [f"manifests/{v.manifest_id[:2]}/{v.manifest_id}"]},
+            headers={"Authorization": f"Bearer {key}"},
+        ).json()["urls"]
+        assert all(u.startswith(seaweedfs_endpoint) for u in urls.values())
+        with RemoteClient(two, key, str(tmp_path / "cluster")) as cluster:
+            assert [d.name for d in cluster.list()] == ["cats"]
+            assert (
+                cluster.read_bytes("cats", 1, "train/cat/0001.jpg") == files["train/cat/0001.jpg"]
+            )
+            assert cluster.verify("cats", 1).ok
+            again = cluster.create(str(root), "cats")  # the other machine stores nothing new
+            assert again.number == 2 and again.stored_bytes < 64 << 10
+        keys = boto3.client("s3", endpoint_url=seaweedfs_endpoint).list_objects_v2(Bucket=bucket)
+        names = [o["Key"] for o in keys.get("Contents", [])]
+        assert any("/packs/" in k for k in names) and not any("/staging/" in k for k in names)
+    finally:
+        for proc, _ in started:
+            stop(proc)
+        log.close()

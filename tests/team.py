@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 def start_server(
-    database: str, storage: str, home, log, **env: str
+    database: str, storage: str, home, log, *args: str, **env: str
 ) -> tuple[subprocess.Popen, str]:
     """A `grid server` on a free port, once it answers; (process, URL)."""
     port = free_port()
@@ -38,6 +38,7 @@ def start_server(
             storage,
             "--port",
             str(port),
+            *args,
         ],
         env=full_env,
         stdout=log,

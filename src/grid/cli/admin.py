@@ -109,6 +109,14 @@ def server(
             "(default GRID_HOME/server-objects).",
         ),
     ] = None,
+    allow_private_urls: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-urls",
+            help="Let imports fetch archive URLs on loopback, private and link-local addresses "
+            "(refused by default: the server would reach inside its own network for users).",
+        ),
+    ] = False,
 ) -> None:
     """Run the team-mode API server: accounts, keys and datastores."""
     from grid.server.run import serve
@@ -124,4 +132,4 @@ def server(
         f"grid server on http://{host}:{port} (database {database_url}, storage {storage_url})",
         file=sys.stderr,
     )
-    serve(database_url, storage_url, host, port, workers)
+    serve(database_url, storage_url, host, port, workers, allow_private_urls)

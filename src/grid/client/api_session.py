@@ -3,7 +3,9 @@ same exceptions the embedded client raises (``grid.errors.rebuild``)."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
 from grid import errors as e
 
@@ -30,6 +32,26 @@ class ApiSession:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def stream(self, method: str, path: str, body: Any = None) -> Iterator[Any]:
+        """The JSON lines of a streamed answer, as they come (no time limit between them).
+
+        Raises:
+            GridError: the server refused the request (rebuilt as by ``call``).
+            StorageError: the server cannot be reached, or the stream broke off.
+        """
+        try:
+            with self._http.stream(method, path, json=body, timeout=None) as response:
+                if not response.is_success:
+                    response.read()
+                    self._raise(response, method, path)
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except self._transport_errors as exc:
+            raise e.StorageError(
+                f"lost the grid server at {self.url}: {exc}", transient=True
+            ) from exc
+
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """The JSON answer of ``method path`` (None for 204).
 
@@ -47,6 +69,9 @@ class ApiSession:
             return None
         if response.is_success:
             return response.json()
+        self._raise(response, method, path)
+
+    def _raise(self, response: Any, method: str, path: str) -> NoReturn:
         try:
             problem = response.json()
             code, detail = problem["code"], problem["detail"]

@@ -14,22 +14,25 @@ import builtins
 import contextlib
 import dataclasses
 import os
+from urllib.parse import quote
 
 from grid.client.api_session import ApiSession
 from grid.client.client import _REMOTE_CACHE, _slug
 from grid.client.presigned import PresignedObjects
 from grid.client.remote_catalog import RemoteCatalog
 from grid.client.service_client import ServiceClient
-from grid.client.wire import datastore_from
-from grid.errors import storage_error
-from grid.records import DatastoreInfo
-from grid.reports import GcReport
+from grid.client.wire import datastore_from, version_from
+from grid.errors import Interrupted, StorageError, rebuild, storage_error
+from grid.records import DatastoreInfo, VersionInfo
+from grid.reports import CreateProgress, GcReport, Progress
 from grid.service import create
 from grid.service.context import Context
 from grid.service.names import split_owner
 from grid.settings import Settings
+from grid.sources.archive import is_url
 from grid.store import Store
 from grid.store.pack import parse_trailer
+from grid.tree import Warn
 
 _SYNC_PAGE = 2000
 
@@ -142,6 +145,66 @@ class RemoteClient(ServiceClient):
             f.write(str(cursor))
         with contextlib.suppress(OSError):
             os.replace(f"{cursor_path}.tmp", cursor_path)
+
+    def create(
+        self,
+        source: str,
+        name: str | None = None,
+        *,
+        progress: Progress | None = None,
+        warn: Warn | None = None,
+        count_totals: bool = False,
+        rehash: bool = False,
+        skip_unchanged: bool = False,
+        endpoint_url: str | None = None,
+        profile: str | None = None,
+        keep_root: bool = False,
+        max_size: int | None = None,
+        max_files: int | None = None,
+        max_ratio: float | None = None,
+    ) -> VersionInfo:
+        """As ``grid.Client.create``; an archive URL or an ``s3://`` prefix is fetched by the
+        server, not through this machine (``profile`` does not apply: the server uses its own
+        credentials)."""
+        if not (is_url(source) or source.startswith("s3://")):
+            return super().create(
+                source,
+                name,
+                progress=progress,
+                warn=warn,
+                count_totals=count_totals,
+                rehash=rehash,
+                skip_unchanged=skip_unchanged,
+            )
+        ctx, plain, prefix = self._open(name or self.default_name(source))
+        assert isinstance(ctx.catalog, RemoteCatalog) and plain is not None
+        body = {
+            "source": source,
+            "keep_root": keep_root,
+            "skip_unchanged": skip_unchanged,
+            "endpoint_url": endpoint_url,
+            "max_size": max_size,
+            "max_files": max_files,
+            "max_ratio": max_ratio,
+        }
+        path = f"/v1/datastores/{quote(ctx.catalog.owner, safe='')}/{quote(plain, safe='')}/imports"
+        try:
+            for event in self.api.stream("POST", path, body):
+                if "progress" in event and progress is not None:
+                    progress(CreateProgress(**event["progress"]))
+                elif "warning" in event and warn is not None:
+                    warn(str(event["warning"]))
+                elif "version" in event:
+                    return self._shown(version_from(event["version"]), prefix)
+                elif "error" in event:
+                    problem = event["error"]
+                    raise rebuild(problem["code"], problem["detail"], problem.get("attrs") or {})
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"stopped following the import; the server goes on with it: `grid datastore "
+                f"show {prefix}{plain}` shows how far it is"
+            ) from None
+        raise StorageError("the server's answer to the import ended early; run the create again")
 
     def list(self) -> builtins.list[DatastoreInfo]:
         """Every datastore the caller can see: their own by name, their teams' as

@@ -20,11 +20,14 @@ from grid import errors as e
 from grid.catalog import Accounts, Catalog
 from grid.catalog.packs import PackRegistry
 from grid.records import ApiKeyInfo
-from grid.server import datastores_api, objects_api
+from grid.server import datastores_api, imports_api, objects_api
 from grid.server.access import Access
 from grid.server.auth import Caller
 from grid.server.problems import problem
+from grid.server.state import ServerState
 from grid.server.storage import ObjectUrls, open_storage
+from grid.settings import Settings
+from grid.sources.archive_rules import ArchiveLimits
 
 API = "/v1"
 
@@ -67,21 +70,39 @@ def _key_out(k: ApiKeyInfo) -> dict[str, object]:
     }
 
 
-def create_app(database_url: str, storage_url: str, scratch: str | None = None) -> FastAPI:
+def create_app(
+    database_url: str,
+    storage_url: str,
+    *,
+    scratch: str | None = None,
+    allow_private_urls: bool = False,
+) -> FastAPI:
     """The application over the catalog at ``database_url`` (migrated on first use) and the
-    object store at ``storage_url``; ``scratch``: a folder for manifests being checked."""
+    object store at ``storage_url``. ``scratch``: a local folder for manifests being checked
+    and imports; ``allow_private_urls``: archive URLs may point at loopback and private
+    addresses (refused by default: the server would fetch them from inside its network).
+    Archive limits come from the server's GRID_ARCHIVE_MAX_* settings."""
     catalog = Catalog(database_url, owner=None)
     accounts = Accounts(catalog)
+    objects = open_storage(storage_url)
+    settings = Settings.from_env()
     app = FastAPI(title="grid", version="1", docs_url=None, redoc_url=None)
-    state = app.state
-    state.accounts = accounts
-    state.access = Access(catalog)
-    state.packs = PackRegistry(catalog)
-    state.objects = open_storage(storage_url)
-    state.urls = ObjectUrls(state.objects, catalog.signing_secret())
-    state.scratch = scratch or os.path.join(tempfile.gettempdir(), "grid-server")
-    app.include_router(datastores_api.router)
-    app.include_router(objects_api.router)
+    app.state.grid = ServerState(
+        accounts=accounts,
+        access=Access(catalog),
+        packs=PackRegistry(catalog),
+        objects=objects,
+        urls=ObjectUrls(objects, catalog.signing_secret()),
+        scratch=scratch or os.path.join(tempfile.gettempdir(), "grid-server"),
+        limits=ArchiveLimits(
+            max_bytes=settings.archive_max_size,
+            max_entries=settings.archive_max_files,
+            max_ratio=settings.archive_max_ratio,
+        ),
+        allow_private_urls=allow_private_urls,
+    )
+    for module in (datastores_api, imports_api, objects_api):
+        app.include_router(module.router)
 
     @app.exception_handler(e.GridError)
     async def _grid_error(_request: Request, exc: e.GridError) -> JSONResponse:
@@ -119,4 +140,8 @@ def create_app(database_url: str, storage_url: str, scratch: str | None = None) 
 
 def app_from_env() -> FastAPI:
     """The application for a uvicorn worker: ``GRID_DATABASE_URL``, ``GRID_SERVER_STORAGE``."""
-    return create_app(os.environ["GRID_DATABASE_URL"], os.environ["GRID_SERVER_STORAGE"])
+    return create_app(
+        os.environ["GRID_DATABASE_URL"],
+        os.environ["GRID_SERVER_STORAGE"],
+        allow_private_urls=os.environ.get("GRID_ALLOW_PRIVATE_URLS") == "1",
+    )

@@ -12,12 +12,13 @@ from fastapi import Depends, Request
 
 from grid.catalog import Accounts
 from grid.records import Principal
+from grid.server.state import server_state
 
 
 def principal(request: Request) -> Principal:
     """The caller, from ``Authorization: Bearer KEY`` (UnauthorizedError otherwise)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    accounts: Accounts = request.app.state.accounts
+    accounts: Accounts = server_state(request).accounts
     return accounts.authenticate(token.strip() if scheme.lower() == "bearer" else None)
 
 

@@ -25,6 +25,7 @@ from grid.records import (
 )
 from grid.server.access import Access, OwnerView
 from grid.server.auth import Caller
+from grid.server.state import server_state
 from grid.service.publish import OwnerArea, commit
 
 router = APIRouter(prefix="/v1/datastores")
@@ -81,7 +82,7 @@ class Change(BaseModel):
 
 
 def _access(request: Request) -> Access:
-    access: Access = request.app.state.access
+    access: Access = server_state(request).access
     return access
 
 
@@ -190,7 +191,7 @@ def commit_version(
     """Check what the caller uploaded for the version and make it succeeded, or fail it with
     the reason (nothing of it published)."""
     view = _view(request, caller, owner, name)
-    catalog, state = view.catalog, request.app.state
+    catalog, state = view.catalog, server_state(request)
     current = catalog.version(name, number)
     if current.status not in UNFINISHED or (current.host, current.pid) != (body.host, body.pid):
         raise ConflictError(f"{current.ref} is not held by this create (it is {current.status})")
@@ -250,7 +251,7 @@ def delete_datastore(request: Request, caller: Caller, owner: str, name: str) ->
 def _drop_manifests(request: Request, view: OwnerView, removed: list[VersionInfo]) -> None:
     from grid.store.repository import manifest_key
 
-    area = OwnerArea(request.app.state.objects, view.name, view.id)
+    area = OwnerArea(server_state(request).objects, view.name, view.id)
     for v in removed:
         with contextlib.suppress(GridError):
             area.objects.delete(area.key(manifest_key(v.manifest_id)))

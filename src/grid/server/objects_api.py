@@ -21,6 +21,7 @@ from grid.errors import UsageError
 from grid.reports import GcReport
 from grid.server.access import Access
 from grid.server.auth import Caller
+from grid.server.state import server_state
 from grid.service.publish import OwnerArea
 
 router = APIRouter(prefix="/v1")
@@ -51,15 +52,15 @@ class PacksOut(BaseModel):
 
 
 def _area(request: Request, caller: Caller, owner: str) -> OwnerArea:
-    access: Access = request.app.state.access
+    access: Access = server_state(request).access
     view = access.owner(caller, owner)
-    return OwnerArea(request.app.state.objects, view.name, view.id)
+    return OwnerArea(server_state(request).objects, view.name, view.id)
 
 
 @router.post("/owners/{owner}/objects")
 def object_urls(request: Request, caller: Caller, owner: str, body: UrlsIn) -> UrlsOut:
     """URLs to move objects of ``owner`` directly to or from the store."""
-    area, state = _area(request, caller, owner), request.app.state
+    area, state = _area(request, caller, owner), server_state(request)
     for key in body.keys:
         if not _KEY.match(key):
             raise UsageError(
@@ -90,7 +91,7 @@ def packs_since(
     """The owner's checked packs after cursor ``after``, with their trailers: which blobs the
     owner already stores (a client uploads only the others)."""
     area = _area(request, caller, owner)
-    rows = request.app.state.packs.since(area.owner_id, after, limit)
+    rows = server_state(request).packs.since(area.owner_id, after, limit)
     return PacksOut(
         packs=[
             PackOut(seq=seq, pack_id=pid, size=size, trailer=base64.b64encode(t).decode())
@@ -109,14 +110,14 @@ def collect_garbage(request: Request, caller: Caller, owner: str, body: GcIn) ->
     """Delete the owner's packs no version needs (``grid.service.server_gc``)."""
     from grid.service.server_gc import collect
 
-    access: Access = request.app.state.access
+    access: Access = server_state(request).access
     view = access.owner(caller, owner)
-    area = OwnerArea(request.app.state.objects, view.name, view.id)
+    area = OwnerArea(server_state(request).objects, view.name, view.id)
     return collect(
         area,
-        request.app.state.packs,
+        server_state(request).packs,
         view.catalog,
-        request.app.state.scratch,
+        server_state(request).scratch,
         grace=body.grace,
         now_utc=view.catalog.now(),
         dry_run=body.dry_run,
@@ -128,8 +129,8 @@ def read_object(
     request: Request, token: str, range_: Annotated[str | None, Header(alias="range")] = None
 ) -> Response:
     """An object behind a signed URL (local-folder storage only)."""
-    key = request.app.state.urls.check(token, request.method)
-    objects = request.app.state.objects
+    key = server_state(request).urls.check(token, request.method)
+    objects = server_state(request).objects
     size = objects.size(key)
     if request.method == "HEAD":
         return Response(headers={"content-length": str(size)})
@@ -150,9 +151,9 @@ def read_object(
 @router.put("/objects/{token}", include_in_schema=False)
 async def write_object(request: Request, token: str) -> Response:
     """Store an object behind a signed URL (local-folder storage only)."""
-    key = request.app.state.urls.check(token, "PUT")
+    key = server_state(request).urls.check(token, "PUT")
     data = await request.body()
-    objects = request.app.state.objects
+    objects = server_state(request).objects
     await run_in_threadpool(objects.put, key, [data])
     await run_in_threadpool(objects.sync, [key])
     return Response(status_code=200)

@@ -36,10 +36,10 @@ def _jsonable(value: object) -> Any:
     return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
 
 
-def problem(exc: e.GridError) -> JSONResponse:
-    """``exc`` as a problem+json response."""
+def body_of(exc: e.GridError) -> dict[str, Any]:
+    """The problem+json body of ``exc``."""
     status = status_of(exc)
-    body = {
+    return {
         "type": f"https://grid.invalid/errors/{exc.code}",
         "title": type(exc).__name__,
         "status": status,
@@ -47,5 +47,11 @@ def problem(exc: e.GridError) -> JSONResponse:
         "code": exc.code,
         "attrs": {k: _jsonable(v) for k, v in exc.attrs.items()},
     }
+
+
+def problem(exc: e.GridError) -> JSONResponse:
+    """``exc`` as a problem+json response."""
+    status = status_of(exc)
+    body = body_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)

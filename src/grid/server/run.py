@@ -7,9 +7,17 @@ from grid.records import ApiKeyInfo, UserInfo
 from grid.server.storage import open_storage
 
 
-def serve(database_url: str, storage_url: str, host: str, port: int, workers: int = 1) -> None:
+def serve(
+    database_url: str,
+    storage_url: str,
+    host: str,
+    port: int,
+    workers: int = 1,
+    allow_private_urls: bool = False,
+) -> None:
     """Serve the API on ``host:port`` with ``workers`` processes until stopped, keeping bytes
-    in ``storage_url`` (``s3://bucket/prefix`` or a folder)."""
+    in ``storage_url`` (``s3://bucket/prefix`` or a folder); ``allow_private_urls``: imports
+    may fetch from loopback and private addresses."""
     import os
 
     import uvicorn
@@ -18,6 +26,7 @@ def serve(database_url: str, storage_url: str, host: str, port: int, workers: in
     open_storage(storage_url).close()  # a bad URL fails here, with one line
     os.environ["GRID_DATABASE_URL"] = database_url  # read by each worker's app_from_env
     os.environ["GRID_SERVER_STORAGE"] = storage_url
+    os.environ["GRID_ALLOW_PRIVATE_URLS"] = "1" if allow_private_urls else "0"
     uvicorn.run(
         "grid.server.app:app_from_env",
         factory=True,

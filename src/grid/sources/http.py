@@ -56,7 +56,7 @@ def public_addresses(host: str, port: int, what: str) -> list[str]:
         if not address.is_global or address.is_multicast:
             raise UsageError(
                 f"{what} resolves to {address}, an internal address: refused on this server "
-                "(an administrator can allow internal URLs)",
+                "(its operator can allow them: grid server --allow-private-urls)",
                 rule="SOURCE URL must be on the public internet",
             )
         found.append(str(address))

@@ -1,0 +1,175 @@
+"""``POST /v1/datastores/{owner}/{name}/imports``: the server makes a version from an archive
+URL or an S3 prefix itself (``grid.service.server_import``).
+
+The answer streams progress as JSON lines while the import runs and ends with
+``{"version": ...}`` or ``{"error": problem}``. The import runs on in the server if the client
+goes away (its version's status and progress show in ``grid datastore``); running the same
+create again resumes it if the server stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from grid.errors import GridError, UsageError
+from grid.objects.prefixed import PrefixedStore
+from grid.reports import CreateProgress
+from grid.server.access import OwnerView
+from grid.server.auth import Caller
+from grid.server.problems import body_of
+from grid.server.state import ServerState, server_state
+from grid.service import create
+from grid.service.context import Context
+from grid.service.names import validate_name
+from grid.sources.archive import is_url
+from grid.store import Store
+
+router = APIRouter(prefix="/v1/datastores")
+_BEAT = 1.0  # seconds between lines at most: a keep-alive for proxies
+
+
+class ImportIn(BaseModel):
+    """What to import and the client's options (limits may only be lowered)."""
+
+    source: str = Field(max_length=4096)
+    keep_root: bool = False
+    skip_unchanged: bool = False
+    endpoint_url: str | None = Field(default=None, max_length=2048)
+    max_size: int | None = Field(default=None, ge=1)
+    max_files: int | None = Field(default=None, ge=1)
+    max_ratio: float | None = Field(default=None, ge=1)
+
+
+def _limits(server: create.ArchiveLimits, body: ImportIn) -> create.ArchiveLimits:
+    def lower(mine: float, theirs: float | None) -> float:
+        return mine if theirs is None else min(mine, theirs)
+
+    return create.ArchiveLimits(
+        max_bytes=int(lower(server.max_bytes, body.max_size)),
+        max_entries=int(lower(server.max_entries, body.max_files)),
+        max_ratio=lower(server.max_ratio, body.max_ratio),
+    )
+
+
+@router.post("/{owner}/{name}/imports")
+def import_version(
+    request: Request, caller: Caller, owner: str, name: str, body: ImportIn
+) -> StreamingResponse:
+    """Make the next version of ``owner/name`` from an archive URL or ``s3://`` prefix."""
+    if not (is_url(body.source) or body.source.startswith("s3://")):
+        raise UsageError(
+            f"{body.source[:200]!r} is not an archive URL or an s3:// prefix",
+            rule="a server imports http(s) archive URLs and s3://bucket/prefix; a client "
+            "uploads folders itself",
+        )
+    validate_name(name)
+    state = server_state(request)
+    view = state.access.owner(caller, owner, name)
+    feed = _Feed()
+    threading.Thread(
+        target=_run, args=(state, view, name, body, feed), name="grid-import", daemon=True
+    ).start()
+    return StreamingResponse(feed.lines(), media_type="application/x-ndjson")
+
+
+class _Feed:
+    """What an import tells its client: the latest progress (older ones are dropped, so a
+    client that went away costs nothing), warnings, and the end."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._progress: dict[str, object] | None = None
+        self._warnings: list[str] = []
+        self._end: dict[str, object] | None = None
+        self._changed = threading.Event()
+
+    def progress(self, p: CreateProgress) -> None:
+        with self._lock:
+            self._progress = dataclasses.asdict(p)
+        self._changed.set()
+
+    def warn(self, message: str) -> None:
+        with self._lock:
+            if len(self._warnings) < 1000:
+                self._warnings.append(message)
+        self._changed.set()
+
+    def end(self, event: dict[str, object]) -> None:
+        with self._lock:
+            self._end = event
+        self._changed.set()
+
+    def lines(self) -> Iterator[str]:
+        while True:
+            self._changed.wait(_BEAT)
+            with self._lock:
+                self._changed.clear()
+                progress, self._progress = self._progress, None
+                warnings, self._warnings = self._warnings, []
+                end = self._end
+            for w in warnings:
+                yield json.dumps({"warning": w}) + "\n"
+            if progress is None and not warnings and end is None:
+                yield "\n"  # keep-alive for proxies and the client's read timeout
+            if progress is not None:
+                yield json.dumps({"progress": progress}) + "\n"
+            if end is not None:
+                yield json.dumps(end, default=str) + "\n"
+                return
+
+
+def _run(state: ServerState, view: OwnerView, name: str, body: ImportIn, feed: _Feed) -> None:
+    from grid.service.server_import import import_source
+
+    scratch = os.path.join(state.scratch, f"import-{uuid.uuid4().hex}")
+    ctx = _context(state, view, scratch)
+    try:
+        version = import_source(
+            ctx,
+            state.packs,
+            view.id,
+            body.source,
+            name,
+            options=create.SourceOptions(
+                endpoint_url=body.endpoint_url,
+                limits=_limits(state.limits, body),
+                keep_root=body.keep_root,
+            ),
+            progress=feed.progress,
+            warn=feed.warn,
+            skip_unchanged=body.skip_unchanged,
+        )
+        feed.end({"version": dataclasses.asdict(version)})
+    except GridError as exc:
+        feed.end({"error": body_of(exc)})
+    except BaseException as exc:  # never lose the stream's end
+        feed.end({"error": body_of(GridError(f"internal error: {type(exc).__name__}: {exc}"))})
+    finally:
+        ctx.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _context(state: ServerState, view: OwnerView, scratch: str) -> Context:
+    """The embedded machinery on the owner's part of the server's storage."""
+    objects = PrefixedStore(state.objects, view.name)
+    store = Store(objects, os.path.join(scratch, "index.sqlite"), os.path.join(scratch, "cache"))
+    return Context(
+        view.catalog,
+        store,
+        os.path.join(scratch, "tmp"),
+        allow_private_urls=state.allow_private_urls,
+        storage=f"the server's storage ({view.name})",
+        host_id=socket.gethostname(),
+        server_checked=True,
+    )

@@ -1,0 +1,36 @@
+"""What every request of one server process shares: its view of the database and the
+storage, and its settings. Nothing here is state of its own: every server on the same
+database and storage has an equal one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from grid.catalog import Accounts
+from grid.catalog.packs import PackRegistry
+from grid.objects import ObjectStore
+from grid.server.access import Access
+from grid.server.storage import ObjectUrls
+from grid.sources.archive_rules import ArchiveLimits
+
+
+@dataclass
+class ServerState:
+    """A server's shared parts (``scratch``: a local folder for files being checked)."""
+
+    accounts: Accounts
+    access: Access
+    packs: PackRegistry
+    objects: ObjectStore
+    urls: ObjectUrls
+    scratch: str
+    limits: ArchiveLimits
+    allow_private_urls: bool
+
+
+def server_state(request: Request) -> ServerState:
+    """The state of the server answering ``request``."""
+    state: ServerState = request.app.state.grid
+    return state

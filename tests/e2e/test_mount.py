@@ -261,3 +261,33 @@ def test_gc_repacking_under_a_mount_keeps_it_readable(run, tmp_path):
     r = run("datastore", "gc", "--grace", "0", "--json")
     assert r.returncode == 0 and '"retired_deleted": 2' in r.stdout, r.stdout
     assert run("datastore", "verify", "g:2").returncode == 0
+
+
+@pytest.fixture
+def remote_run(team_server, home):
+    """``run`` logged in to the session's server as a fresh user."""
+    from tests.team import new_user
+
+    database, url = team_server
+    _, key = new_user(database)
+    env = {**os.environ, "GRID_HOME": str(home), "GRID_URL": url, "GRID_API_KEY": key}
+
+    def run(*args):
+        return subprocess.run([*GRID, *args], capture_output=True, text=True, env=env, timeout=60)
+
+    yield run
+    for mp in _grid_mounts():
+        if mp.startswith(str(home.parent)):
+            subprocess.run(["fusermount3", "-u", "-z", mp], check=False)
+
+
+def test_team_mode_mounts_the_same_tree(remote_run, mixed_tree, tmp_path):
+    """Logged in, a mount reads through the server's object URLs and the blob cache."""
+    root, files = mixed_tree
+    assert remote_run("datastore", "create", str(root)).returncode == 0
+    mp = tmp_path / "mnt"
+    r = remote_run("datastore", "mount", "my_dataset:1", str(mp))
+    assert r.returncode == 0, r.stderr
+    assert source_tree(mp) == source_tree(root)
+    assert (mp / "big" / "blob.bin").read_bytes() == files["big/blob.bin"]
+    assert remote_run("datastore", "unmount", str(mp)).returncode == 0

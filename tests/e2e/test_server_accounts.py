@@ -12,8 +12,8 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import _free_port
 from tests.e2e.conftest import GRID
+from tests.team import free_port, start_server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -24,26 +24,7 @@ def database(request, tmp_path):
 
 
 def _start(database: str, home, log) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, "GRID_HOME": str(home)}
-    proc = subprocess.Popen(
-        [*GRID, "server", "--database-url", database, "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("grid server did not start")
-        time.sleep(0.1)
+    return start_server(database, str(home / "objects"), home, log)
 
 
 @pytest.fixture
@@ -162,7 +143,7 @@ def test_the_client_side_rebuilds_the_servers_errors(servers):
     forged = ApiSession(a, "grid_000000000000_" + "x" * 40)
     with forged, pytest.raises(errors.UnauthorizedError, match="unknown, expired or revoked"):
         forged.call("GET", "/v1/whoami")
-    with ApiSession(f"http://127.0.0.1:{_free_port()}", key) as api:
+    with ApiSession(f"http://127.0.0.1:{free_port()}", key) as api:
         with pytest.raises(errors.StorageError, match="cannot reach the grid server") as down:
             api.call("GET", "/v1/whoami")
         assert down.value.transient

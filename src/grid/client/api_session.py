@@ -52,15 +52,19 @@ class ApiSession:
                 f"lost the grid server at {self.url}: {exc}", transient=True
             ) from exc
 
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        """The JSON answer of ``method path`` (None for 204).
+    def call(self, method: str, path: str, body: Any = None, *, wait: bool = False) -> Any:
+        """The JSON answer of ``method path`` (None for 204); ``wait``: no time limit (the
+        server works for as long as the data takes, e.g. checking a commit).
 
         Raises:
             GridError: the server's error, rebuilt (UnauthorizedError, NotFoundError, ...).
             StorageError: the server cannot be reached (transient).
         """
         try:
-            response = self._http.request(method, path, json=body)
+            if wait:
+                response = self._http.request(method, path, json=body, timeout=None)
+            else:
+                response = self._http.request(method, path, json=body)
         except self._transport_errors as exc:
             raise e.StorageError(
                 f"cannot reach the grid server at {self.url}: {exc}", transient=True

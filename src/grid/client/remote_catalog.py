@@ -108,7 +108,8 @@ class RemoteCatalog:
         upload and records the figures it found)."""
         if status == SUCCEEDED:
             assert lease is not None, "a create commits the version it holds"
-            self._api.call("POST", f"{self._ds(name)}/versions/{number}/commit", _holder(lease))
+            path = f"{self._ds(name)}/versions/{number}/commit"
+            self._api.call("POST", path, _holder(lease), wait=True)
             return
         body: dict[str, Any] = {
             "status": status,

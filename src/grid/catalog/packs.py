@@ -9,7 +9,7 @@ are already stored, and nobody learns another owner's.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy import exc as sa_exc
@@ -17,6 +17,8 @@ from sqlalchemy import exc as sa_exc
 from grid.catalog.catalog import Catalog
 from grid.catalog.models import Pack
 from grid.errors import ConflictError
+
+STALE = 600.0  # seconds after which an unfinished check is taken over
 
 
 def _utc(value: datetime) -> datetime:
@@ -47,27 +49,46 @@ class PackRegistry:
 
     def register(self, owner_id: int, pack_id: str) -> None:
         """Note that ``pack_id`` is being checked, so that no other commit publishes it
-        meanwhile.
+        meanwhile. A registration left unfinished for ``STALE`` seconds (its server stopped
+        mid-check) is taken over.
 
         Raises:
             ConflictError: it is registered already (being checked by another commit).
         """
-        try:
-            with self._catalog.transaction() as s:
-                s.add(
-                    Pack(
-                        owner_id=owner_id,
-                        pack_id=pack_id,
-                        size=0,
-                        trailer=None,
-                        verified=False,
-                        created_at=self._catalog.now(),
+        for _ in range(2):
+            try:
+                with self._catalog.transaction() as s:
+                    s.add(
+                        Pack(
+                            owner_id=owner_id,
+                            pack_id=pack_id,
+                            size=0,
+                            trailer=None,
+                            verified=False,
+                            created_at=self._catalog.now(),
+                        )
                     )
-                )
-        except sa_exc.IntegrityError as exc:
-            raise ConflictError(
-                f"pack {pack_id} is being checked by another commit; try again", transient=True
-            ) from exc
+                return
+            except sa_exc.IntegrityError:
+                if not self._drop_stale(owner_id, pack_id):
+                    break
+        raise ConflictError(
+            f"pack {pack_id} is being checked by another commit; try again", transient=True
+        )
+
+    def _drop_stale(self, owner_id: int, pack_id: str) -> bool:
+        """Remove an unfinished registration older than ``STALE``; whether there was one."""
+        with self._catalog.transaction() as s:
+            row = s.scalar(
+                select(Pack)
+                .where(Pack.owner_id == owner_id, Pack.pack_id == pack_id)
+                .with_for_update()
+            )
+            cutoff = self._catalog.now() - timedelta(seconds=STALE)
+            if row is None or row.verified or _utc(row.created_at) >= cutoff:
+                return False
+            s.delete(row)
+            return True
 
     def mark_verified(self, owner_id: int, pack_id: str, size: int, trailer: bytes) -> None:
         """Record a checked pack: from now on its blobs count as stored for the owner. The

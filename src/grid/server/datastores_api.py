@@ -193,6 +193,8 @@ def commit_version(
     view = _view(request, caller, owner, name)
     catalog, state = view.catalog, server_state(request)
     current = catalog.version(name, number)
+    if current.status == SUCCEEDED and (current.host, current.pid) == (body.host, body.pid):
+        return current  # a retried commit (its first answer was lost): already done
     if current.status not in UNFINISHED or (current.host, current.pid) != (body.host, body.pid):
         raise ConflictError(f"{current.ref} is not held by this create (it is {current.status})")
     area = OwnerArea(state.objects, view.name, view.id)

@@ -270,3 +270,26 @@ def test_two_servers_on_postgresql_and_seaweedfs_serve_the_same_data_without_car
         for proc, _ in started:
             stop(proc)
         log.close()
+
+
+def test_gc_on_the_server_deletes_only_what_no_version_needs(remote_client, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "only-a.bin").write_bytes(os.urandom(300_000))  # alone in version 1's pack
+    (b / "both.bin").write_bytes(shared := os.urandom(300_000))
+    remote_client.create(str(a), "ds")
+    remote_client.create(str(b), "ds")
+    assert remote_client.gc(grace=0).packs_deleted == 0  # every pack is in use
+    remote_client.delete("ds", 1)
+    assert remote_client.gc(grace=3600).packs_deleted == 0  # younger than the grace period
+    dry = remote_client.gc(grace=0, dry_run=True)
+    assert dry.packs_deleted == 1
+    done = remote_client.gc(grace=0)
+    assert done.packs_deleted == 1 and done.bytes_reclaimed == dry.bytes_reclaimed
+    assert remote_client.verify("ds", 2).ok
+    assert remote_client.read_bytes("ds", 2, "both.bin") == shared
+    assert remote_client.gc(grace=0).packs_deleted == 0
+    (a / "both.bin").write_bytes(shared)
+    again = remote_client.create(str(a), "ds")  # the deleted blob is uploaded anew
+    assert again.stored_bytes > 300_000 and remote_client.verify("ds", again.number).ok

@@ -3,8 +3,8 @@
 A pack is deleted only if no succeeded version of the owner uses it, it was registered longer
 ago than the grace period, and no create of the owner holds a live lease (one may be about to
 commit a version that reuses an old pack). The pack is unregistered first, so no commit can
-accept it any more, and then deleted. Packs are not repacked in team mode (yet), and staging
-areas are left to their users' next creates.
+accept it any more, and then deleted. Uploads left in staging areas longer than the grace
+period go too (also only while no create runs). Packs are not repacked in team mode (yet).
 """
 
 from __future__ import annotations
@@ -71,7 +71,21 @@ def collect(
             packs.unregister(area.owner_id, pack_id)
             with contextlib.suppress(GridError):
                 area.objects.delete(area.key(pack_key(pack_id)))
+    if not busy:
+        _clear_staging(area, cutoff.timestamp(), report, dry_run)
     return report
+
+
+def _clear_staging(area: OwnerArea, before: float, report: GcReport, dry_run: bool) -> None:
+    """Delete uploads older than ``before`` that no commit took (a create given up on; one
+    resumed later uploads them again)."""
+    for info in area.objects.list(area.key("staging/")):
+        if info.modified < before:
+            report.retired_deleted += 1
+            report.bytes_reclaimed += info.size
+            if not dry_run:
+                with contextlib.suppress(GridError):
+                    area.objects.delete(info.key)
 
 
 def _packs_of(area: OwnerArea, manifest_id: str, scratch: str) -> list[str]:

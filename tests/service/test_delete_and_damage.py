@@ -44,7 +44,8 @@ def test_a_damaged_blob_is_stored_again_by_the_next_create(client, home, tmp_pat
     assert len(_packs(home)) == 2
 
 
-def test_a_version_open_for_reading_is_not_deleted(client, tmp_path):
+def test_a_version_open_for_reading_is_not_deleted(any_client, tmp_path):
+    client = any_client
     src = tmp_path / "d"
     src.mkdir()
     (src / "a.bin").write_bytes(os.urandom(3 << 20))
@@ -148,7 +149,8 @@ def test_an_empty_source_is_a_usage_error(home, tmp_path, source):
     assert run("datastore", "--json").stdout.strip() == "[]"
 
 
-def test_a_huge_version_number_from_python_is_not_found(client, tmp_path):
+def test_a_huge_version_number_from_python_is_not_found(any_client, tmp_path):
+    client = any_client
     src = tmp_path / "d"
     src.mkdir()
     (src / "a").write_text("a")

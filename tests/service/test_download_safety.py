@@ -31,7 +31,8 @@ def leftovers(root) -> list[str]:
     return found
 
 
-def test_a_partial_named_symlink_in_the_version_is_not_followed(client, tmp_path):
+def test_a_partial_named_symlink_in_the_version_is_not_followed(any_client, tmp_path):
+    client = any_client
     outside = tmp_path / "outside"
     outside.mkdir()
     victim = outside / "victim"
@@ -50,7 +51,8 @@ def test_a_partial_named_symlink_in_the_version_is_not_followed(client, tmp_path
     assert source_tree(dest) == source_tree(src)
 
 
-def test_files_named_like_temporary_files_all_arrive(client, tmp_path):
+def test_files_named_like_temporary_files_all_arrive(any_client, tmp_path):
+    client = any_client
     src = tmp_path / "s"
     src.mkdir()
     for i in range(200):
@@ -64,7 +66,8 @@ def test_files_named_like_temporary_files_all_arrive(client, tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["force", "resume"])
-def test_symlinks_already_in_dest_are_replaced_not_followed(client, tmp_path, mode):
+def test_symlinks_already_in_dest_are_replaced_not_followed(any_client, tmp_path, mode):
+    client = any_client
     outside = tmp_path / "outside"
     outside.mkdir()
     victims = [outside / "v1", outside / "v2", outside / "v3"]
@@ -91,7 +94,8 @@ def test_symlinks_already_in_dest_are_replaced_not_followed(client, tmp_path, mo
     assert os.readlink(dest / "a.grid-partial") == str(victims[1])
 
 
-def test_a_file_with_a_255_byte_name_downloads(client, tmp_path):
+def test_a_file_with_a_255_byte_name_downloads(any_client, tmp_path):
+    client = any_client
     src = tmp_path / "s"
     src.mkdir()
     name = "n" * 251 + ".bin"
@@ -104,7 +108,8 @@ def test_a_file_with_a_255_byte_name_downloads(client, tmp_path):
     assert source_tree(dest) == source_tree(src)
 
 
-def test_a_directory_in_the_way_of_a_file_is_an_error_naming_it(client, mixed_tree, tmp_path):
+def test_a_directory_in_the_way_of_a_file_is_an_error_naming_it(any_client, mixed_tree, tmp_path):
+    client = any_client
     root, _ = mixed_tree
     client.create(str(root), "ds")
     dest = tmp_path / "d"
@@ -118,7 +123,8 @@ def test_a_directory_in_the_way_of_a_file_is_an_error_naming_it(client, mixed_tr
     assert leftovers(dest) == []
 
 
-def test_a_file_in_the_way_of_a_folder_is_an_error_naming_it(client, mixed_tree, tmp_path):
+def test_a_file_in_the_way_of_a_folder_is_an_error_naming_it(any_client, mixed_tree, tmp_path):
+    client = any_client
     root, _ = mixed_tree
     client.create(str(root), "ds")
     dest = tmp_path / "d"
@@ -213,7 +219,8 @@ def _holes_supported(folder) -> bool:
     return sparse and dense
 
 
-def test_an_all_zero_region_becomes_a_hole(client, tmp_path):
+def test_an_all_zero_region_becomes_a_hole(any_client, tmp_path):
+    client = any_client
     if not _holes_supported(tmp_path):
         pytest.skip("this file system does not keep holes (or makes them by itself)")
     src = tmp_path / "s"
@@ -236,7 +243,8 @@ def test_an_all_zero_region_becomes_a_hole(client, tmp_path):
     assert source_tree(dest) == source_tree(src)
 
 
-def test_dest_that_is_a_symlink_to_a_directory_is_written_into(client, mixed_tree, tmp_path):
+def test_dest_that_is_a_symlink_to_a_directory_is_written_into(any_client, mixed_tree, tmp_path):
+    client = any_client
     root, _ = mixed_tree
     client.create(str(root), "ds")
     real = tmp_path / "other-disk" / "data"

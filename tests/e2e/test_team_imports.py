@@ -97,3 +97,41 @@ def test_private_addresses_are_refused_unless_the_server_allows_them(servers, ar
     assert "internal address" in r.stderr and "--allow-private-urls" in r.stderr
     with RemoteClient(strict_url, key, str(tmp_path / "h2")) as client:
         assert client.list() == []
+
+
+def test_s3_prefixes_are_read_by_the_server_only_in_buckets_its_operator_opened(
+    s3_endpoint, tmp_path, monkeypatch
+):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    opened, other = f"open-{os.getpid()}", f"mine-{os.getpid()}"
+    for bucket in (opened, other):
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="data/a.txt", Body=b"alpha " + bucket.encode())
+    database = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
+    proc, url = start_server(
+        database,
+        str(tmp_path / "objects"),
+        tmp_path / "srv",
+        log,
+        "--allow-s3-import",
+        opened,
+        AWS_ENDPOINT_URL=s3_endpoint,
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    try:
+        _, key = new_user(database)
+        warnings: list[str] = []
+        with RemoteClient(url, key, str(tmp_path / "laptop")) as client:
+            by_server = client.create(f"s3://{opened}/data", "a")
+            assert by_server.pid == proc.pid
+            by_me = client.create(f"s3://{other}/data", "b", warn=warnings.append)
+            assert by_me.pid == os.getpid()  # read here, with this machine's credentials
+            assert client.read_bytes("b", 1, "a.txt") == b"alpha " + other.encode()
+            assert client.read_bytes("a", 1, "a.txt") == b"alpha " + opened.encode()
+        assert any(f"does not read s3://{other}" in w for w in warnings)
+    finally:
+        stop(proc)
+        log.close()

@@ -968,25 +968,12 @@ def test_the_leak_check_catches_what_it_looks_for(world):
 
 # -- a server that fetches sources itself, on S3 storage ---------------------------------------
 SERVER_KEY_ID = "AKIAGRIDSERVERTEST01"
-IMPORT_READS_OWN_STORAGE = (
-    "server bug: POST /v1/datastores/{me}/{name}/imports with source "
-    "s3://<the server's storage bucket>/<prefix>/<another owner>/ is fetched with the server's "
-    "own credentials, so any user copies another owner's packs and manifests into a datastore "
-    "of their own and reads their files (expected: refused, nothing of the owner's imported)"
-)
-IMPORT_TAKES_CREDENTIALS_ELSEWHERE = (
-    "server bug: POST /v1/datastores/{me}/{name}/imports with endpoint_url=http://127.0.0.1:PORT "
-    "makes the server (started without --allow-private-urls) connect to that loopback address "
-    "and send S3 requests signed with its own credentials (its access key id in the "
-    "Authorization header); expected: a private endpoint refused like a private archive URL, "
-    "nothing sent"
-)
 
 
 @pytest.fixture(scope="module")
 def s3_server(s3_endpoint, tmp_path_factory):
-    """A one-machine server whose storage is a bucket (moto), with credentials of its own:
-    (database, URL, bucket)."""
+    """A one-machine server whose storage is a bucket (moto), with credentials of its own,
+    that imports from any bucket but its storage's: (database, URL, bucket)."""
     import boto3
 
     root = tmp_path_factory.mktemp("security-s3")
@@ -1000,7 +987,9 @@ def s3_server(s3_endpoint, tmp_path_factory):
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     with open(root / "server.log", "wb") as log:
-        proc, url = start_server(database, f"s3://{bucket}/grid", root / "home", log, **env)
+        proc, url = start_server(
+            database, f"s3://{bucket}/grid", root / "home", log, "--allow-s3-import", "*", **env
+        )
         try:
             yield database, url, bucket
         finally:
@@ -1033,10 +1022,11 @@ def _unpacked(data: bytes) -> bytes:
     return b"".join(out)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=IMPORT_READS_OWN_STORAGE)
 def test_an_import_cannot_copy_another_owners_objects_out_of_the_servers_storage(
     s3_server, tmp_path, monkeypatch
 ):
+    """The server never reads its own storage's bucket for a user (it would copy another
+    owner's packs and manifests into the user's datastore)."""
     from grid.client.remote import RemoteClient
 
     database, url, bucket = s3_server
@@ -1063,8 +1053,9 @@ def test_an_import_cannot_copy_another_owners_objects_out_of_the_servers_storage
     assert "version" not in last, last
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=IMPORT_TAKES_CREDENTIALS_ELSEWHERE)
 def test_an_import_takes_no_credentials_to_an_endpoint_the_client_names(s3_server):
+    """An endpoint inside the server's network is refused like a private archive URL: the
+    server never sends requests signed with its credentials there."""
     import socket
     import threading
 

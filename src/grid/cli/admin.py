@@ -117,6 +117,16 @@ def server(
             "(refused by default: the server would reach inside its own network for users).",
         ),
     ] = False,
+    s3_import_buckets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-s3-import",
+            metavar="BUCKET",
+            help="A bucket the server may read for users' s3:// creates with its own "
+            "credentials (repeatable; '*' for any but its storage's). Other s3:// sources are "
+            "read by the user's machine with theirs.",
+        ),
+    ] = None,
 ) -> None:
     """Run the team-mode API server: accounts, keys and datastores."""
     from grid.server.run import serve
@@ -132,4 +142,12 @@ def server(
         f"grid server on http://{host}:{port} (database {database_url}, storage {storage_url})",
         file=sys.stderr,
     )
-    serve(database_url, storage_url, host, port, workers, allow_private_urls)
+    serve(
+        database_url,
+        storage_url,
+        host,
+        port,
+        workers,
+        allow_private_urls,
+        tuple(s3_import_buckets or ()),
+    )

@@ -28,7 +28,7 @@ EXIT_SIGPIPE = 141
 # contradict it.
 _TABLE: list[tuple[type[BaseException], int, str]] = [
     (e.InvalidNameError, 2, ""),
-    (e.UsageError, 2, "see `grid datastore --help`"),
+    (e.UsageError, 2, "see `grid{command} --help`"),
     (e.DatastoreNotFoundError, 3, "`grid datastore` lists the datastores"),
     (e.VersionNotFoundError, 3, "`grid datastore show NAME` lists its versions"),
     (e.PathNotFoundError, 3, "`grid datastore ls NAME:VERSION [DIR]` lists the paths"),
@@ -93,6 +93,14 @@ def _one_line(exc: BaseException) -> str:
     return safe_text(message.strip())
 
 
+def _command() -> str:
+    """The command being run, as its help is asked for (``datastore``, ``key list``...)."""
+    words = [a for a in sys.argv[1:] if not a.startswith("-")][:2]
+    if words[:1] in (["datastore"], ["admin"], ["key"]):
+        return " " + " ".join(words)
+    return " " + words[0] if words else ""
+
+
 def report(exc: BaseException, debug: bool) -> int:
     """Print ``exc`` as one line on stderr (with a traceback if ``debug``); return the exit code.
 
@@ -117,6 +125,7 @@ def report(exc: BaseException, debug: bool) -> int:
         code = 7
         message = f"GRID_HOME {home} is not writable" + (f" ({path})" if path != home else "")
         hint = "make it writable, or set GRID_HOME to a folder you can write; --debug shows details"
+    hint = hint.replace("{command}", _command())
     prefix = "grid: " if isinstance(exc, e.Interrupted) else "grid: error: "
     print(prefix + message + (f" ({hint})" if hint else ""), file=sys.stderr)
     return code

@@ -14,6 +14,7 @@ import builtins
 import contextlib
 import dataclasses
 import os
+from typing import Any
 from urllib.parse import quote
 
 from grid.client.api_session import ApiSession
@@ -22,7 +23,7 @@ from grid.client.presigned import PresignedObjects
 from grid.client.remote_catalog import RemoteCatalog
 from grid.client.service_client import ServiceClient
 from grid.client.wire import datastore_from, version_from
-from grid.errors import Interrupted, StorageError, rebuild, storage_error
+from grid.errors import Interrupted, StorageError, UsageError, rebuild, storage_error
 from grid.records import DatastoreInfo, VersionInfo
 from grid.reports import CreateProgress, GcReport, Progress
 from grid.service import create
@@ -163,30 +164,54 @@ class RemoteClient(ServiceClient):
         max_files: int | None = None,
         max_ratio: float | None = None,
     ) -> VersionInfo:
-        """As ``grid.Client.create``; an archive URL or an ``s3://`` prefix is fetched by the
-        server, not through this machine (``profile`` does not apply: the server uses its own
-        credentials)."""
-        if not (is_url(source) or source.startswith("s3://")):
-            return super().create(
-                source,
-                name,
-                progress=progress,
-                warn=warn,
-                count_totals=count_totals,
-                rehash=rehash,
-                skip_unchanged=skip_unchanged,
-            )
+        """As ``grid.Client.create``. An archive URL is fetched by the server, not through this
+        machine, and so is an ``s3://`` prefix in a bucket the server's operator opened to
+        imports (the server reads it with its own credentials); any other ``s3://`` prefix is
+        read here with this machine's (``endpoint_url``, ``profile``), as embedded."""
+        if is_url(source) or source.startswith("s3://"):
+            body = {
+                "source": source,
+                "keep_root": keep_root,
+                "skip_unchanged": skip_unchanged,
+                "endpoint_url": endpoint_url,
+                "max_size": max_size,
+                "max_files": max_files,
+                "max_ratio": max_ratio,
+            }
+            try:
+                return self._import(source, name, body, progress, warn)
+            except UsageError as exc:
+                if not exc.attrs.get("read_here"):
+                    raise
+                if warn is not None:
+                    warn(f"{exc.message}: reading it from this machine")
+        return super().create(
+            source,
+            name,
+            progress=progress,
+            warn=warn,
+            count_totals=count_totals,
+            rehash=rehash,
+            skip_unchanged=skip_unchanged,
+            endpoint_url=endpoint_url,
+            profile=profile,
+            keep_root=keep_root,
+            max_size=max_size,
+            max_files=max_files,
+            max_ratio=max_ratio,
+        )
+
+    def _import(
+        self,
+        source: str,
+        name: str | None,
+        body: dict[str, Any],
+        progress: Progress | None,
+        warn: Warn | None,
+    ) -> VersionInfo:
+        """Have the server make the version from ``source``, following its progress."""
         ctx, plain, prefix = self._open(name or self.default_name(source))
         assert isinstance(ctx.catalog, RemoteCatalog) and plain is not None
-        body = {
-            "source": source,
-            "keep_root": keep_root,
-            "skip_unchanged": skip_unchanged,
-            "endpoint_url": endpoint_url,
-            "max_size": max_size,
-            "max_files": max_files,
-            "max_ratio": max_ratio,
-        }
         path = f"/v1/datastores/{quote(ctx.catalog.owner, safe='')}/{quote(plain, safe='')}/imports"
         try:
             for event in self.api.stream("POST", path, body):

@@ -76,12 +76,15 @@ def create_app(
     *,
     scratch: str | None = None,
     allow_private_urls: bool = False,
+    s3_import_buckets: frozenset[str] = frozenset(),
 ) -> FastAPI:
     """The application over the catalog at ``database_url`` (migrated on first use) and the
     object store at ``storage_url``. ``scratch``: a local folder for manifests being checked
     and imports; ``allow_private_urls``: archive URLs may point at loopback and private
-    addresses (refused by default: the server would fetch them from inside its network).
-    Archive limits come from the server's GRID_ARCHIVE_MAX_* settings."""
+    addresses (refused by default: the server would fetch them from inside its network);
+    ``s3_import_buckets``: buckets it imports from with its own credentials (``*``: any but
+    its storage's; users' other S3 sources are read by their own machines). Archive limits
+    come from the server's GRID_ARCHIVE_MAX_* settings."""
     catalog = Catalog(database_url, owner=None)
     accounts = Accounts(catalog)
     objects = open_storage(storage_url)
@@ -100,6 +103,10 @@ def create_app(
             max_ratio=settings.archive_max_ratio,
         ),
         allow_private_urls=allow_private_urls,
+        s3_import_buckets=s3_import_buckets,
+        storage_bucket=storage_url[5:].split("/", 1)[0]
+        if storage_url.startswith("s3://")
+        else None,
     )
     for module in (datastores_api, imports_api, objects_api):
         app.include_router(module.router)
@@ -144,4 +151,7 @@ def app_from_env() -> FastAPI:
         os.environ["GRID_DATABASE_URL"],
         os.environ["GRID_SERVER_STORAGE"],
         allow_private_urls=os.environ.get("GRID_ALLOW_PRIVATE_URLS") == "1",
+        s3_import_buckets=frozenset(
+            b for b in os.environ.get("GRID_S3_IMPORT_BUCKETS", "").split(",") if b
+        ),
     )

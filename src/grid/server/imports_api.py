@@ -33,6 +33,7 @@ from grid.service import create
 from grid.service.context import Context
 from grid.service.names import validate_name
 from grid.sources.archive import is_url
+from grid.sources.http import check_url
 from grid.store import Store
 
 router = APIRouter(prefix="/v1/datastores")
@@ -75,12 +76,32 @@ def import_version(
         )
     validate_name(name)
     state = server_state(request)
+    _check_source(state, body)
     view = state.access.owner(caller, owner, name)
     feed = _Feed()
     threading.Thread(
         target=_run, args=(state, view, name, body, feed), name="grid-import", daemon=True
     ).start()
     return StreamingResponse(feed.lines(), media_type="application/x-ndjson")
+
+
+def _check_source(state: ServerState, body: ImportIn) -> None:
+    """Refuse what the server must not read for a user: an endpoint inside its network, a
+    bucket its operator did not open to imports, and always its own storage's bucket (a user
+    would copy other owners' objects out of it)."""
+    if body.endpoint_url is not None:
+        check_url(body.endpoint_url, state.allow_private_urls)
+    if not body.source.startswith("s3://"):
+        return
+    bucket = body.source[5:].split("/", 1)[0]
+    allowed = bucket in state.s3_import_buckets or "*" in state.s3_import_buckets
+    if not allowed or bucket == state.storage_bucket:
+        raise UsageError(
+            f"this server does not read s3://{bucket} for its users",
+            rule="the server imports only buckets its operator allows (grid server "
+            "--allow-s3-import BUCKET); your machine reads other buckets with your credentials",
+            read_here=True,
+        )
 
 
 class _Feed:

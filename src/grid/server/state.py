@@ -18,7 +18,8 @@ from grid.sources.archive_rules import ArchiveLimits
 
 @dataclass
 class ServerState:
-    """A server's shared parts (``scratch``: a local folder for files being checked)."""
+    """A server's shared parts (``scratch``: a local folder for files being checked;
+    ``s3_import_buckets``: the buckets it reads for users with its own credentials)."""
 
     accounts: Accounts
     access: Access
@@ -28,6 +29,8 @@ class ServerState:
     scratch: str
     limits: ArchiveLimits
     allow_private_urls: bool
+    s3_import_buckets: frozenset[str] = frozenset()  # "*": any, but never storage_bucket
+    storage_bucket: str | None = None
 
 
 def server_state(request: Request) -> ServerState:

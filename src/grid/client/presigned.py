@@ -8,6 +8,7 @@ they expire, one request per batch of keys. Nothing here sends the API key to th
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -57,6 +58,9 @@ class PresignedObjects(ObjectStore):
         """``method`` on ``key``'s URL; a refused (expired) URL is asked for again once."""
         for attempt in range(2):
             url = self._url(key, method)
+            body: Any = kw.get("content")
+            if hasattr(body, "seek"):
+                body.seek(0)  # a file sent again from its start
             try:
                 response = self._http.request(method, url, **kw)
             except self._errors as exc:
@@ -82,8 +86,10 @@ class PresignedObjects(ObjectStore):
         return len(data)
 
     def put_file(self, key: str, path: str) -> int:
+        """Stream the file (a manifest may be large), its length sent up front as S3 wants."""
         with open(path, "rb") as f:
-            return self.put(key, [f.read()])
+            self._send("PUT", key, content=f)
+            return os.fstat(f.fileno()).st_size
 
     def get(self, key: str) -> bytes:
         return bytes(self._send("GET", key).content)

@@ -10,7 +10,9 @@ finds what it had uploaded). Keys it names are the store's keys of one owner
 from __future__ import annotations
 
 import base64
+import os
 import re
+import tempfile
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -151,9 +153,15 @@ def read_object(
 @router.put("/objects/{token}", include_in_schema=False)
 async def write_object(request: Request, token: str) -> Response:
     """Store an object behind a signed URL (local-folder storage only)."""
-    key = server_state(request).urls.check(token, "PUT")
-    data = await request.body()
-    objects = server_state(request).objects
-    await run_in_threadpool(objects.put, key, [data])
-    await run_in_threadpool(objects.sync, [key])
+    state = server_state(request)
+    key = state.urls.check(token, "PUT")
+    os.makedirs(state.scratch, exist_ok=True)
+    fd, spool = tempfile.mkstemp(dir=state.scratch, prefix="upload-")
+    try:
+        with os.fdopen(fd, "wb") as f:  # spooled: a manifest may be larger than memory
+            async for chunk in request.stream():
+                f.write(chunk)
+        await run_in_threadpool(state.objects.put_file, key, spool)
+    finally:
+        os.unlink(spool)
     return Response(status_code=200)

@@ -293,3 +293,24 @@ def test_gc_on_the_server_deletes_only_what_no_version_needs(remote_client, tmp_
     (a / "both.bin").write_bytes(shared)
     again = remote_client.create(str(a), "ds")  # the deleted blob is uploaded anew
     assert again.stored_bytes > 300_000 and remote_client.verify("ds", again.number).ok
+
+
+def test_cli_team_flag_creates_for_the_team(team_server, mixed_tree, tmp_path):
+    database, url = team_server
+    team = f"cli{os.getpid()}"
+    _, key = new_user(database, teams=(team,))
+    _, other_key = new_user(database, teams=(team,))
+    root, files = mixed_tree
+    env = {**os.environ, "GRID_HOME": str(tmp_path / "h"), "GRID_URL": url, "GRID_API_KEY": key}
+    code, out, err = _run(env, "datastore", "create", str(root), "--team", team)
+    assert code == 0 and f"created {team}/my_dataset:1" in out, err
+    mate = {**env, "GRID_HOME": str(tmp_path / "h2"), "GRID_API_KEY": other_key}
+    code, out, _ = _run(mate, "datastore")
+    assert f"{team}/my_dataset" in out
+    r = subprocess.run(
+        [*GRID, "datastore", "cat", f"{team}/my_dataset:1", "train/cat/0001.jpg"],
+        env=mate,
+        capture_output=True,
+        timeout=60,
+    )
+    assert r.returncode == 0 and r.stdout == files["train/cat/0001.jpg"]

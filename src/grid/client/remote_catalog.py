@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from grid.client.api_session import ApiSession
 from grid.client.wire import datastore_from, version_from
-from grid.errors import ConflictError, GridError
+from grid.errors import ConflictError, DatastoreNotFoundError
 from grid.records import SUCCEEDED, UNFINISHED, DatastoreInfo, Lease, VersionInfo
 from grid.service.catalog_port import Stopped
 
@@ -51,8 +51,8 @@ class RemoteCatalog:
         it only if nobody else did meanwhile."""
         try:
             candidates = self.versions(name)
-        except GridError:
-            return None
+        except DatastoreNotFoundError:
+            return None  # a new datastore: nothing to resume
         for v in reversed(candidates):
             if v.source != source or v.status not in UNFINISHED or not stopped(v):
                 continue

@@ -889,6 +889,7 @@ def main(argv: list[str] | None = None) -> int:
     for var in ("GRID_URL", "GRID_API_KEY", "GRID_USERNAME", "GRID_HOME", "GRID_STORAGE_URL"):
         os.environ.pop(var, None)
     args.tmp.mkdir(parents=True, exist_ok=True)
+    root_existed = args.root.exists()
     base = Path(tempfile.mkdtemp(prefix="grid-server-bench-", dir=args.tmp))
     os.environ["GRID_CONFIG_DIR"] = str(base / "no-login")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -928,6 +929,8 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(path, ignore_errors=True)
                 (path.parent / f"{path.name}.manifest.json").unlink(missing_ok=True)
                 print(f"deleted the generated dataset {path}", flush=True)
+            if not root_existed and args.root.is_dir() and not any(args.root.iterdir()):
+                args.root.rmdir()
 
     load = " / ".join(f"{x:.1f}" for x in report["machine"]["load_at_start"])
     print(f"\n{report['machine']['cpus']} CPUs (load average at the start {load}); ", end="")

@@ -161,7 +161,7 @@ def test_a_client_cannot_commit_blobs_it_did_not_upload(remote_client, tmp_path,
     assert remote_client.version("ds", 1).status == "failed"
 
 
-def _staged_packs(folder) -> set[str]:
+def _pack_files(folder) -> set[str]:
     return {f for _, _, fs in os.walk(folder) for f in fs if re.fullmatch(r"[0-9a-f]{32}", f)}
 
 
@@ -175,7 +175,7 @@ def test_kill_9_mid_create_resumes_the_same_version_and_reuses_what_was_uploaded
     proc, url = start_server(database, str(storage), root, log)
     try:
         name, key = new_user(database)
-        staging, published = storage / name / "staging", storage / name / "packs"
+        packs = storage / name / "packs"
         src = tmp_path / "big"
         src.mkdir()
         for i in range(5):  # three packs of ~32 MB: the first is uploaded well before the end
@@ -191,9 +191,9 @@ def test_kill_9_mid_create_resumes_the_same_version_and_reuses_what_was_uploaded
         create = [*GRID, "datastore", "create", str(src), "--name", "big"]
         first = subprocess.Popen(create, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
-        while not _staged_packs(staging) and time.monotonic() < deadline:
+        while not _pack_files(packs) and time.monotonic() < deadline:
             time.sleep(0.02)
-        uploaded = _staged_packs(staging)
+        uploaded = _pack_files(packs)
         assert uploaded, "no pack was uploaded"
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -201,15 +201,16 @@ def test_kill_9_mid_create_resumes_the_same_version_and_reuses_what_was_uploaded
         r = subprocess.run(create, env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         assert "resuming big:1" in r.stderr and "created big:1" in r.stdout
-        # the packs uploaded before the kill are published as they were, not uploaded anew
-        assert uploaded <= _staged_packs(published) and len(_staged_packs(published)) == 3
+        # the packs uploaded before the kill are kept as they were, not uploaded anew
+        assert uploaded <= _pack_files(packs) and len(_pack_files(packs)) == 3
         with RemoteClient(url, key, str(tmp_path / "reader")) as reader:
             assert reader.verify("big", 1).ok
         # Ctrl-C leaves the version interrupted, to resume
         (src / "new.bin").write_bytes(os.urandom(40 << 20))
         second = subprocess.Popen(create, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        before = _pack_files(packs)
         deadline = time.monotonic() + 60
-        while not _staged_packs(staging) and time.monotonic() < deadline:
+        while _pack_files(packs) == before and time.monotonic() < deadline:
             time.sleep(0.02)
         second.send_signal(signal.SIGINT)
         assert second.wait(30) == 130
@@ -265,7 +266,7 @@ def test_two_servers_on_postgresql_and_seaweedfs_serve_the_same_data_without_car
             assert again.number == 2 and again.stored_bytes < 64 << 10
         keys = boto3.client("s3", endpoint_url=seaweedfs_endpoint).list_objects_v2(Bucket=bucket)
         names = [o["Key"] for o in keys.get("Contents", [])]
-        assert any("/packs/" in k for k in names) and not any("/staging/" in k for k in names)
+        assert any("/packs/" in k for k in names)
     finally:
         for proc, _ in started:
             stop(proc)

@@ -129,9 +129,11 @@ def _signed(method: str) -> Cell:
             data = f"{who} {pack}".encode()
             r = w.call("PUT", url, w.key_of(who), content=data, sees=issued)
             w.expect(r, status)
-            # into the owner's own staging area, never where published packs are
-            assert (w.storage / owner.name / "staging" / owner.name / key).read_bytes() == data
-            assert not (w.storage / owner.name / key).exists()
+            # to its key, once: the same URL never replaces it
+            assert (w.storage / owner.name / key).read_bytes() == data
+            again = w.call("PUT", url, w.key_of(who), content=b"other bytes", sees=issued)
+            w.expect(again, 412)
+            assert (w.storage / owner.name / key).read_bytes() == data
             return
         key = manifest_key(w.manifests[owner.name, w.personal])
         url = w.object_url(owner.key, owner.name, "GET", key)

@@ -1,6 +1,6 @@
-"""Team mode's data plane: a PUT URL only ever points into the asking user's staging area (what
-a member uploads reaches no one else before their commit publishes it), and signed object URLs
-that were forged, tampered with or used for another method are refused, on the session's SQLite
+"""Team mode's data plane: uploads only create (a URL never replaces an object, none is given
+for a pack the owner has) and count only once a commit checked them; signed object URLs that
+were forged, tampered with or used for another method are refused, on the session's SQLite
 server and one on PostgreSQL (the world of ``team_matrix.py``).
 """
 
@@ -15,11 +15,8 @@ import time
 import uuid
 from typing import Any
 
-import httpx
-
 from tests.e2e.team_matrix import (
     PACKS,
-    Person,
     World,
     hex_id,
     manifest_key,
@@ -28,68 +25,47 @@ from tests.e2e.team_matrix import (
 )
 
 
-def test_a_put_url_points_into_the_askers_staging_area(world: World, tmp_path, monkeypatch):  # noqa: F811
-    """A member's upload for the team stays in their staging area: another member's GET URLs
-    for the same key do not return its bytes until the uploader's commit has published it."""
+def test_uploads_only_create_and_count_once_checked(world: World, tmp_path, monkeypatch):  # noqa: F811
+    """A PUT URL creates its object once and never replaces it; no PUT URL is given for a
+    pack the owner has; an upload is not one of the owner's packs (clients do not learn of
+    it) until a commit has checked it."""
     from grid.client.remote import RemoteClient
-    from grid.client.remote_catalog import RemoteCatalog
-    from grid.records import SUCCEEDED
 
     w, team, uploader, reader = world, world.team, world.member, world.owner
-    staging = w.storage / team / "staging" / uploader.name
 
-    def fetch(who: Person, key: str) -> httpx.Response:
-        return w.call("GET", w.object_url(who.key, team, "GET", key), None, sees={team})
-
-    # by hand: a PUT URL names the uploader's staging area, and the upload stays there
+    # by hand: the URL names the key in the owner's storage, and creates it only once
     pack = uuid.uuid4().hex
     key = f"packs/{pack[:2]}/{pack}"
     url = w.object_url(uploader.key, team, "PUT", key)
-    assert token_key(url) == f"{team}/staging/{uploader.name}/{key}"
+    assert token_key(url) == f"{team}/{key}"
     data = os.urandom(4096)
     w.expect(w.call("PUT", url, None, content=data, sees={team}), 200)
-    assert (staging / key).read_bytes() == data
-    assert not (w.storage / team / key).exists()
-    got = fetch(reader, key)
-    w.expect(got, 404)
-    assert data not in got.content
-    assert fetch(uploader, key).content == data  # a stopped create finds its own upload
+    w.expect(w.call("PUT", url, None, content=os.urandom(4096), sees={team}), 412)
+    assert (w.storage / team / key).read_bytes() == data
     listed = w.call("GET", PACKS.format(owner=team), reader.key).json()["packs"]
     assert pack not in {p["pack_id"] for p in listed}
 
-    # through the client: what it uploaded is checked just before its commit, and after
-    seen: dict[str, bytes] = {}
-    problems: list[str] = []
-    commit = RemoteCatalog.set_status
-
-    def checking(self, name, number, status, **kw):
-        if status == SUCCEEDED:
-            for path in (staging / "packs").glob("*/*"):
-                staged = f"packs/{path.parent.name}/{path.name}"
-                if staged == key:
-                    continue
-                seen[staged] = path.read_bytes()
-                r = fetch(reader, staged)
-                if r.status_code != 404 or seen[staged] in r.content:
-                    problems.append(f"{staged} reached another member before the commit")
-                if (w.storage / team / staged).exists():
-                    problems.append(f"{staged} is published before the commit")
-        return commit(self, name, number, status, **kw)
-
-    monkeypatch.setattr(RemoteCatalog, "set_status", checking)
+    # through the client: its packs are the owner's once the commit checked them, and no
+    # PUT URL is handed out for them any more
     monkeypatch.setenv("GRID_FSYNC", "0")
     source = tmp_path / "fresh"
     source.mkdir()
     (source / "data.bin").write_bytes(os.urandom(100_000))
     with RemoteClient(w.url, uploader.key, home=str(tmp_path / "home")) as client:
         v = client.create(str(source), f"{team}/fresh-{hex_id()}")
-    assert v.status == "succeeded" and seen and not problems, problems
+    assert v.status == "succeeded"
     listed = w.call("GET", PACKS.format(owner=team), reader.key).json()["packs"]
-    for staged, data in seen.items():
-        r = fetch(reader, staged)
-        w.expect(r, 200)
-        assert r.content == data
-        assert staged.rsplit("/", 1)[1] in {p["pack_id"] for p in listed}
+    assert listed
+    for p in listed:
+        taken = f"packs/{p['pack_id'][:2]}/{p['pack_id']}"
+        r = w.call(
+            "POST",
+            f"/v1/owners/{team}/objects",
+            uploader.key,
+            {"method": "PUT", "keys": [taken]},
+            sees={team},
+        )
+        w.expect(r, 409)
 
 
 def test_forged_tampered_or_misused_object_urls_are_refused(world):  # noqa: F811

@@ -417,6 +417,16 @@ class Catalog:
             )
             return [_record(name, v) for v in rows]
 
+    def manifest_users(self, manifest_id: str) -> list[str]:
+        """The refs of the owner's versions that use manifest ``manifest_id``."""
+        with self._tx() as s:
+            rows = s.execute(
+                select(Datastore.name, Version.number)
+                .join(Version, Version.datastore_id == Datastore.id)
+                .where(Datastore.owner_id == self.owner_id, Version.manifest_id == manifest_id)
+            )
+            return [f"{name}:{number}" for name, number in rows]
+
     def datastores(self) -> list[DatastoreInfo]:
         """Every datastore of the owner with its version count and latest version."""
         with self._tx() as s:

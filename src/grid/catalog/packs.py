@@ -47,6 +47,21 @@ class PackRegistry:
                 out.update({pid: (size, trailer or b"") for pid, size, trailer in rows})
         return out
 
+    def registered(self, owner_id: int, pack_ids: Iterable[str]) -> set[str]:
+        """Those of ``pack_ids`` the owner has or is checking."""
+        ids = sorted(set(pack_ids))
+        found: set[str] = set()
+        with self._catalog.transaction() as s:
+            for start in range(0, len(ids), 500):
+                found.update(
+                    s.scalars(
+                        select(Pack.pack_id).where(
+                            Pack.owner_id == owner_id, Pack.pack_id.in_(ids[start : start + 500])
+                        )
+                    )
+                )
+        return found
+
     def register(self, owner_id: int, pack_id: str) -> None:
         """Note that ``pack_id`` is being checked, so that no other commit publishes it
         meanwhile. A registration left unfinished for ``STALE`` seconds (its server stopped

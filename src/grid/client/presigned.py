@@ -1,9 +1,9 @@
 """One owner's objects on a team-mode server, reached with the short-lived URLs it hands out:
 bytes go straight between this machine and the object store, never through the API server.
 
-Writes land in this user's staging area of the owner (the server publishes them at commit,
-after checking them); reads get the published objects. URLs are kept until shortly before
-they expire, one request per batch of keys. Nothing here sends the API key to the store.
+Writes only create (``If-None-Match: *``): the server checks what was uploaded when the
+version is committed. URLs are kept until shortly before they expire. Nothing here sends the
+API key to the store.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from grid.client.api_session import ApiSession
 from grid.errors import NotFoundError, StorageError, UsageError
 from grid.objects.base import Buffer, ObjectInfo, ObjectStore, validate_key
 
+_CREATE = {"If-None-Match": "*"}
 _KEEP_URL = 1800.0  # seconds a URL is reused (the server gives an hour)
 _TIMEOUT = 120.0
 
@@ -67,6 +68,8 @@ class PresignedObjects(ObjectStore):
                 raise StorageError(f"cannot reach the object store: {exc}", transient=True) from exc
             if response.status_code == 404:
                 raise NotFoundError(f"object {key} does not exist", key=key)
+            if response.status_code == 412:
+                return response  # a create-only PUT of an object that exists
             if response.status_code in (401, 403) and attempt == 0:
                 with self._lock:
                     self._urls.pop((method, key), None)
@@ -82,14 +85,21 @@ class PresignedObjects(ObjectStore):
 
     def put(self, key: str, parts: Sequence[Buffer]) -> int:
         data = b"".join(parts)
-        self._send("PUT", key, content=data)
+        self._created(key, len(data), self._send("PUT", key, content=data, headers=_CREATE))
         return len(data)
 
     def put_file(self, key: str, path: str) -> int:
         """Stream the file (a manifest may be large), its length sent up front as S3 wants."""
         with open(path, "rb") as f:
-            self._send("PUT", key, content=f)
-            return os.fstat(f.fileno()).st_size
+            size = os.fstat(f.fileno()).st_size
+            self._created(key, size, self._send("PUT", key, content=f, headers=_CREATE))
+            return size
+
+    def _created(self, key: str, size: int, response: Any) -> None:
+        """A refused create is fine if the object is there whole: an earlier try of this
+        upload arrived (its answer was lost); anything else is a clash."""
+        if response.status_code == 412 and self.size(key) != size:
+            raise StorageError(f"object {key} exists with other bytes; not replaced", key=key)
 
     def get(self, key: str) -> bytes:
         return bytes(self._send("GET", key).content)

@@ -105,9 +105,13 @@ class ObjectStore(ABC):
         self.sync([dst])
         return size
 
-    def presign(self, key: str, method: str, seconds: int) -> str | None:
+    def presign(
+        self, key: str, method: str, seconds: int, *, create_only: bool = False
+    ) -> str | None:
         """A URL that lets its holder ``GET``, ``HEAD`` or ``PUT`` object ``key`` for
-        ``seconds`` without credentials; None where the store has no such URLs (a folder)."""
+        ``seconds`` without credentials; None where the store has no such URLs (a folder).
+        ``create_only``: the PUT must carry ``If-None-Match: *`` (signed into the URL), so
+        it cannot replace an object that exists."""
         return None
 
     def exists(self, key: str) -> bool:

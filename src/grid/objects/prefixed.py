@@ -50,8 +50,10 @@ class PrefixedStore(ObjectStore):
     def copy(self, src: str, dst: str) -> int:
         return self.inner.copy(self._k(src), self._k(dst))
 
-    def presign(self, key: str, method: str, seconds: int) -> str | None:
-        return self.inner.presign(self._k(key), method, seconds)
+    def presign(
+        self, key: str, method: str, seconds: int, *, create_only: bool = False
+    ) -> str | None:
+        return self.inner.presign(self._k(key), method, seconds, create_only=create_only)
 
     def local_path(self, key: str) -> str | None:
         return self.inner.local_path(self._k(key))

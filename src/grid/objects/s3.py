@@ -38,6 +38,7 @@ def client(endpoint_url: str | None, profile: str | None, region: str | None) ->
         "s3",
         endpoint_url=endpoint_url,
         config=Config(
+            signature_version="s3v4",  # presigned URLs sign their headers (If-None-Match)
             retries={"max_attempts": 10, "mode": "adaptive"},
             max_pool_connections=32,
             s3={"addressing_style": "path"} if endpoint_url else None,
@@ -143,11 +144,14 @@ class S3Store(ObjectStore):
             raise self._fail(exc, src, "copy") from exc
         return self.size(dst)
 
-    def presign(self, key: str, method: str, seconds: int) -> str | None:
+    def presign(
+        self, key: str, method: str, seconds: int, *, create_only: bool = False
+    ) -> str | None:
         operation = {"GET": "get_object", "HEAD": "head_object", "PUT": "put_object"}[method]
-        url: str = self._s3.generate_presigned_url(
-            operation, Params={"Bucket": self.bucket, "Key": self._name(key)}, ExpiresIn=seconds
-        )
+        params = {"Bucket": self.bucket, "Key": self._name(key)}
+        if create_only and method == "PUT":
+            params["IfNoneMatch"] = "*"  # a signed header: a PUT without it is refused
+        url: str = self._s3.generate_presigned_url(operation, Params=params, ExpiresIn=seconds)
         return url
 
     def get(self, key: str) -> bytes:

@@ -197,9 +197,12 @@ def commit_version(
         return current  # a retried commit (its first answer was lost): already done
     if current.status not in UNFINISHED or (current.host, current.pid) != (body.host, body.pid):
         raise ConflictError(f"{current.ref} is not held by this create (it is {current.status})")
+    sharing = [r for r in catalog.manifest_users(current.manifest_id) if r != current.ref]
+    if sharing:
+        raise ConflictError(f"{current.ref} names the manifest of {sharing[0]}: not its own")
     area = OwnerArea(state.objects, view.name, view.id)
     try:
-        done = commit(area, state.packs, caller.user, current, state.scratch)
+        done = commit(area, state.packs, current, state.scratch)
     except GridError as exc:
         if not getattr(exc, "transient", False):
             with contextlib.suppress(GridError):
@@ -255,5 +258,7 @@ def _drop_manifests(request: Request, view: OwnerView, removed: list[VersionInfo
 
     area = OwnerArea(server_state(request).objects, view.name, view.id)
     for v in removed:
+        if view.catalog.manifest_users(v.manifest_id):
+            continue  # another version names it too (only a hostile client makes that)
         with contextlib.suppress(GridError):
             area.objects.delete(area.key(manifest_key(v.manifest_id)))

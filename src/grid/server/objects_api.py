@@ -1,10 +1,11 @@
 """The data plane: URLs to an owner's objects, the packs an owner already has, and (for a
 server whose storage is a local folder) the objects themselves behind signed URLs.
 
-A client may PUT only into its own staging area of an owner it writes to; it may GET and
-HEAD the owner's published packs and manifests, and its own staged packs (a stopped create
-finds what it had uploaded). Keys it names are the store's keys of one owner
-(``packs/ab/ID``, ``manifests/ab/ID``); the server decides where they live.
+A member of an owner gets GET and HEAD URLs to the owner's packs and manifests, and PUT URLs
+that only create (``If-None-Match: *``), never for a pack the owner has or one being checked:
+nobody replaces bytes through them. What is uploaded counts only once a commit has checked
+it (``grid.service.publish``). Keys are one owner's store keys (``packs/ab/ID``,
+``manifests/ab/ID``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ import tempfile
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from grid.errors import UsageError
+from grid.errors import ConflictError, UsageError
+from grid.objects import ObjectStore
 from grid.reports import GcReport
 from grid.server.access import Access
 from grid.server.auth import Caller
+from grid.server.problems import MEDIA_TYPE, body_of
 from grid.server.state import server_state
 from grid.service.publish import OwnerArea
 
@@ -69,17 +73,13 @@ def object_urls(request: Request, caller: Caller, owner: str, body: UrlsIn) -> U
                 f"invalid object key {key[:80]!r}", rule="packs/xx/ID or manifests/xx/ID"
             )
     if body.method == "PUT":
-        where = {k: area.staged(caller.user, k) for k in body.keys}
-    else:
         pack_ids = [k.rsplit("/", 1)[1] for k in body.keys if k.startswith("packs/")]
-        have = state.packs.verified(area.owner_id, pack_ids)
-        where = {
-            k: area.key(k)
-            if k.startswith("manifests/") or k.rsplit("/", 1)[1] in have
-            else area.staged(caller.user, k)
-            for k in body.keys
-        }
-    return UrlsOut(urls={k: state.urls.url(v, body.method) for k, v in where.items()})
+        taken = state.packs.registered(area.owner_id, pack_ids)
+        if taken:
+            raise ConflictError(
+                f"pack {sorted(taken)[0]} is stored already: it is not uploaded again"
+            )
+    return UrlsOut(urls={k: state.urls.url(area.key(k), body.method) for k in body.keys})
 
 
 @router.get("/owners/{owner}/packs")
@@ -161,7 +161,17 @@ async def write_object(request: Request, token: str) -> Response:
         with os.fdopen(fd, "wb") as f:  # spooled: a manifest may be larger than memory
             async for chunk in request.stream():
                 f.write(chunk)
-        await run_in_threadpool(state.objects.put_file, key, spool)
+        created = await run_in_threadpool(_create, state.objects, key, spool)
     finally:
         os.unlink(spool)
-    return Response(status_code=200)
+    if created:
+        return Response(status_code=200)
+    body = body_of(ConflictError(f"object {key} exists: an upload URL never replaces it"))
+    body["status"] = 412  # as S3 answers a PUT with If-None-Match: * on an existing key
+    return JSONResponse(body, status_code=412, media_type=MEDIA_TYPE)
+
+
+def _create(objects: ObjectStore, key: str, path: str) -> bool:
+    """Store the file at ``path`` as ``key`` unless that exists (as S3's ``If-None-Match``)."""
+    with open(path, "rb") as f:
+        return objects.put_if_absent(key, f.read())

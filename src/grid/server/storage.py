@@ -52,13 +52,15 @@ class ObjectUrls:
         self._secret = secret.encode()
 
     def url(self, key: str, method: str) -> str:
-        """A URL (absolute, or relative to the server) to ``method`` object ``key``."""
-        presigned = self.objects.presign(key, method, URL_SECONDS)
+        """A URL (absolute, or relative to the server) to ``method`` object ``key``; a PUT
+        only creates (``If-None-Match: *``): it never replaces an object."""
+        presigned = self.objects.presign(key, method, URL_SECONDS, create_only=True)
         if presigned is not None:
             return presigned
         return f"{OBJECTS_PATH}/{self.sign(key, method)}"
 
     def sign(self, key: str, method: str) -> str:
+        """A token for ``method`` on ``key`` until ``URL_SECONDS`` from now."""
         payload = base64.urlsafe_b64encode(
             json.dumps([key, method, int(time.time()) + URL_SECONDS]).encode()
         ).decode()

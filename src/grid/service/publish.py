@@ -1,14 +1,14 @@
 """Team mode: accept what a client uploaded for a version, or refuse it, on the server.
 
-A client uploads packs and the manifest to its own staging area of the owner's storage
-(presigned PUTs; the server never carries those bytes). Its commit makes the server, for
-every pack the manifest uses that the owner does not have yet: register it (so no other commit
-publishes it meanwhile), copy it into place inside the store, read the copy back and check
-every blob against its id and the pack's layout, then record its trailer. It is the published
-copy that is checked, and only the server writes published keys, so what a later upload does
-to the staging area changes nothing. Every blob the manifest uses must then sit, byte for byte
-as described, in a pack the owner has: a client cannot commit bytes that do not match, nor
-point at another owner's. Whatever fails leaves no pack or manifest published.
+A client uploads new packs and the manifest straight to their keys in the owner's storage,
+with URLs that only create (``If-None-Match: *``, signed into the URL): an object, once
+there, cannot be replaced through them, and the server never hands out a URL for a pack the
+owner already has. Such an object counts for nothing until a commit checks it: the server
+reads each new pack the manifest uses and checks its layout and every blob against its id,
+then records its trailer (registered first, so that no other commit checks it meanwhile).
+Every blob the manifest uses must then sit, byte for byte as described, in a pack of that
+owner: a client cannot commit bytes that do not match, nor point at another owner's. A pack
+or manifest that fails is deleted, and the version is refused.
 """
 
 from __future__ import annotations
@@ -40,8 +40,7 @@ _CHECKERS = (
 
 @dataclass(frozen=True)
 class OwnerArea:
-    """An owner's part of the server's storage: ``OWNER/packs``, ``OWNER/manifests`` and one
-    staging area per user, ``OWNER/staging/USER/...``."""
+    """An owner's part of the server's storage: ``OWNER/packs``, ``OWNER/manifests``."""
 
     objects: ObjectStore
     owner: str
@@ -49,9 +48,6 @@ class OwnerArea:
 
     def key(self, key: str) -> str:
         return f"{self.owner}/{key}"
-
-    def staged(self, user: str, key: str) -> str:
-        return f"{self.owner}/staging/{user}/{key}"
 
 
 @dataclass(frozen=True)
@@ -63,38 +59,31 @@ class Committed:
     stored_bytes: int
 
 
-def commit(
-    area: OwnerArea, packs: PackRegistry, user: str, version: VersionInfo, scratch: str
-) -> Committed:
-    """Publish and check what ``user`` staged for ``version`` (see the module docstring).
+def commit(area: OwnerArea, packs: PackRegistry, version: VersionInfo, scratch: str) -> Committed:
+    """Check what was uploaded for ``version`` (see the module docstring).
 
     Raises:
         IntegrityError: a pack or the manifest is missing, damaged or does not match (the
-            reason names it; nothing of it stays published).
-        ConflictError: the manifest is published already.
+            reason names it; what failed is deleted).
     """
     manifest_id = version.manifest_id
     if not _ID.fullmatch(manifest_id):
         raise IntegrityError(f"{version.ref} has no valid manifest id")
-    published = area.key(manifest_key(manifest_id))
-    if area.objects.exists(published):
-        raise ConflictError(f"the manifest of {version.ref} is already published")
+    key = area.key(manifest_key(manifest_id))
     try:
-        stored = area.objects.copy(area.staged(user, manifest_key(manifest_id)), published)
+        data = area.objects.get(key)
     except NotFoundError as exc:
         raise IntegrityError(f"the manifest of {version.ref} was not uploaded") from exc
     try:
-        with _opened(area.objects.get(published), scratch) as manifest:
+        with _opened(data, scratch) as manifest:
             _check_meta(manifest, version)
-            trailers, new_bytes = _publish_packs(area, packs, user, manifest.pack_ids)
+            trailers, new_bytes = _check_packs(area, packs, manifest.pack_ids)
             files, size = _check_blobs(manifest, trailers)
-    except BaseException:
+    except IntegrityError:
         with contextlib.suppress(GridError):
-            area.objects.delete(published)
+            area.objects.delete(key)
         raise
-    with contextlib.suppress(GridError):
-        area.objects.delete(area.staged(user, manifest_key(manifest_id)))
-    return Committed(files, size, stored + new_bytes)
+    return Committed(files, size, len(data) + new_bytes)
 
 
 @contextlib.contextmanager
@@ -125,23 +114,23 @@ def _check_meta(manifest: ManifestReader, version: VersionInfo) -> None:
         raise IntegrityError(f"the uploaded manifest is not the one of {version.ref}")
 
 
-def _publish_packs(
-    area: OwnerArea, packs: PackRegistry, user: str, pack_ids: list[str]
+def _check_packs(
+    area: OwnerArea, packs: PackRegistry, pack_ids: list[str]
 ) -> tuple[dict[str, bytes], int]:
-    """Trailers of every pack in ``pack_ids``, publishing those the owner does not have;
-    and the bytes newly published."""
+    """Trailers of every pack in ``pack_ids``, checking those the owner does not have yet;
+    and the bytes of those."""
     for pid in pack_ids:
         if not _ID.fullmatch(pid):
             raise IntegrityError(f"the manifest names an invalid pack id {pid[:40]!r}")
     known = {pid: trailer for pid, (_, trailer) in packs.verified(area.owner_id, pack_ids).items()}
 
-    def publish_one(pid: str) -> tuple[bytes, int]:
+    def check_one(pid: str) -> tuple[bytes, int]:
         try:
             packs.register(area.owner_id, pid)
         except ConflictError:
             return _wait_for(area, packs, pid), 0
         try:
-            trailer, size = _publish_pack(area, user, pid)
+            trailer, size = _check_pack(area, pid)
         except BaseException:
             packs.unregister(area.owner_id, pid)
             raise
@@ -152,30 +141,26 @@ def _publish_packs(
     new_bytes = 0
     # zstd and BLAKE3 release the GIL, and S3 reads wait on the network: check side by side
     with ThreadPoolExecutor(_CHECKERS) as pool:
-        futures = {pid: pool.submit(publish_one, pid) for pid in new}
+        futures = {pid: pool.submit(check_one, pid) for pid in new}
         for pid, future in futures.items():
             known[pid], size = future.result()
             new_bytes += size
     return known, new_bytes
 
 
-def _publish_pack(area: OwnerArea, user: str, pack_id: str) -> tuple[bytes, int]:
-    key = pack_key(pack_id)
+def _check_pack(area: OwnerArea, pack_id: str) -> tuple[bytes, int]:
+    """(trailer, size) of an uploaded pack, once checked; a bad one is deleted."""
+    key = area.key(pack_key(pack_id))
     try:
-        area.objects.copy(area.staged(user, key), area.key(key))
+        data = area.objects.get(key)
     except NotFoundError as exc:
         raise IntegrityError(f"pack {pack_id} was not uploaded", pack=pack_id) from exc
     try:
-        data = area.objects.get(area.key(key))
         blobs = check_pack(pack_id, data)
-    except BaseException as exc:
+    except IntegrityError:
         with contextlib.suppress(GridError):
-            area.objects.delete(area.key(key))
-            if isinstance(exc, IntegrityError):  # the client then finds it gone, uploads anew
-                area.objects.delete(area.staged(user, key))
+            area.objects.delete(key)  # the client finds it gone and uploads it anew
         raise
-    with contextlib.suppress(GridError):
-        area.objects.delete(area.staged(user, key))
     return b"".join(ENTRY.pack(*b) for b in blobs) + data[-12:], len(data)
 
 

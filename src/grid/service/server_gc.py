@@ -3,8 +3,9 @@
 A pack is deleted only if no succeeded version of the owner uses it, it was registered longer
 ago than the grace period, and no create of the owner holds a live lease (one may be about to
 commit a version that reuses an old pack). The pack is unregistered first, so no commit can
-accept it any more, and then deleted. Uploads left in staging areas longer than the grace
-period go too (also only while no create runs). Packs are not repacked in team mode (yet).
+accept it any more, and then deleted. Uploads no commit took (a create given up on), older
+than the grace period, go too, also only while no create runs; a create resumed later
+uploads them again. Packs are not repacked in team mode (yet).
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ def collect(
             deleted: what it uses cannot be told).
     """
     live: set[str] = set()
+    manifests: set[str] = set()
     busy = False
     for ds in catalog.datastores():
         for v in catalog.versions(ds.name):
+            manifests.add(v.manifest_id)
             if v.status == SUCCEEDED:
                 live.update(_packs_of(area, v.manifest_id, scratch))
             elif v.status in UNFINISHED and v.lease_expires_at and v.lease_expires_at > now_utc:
@@ -55,7 +58,8 @@ def collect(
     report = GcReport()
     cutoff = now_utc - timedelta(seconds=grace)
     doomed = []
-    for pack_id, size, registered, verified in packs.listing(area.owner_id):
+    listing = packs.listing(area.owner_id)
+    for pack_id, size, registered, verified in listing:
         if pack_id in live or not verified:
             report.live_packs += pack_id in live
             report.live_bytes += size if pack_id in live else 0
@@ -72,15 +76,20 @@ def collect(
             with contextlib.suppress(GridError):
                 area.objects.delete(area.key(pack_key(pack_id)))
     if not busy:
-        _clear_staging(area, cutoff.timestamp(), report, dry_run)
+        known = {row[0] for row in listing} | manifests
+        _clear_uploads(area, known, cutoff.timestamp(), report, dry_run)
     return report
 
 
-def _clear_staging(area: OwnerArea, before: float, report: GcReport, dry_run: bool) -> None:
-    """Delete uploads older than ``before`` that no commit took (a create given up on; one
-    resumed later uploads them again)."""
-    for info in area.objects.list(area.key("staging/")):
-        if info.modified < before:
+def _clear_uploads(
+    area: OwnerArea, known: set[str], before: float, report: GcReport, dry_run: bool
+) -> None:
+    """Delete packs and manifests older than ``before`` that neither the pack record nor any
+    version knows: uploads that no commit took."""
+    for folder in ("packs/", "manifests/"):
+        for info in area.objects.list(area.key(folder)):
+            if info.key.rsplit("/", 1)[-1] in known or info.modified >= before:
+                continue
             report.retired_deleted += 1
             report.bytes_reclaimed += info.size
             if not dry_run:

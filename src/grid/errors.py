@@ -18,7 +18,8 @@
     │   ├── DestinationError      a download's destination cannot be written
     │   │   └── DestinationFullError (also a NoSpaceError)
     │   ├── StorageClaimedError   the storage belongs to another installation's catalog
-    │   └── UnsafeHomeError       GRID_HOME is on a network filesystem another host uses
+    │   ├── UnsafeHomeError       GRID_HOME is on a network filesystem another host uses
+    │   └── ServerUnreachableError  the team-mode server or its object store cannot be reached
     ├── UnauthorizedError     no API key, or an unknown, expired or revoked one
     └── Interrupted           the user stopped the operation (Ctrl-C, SIGTERM)
 
@@ -195,6 +196,12 @@ class UnsafeHomeError(StorageError):
     cannot be shared between machines safely."""
 
     code = "unsafe_home"
+
+
+class ServerUnreachableError(StorageError):
+    """The team-mode server (or its object store) cannot be reached, or broke off."""
+
+    code = "server_unreachable"
 
 
 class UnauthorizedError(GridError):

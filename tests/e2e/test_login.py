@@ -93,7 +93,7 @@ def test_a_failed_login_saves_nothing(team, grid):
     down = f"http://127.0.0.1:{_free_port()}"
     r = grid("login", "--username", "max", "--key", key, "--url", down)
     line = _one_line(r)
-    assert r.code == 1 and f"cannot reach the grid server at {down}" in line
+    assert r.code == 10 and f"cannot reach the grid server at {down}" in line
     assert "GRID_HOME" not in line and "Traceback" not in r.err
     r = grid("login", "--username", "max", "--key", key, "--url", "ftp://x")
     assert r.code == 2 and "not a server URL" in _one_line(r)

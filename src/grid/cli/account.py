@@ -35,8 +35,6 @@ def _call(url: str, api_key: str, method: str, path: str, body: Any = None) -> A
     try:
         with ApiSession(url, api_key, timeout=30) as api:
             return api.call(method, path, body)
-    except e.StorageError as exc:  # not GRID_HOME's: the server's, so not exit 7's hint
-        raise e.GridError(f"{exc}; check the URL and that `grid server` runs there") from exc
     except ValueError as exc:  # a 2xx answer that is not JSON: not a grid server
         raise e.GridError(f"{url} did not answer as a grid server does; check the URL") from exc
 

@@ -43,6 +43,7 @@ _TABLE: list[tuple[type[BaseException], int, str]] = [
     (e.DestinationError, 7, ""),  # ... and names the destination, never GRID_HOME
     (e.UnsafeHomeError, 7, ""),
     (e.NoSpaceError, 7, "free disk space where GRID_HOME lives (or set GRID_HOME), then retry"),
+    (e.ServerUnreachableError, 10, "check the server's URL and that it runs, then retry"),
     (e.StorageError, 7, "check that GRID_HOME is writable and retry; --debug shows details"),
     (e.UnauthorizedError, 9, "`grid login` with a valid key, or ask an administrator for one"),
     (e.Interrupted, 130, ""),
@@ -58,7 +59,7 @@ _HOME_ENTRIES = ("objects", "index", "state", "cache", "tmp", "logs")
 
 def _unwritable_home(exc: BaseException) -> str | None:
     """GRID_HOME (or what grid writes in it) when ``exc`` comes from it not being writable."""
-    if isinstance(exc, (e.NoSpaceError, e.DestinationError)):
+    if isinstance(exc, (e.NoSpaceError, e.DestinationError, e.ServerUnreachableError)):
         return None
     if not isinstance(exc, e.StorageError) and not (
         isinstance(exc, OSError) and exc.errno in _DENIED

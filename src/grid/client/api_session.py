@@ -48,7 +48,7 @@ class ApiSession:
                     if line.strip():
                         yield json.loads(line)
         except self._transport_errors as exc:
-            raise e.StorageError(
+            raise e.ServerUnreachableError(
                 f"lost the grid server at {self.url}: {exc}", transient=True
             ) from exc
 
@@ -66,7 +66,7 @@ class ApiSession:
             else:
                 response = self._http.request(method, path, json=body)
         except self._transport_errors as exc:
-            raise e.StorageError(
+            raise e.ServerUnreachableError(
                 f"cannot reach the grid server at {self.url}: {exc}", transient=True
             ) from exc
         if response.status_code == 204:

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from grid.client.api_session import ApiSession
-from grid.errors import NotFoundError, StorageError, UsageError
+from grid.errors import NotFoundError, ServerUnreachableError, StorageError, UsageError
 from grid.objects.base import Buffer, ObjectInfo, ObjectStore, validate_key
 
 _CREATE = {"If-None-Match": "*"}
@@ -65,7 +65,9 @@ class PresignedObjects(ObjectStore):
             try:
                 response = self._http.request(method, url, **kw)
             except self._errors as exc:
-                raise StorageError(f"cannot reach the object store: {exc}", transient=True) from exc
+                raise ServerUnreachableError(
+                    f"cannot reach the object store: {exc}", transient=True
+                ) from exc
             if response.status_code == 404:
                 raise NotFoundError(f"object {key} does not exist", key=key)
             if response.status_code == 412:

@@ -7,6 +7,7 @@ and manifest first; the client's create asks for it when it would mark the versi
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -15,6 +16,8 @@ from grid.client.wire import datastore_from, version_from
 from grid.errors import ConflictError, DatastoreNotFoundError
 from grid.records import SUCCEEDED, UNFINISHED, DatastoreInfo, Lease, VersionInfo
 from grid.service.catalog_port import Stopped
+
+_KEEP_SUCCEEDED = 2.0
 
 
 def _holder(lease: Lease) -> dict[str, Any]:
@@ -28,6 +31,7 @@ class RemoteCatalog:
         self._api = api
         self.owner = owner
         self._base = f"/v1/datastores/{quote(owner, safe='')}"
+        self._succeeded: dict[tuple[str, int], tuple[VersionInfo, float]] = {}
 
     def _ds(self, name: str) -> str:
         return f"{self._base}/{quote(name, safe='')}"
@@ -129,14 +133,25 @@ class RemoteCatalog:
         raise ConflictError("a team-mode server rewrites manifests itself (its gc)")
 
     def delete_version(self, name: str, number: int) -> VersionInfo:
+        self._succeeded.pop((name, number), None)
         return version_from(self._api.call("DELETE", f"{self._ds(name)}/versions/{number}"))
 
     def delete_datastore(self, name: str) -> list[VersionInfo]:
+        self._succeeded.clear()
         return [version_from(v) for v in self._api.call("DELETE", self._ds(name))]
 
     # -- reads -----------------------------------------------------------------------------
     def version(self, name: str, number: int) -> VersionInfo:
-        return version_from(self._api.call("GET", f"{self._ds(name)}/versions/{number}"))
+        """One version; a succeeded one is remembered for ``_KEEP_SUCCEEDED`` seconds (it
+        cannot change, only go: a reader that raced a delete reads packs gc has not reclaimed
+        yet), so that one read asks the server once, not at each step."""
+        hit = self._succeeded.get((name, number))
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        v = version_from(self._api.call("GET", f"{self._ds(name)}/versions/{number}"))
+        if v.status == SUCCEEDED:
+            self._succeeded[(name, number)] = (v, time.monotonic() + _KEEP_SUCCEEDED)
+        return v
 
     def versions(self, name: str) -> list[VersionInfo]:
         return [version_from(v) for v in self._api.call("GET", f"{self._ds(name)}/versions")]

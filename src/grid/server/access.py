@@ -25,6 +25,7 @@ class Access:
 
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
+        self._ids: dict[str, int] = {}  # owners are never renamed or removed: safe to keep
 
     def visible(self, caller: Principal) -> list[str]:
         """The owners whose datastores ``caller`` sees: themself first, then their teams."""
@@ -37,7 +38,11 @@ class Access:
             DatastoreNotFoundError: (naming ``datastore``) or NotFoundError: no such owner
                 for this caller, whether it exists or not.
         """
-        owner_id = self._catalog.owner_id_of(owner) if owner in self.visible(caller) else None
+        owner_id = None
+        if owner in self.visible(caller):
+            owner_id = self._ids.get(owner) or self._catalog.owner_id_of(owner)
+            if owner_id is not None:
+                self._ids[owner] = owner_id
         if owner_id is None:
             if datastore is not None:  # the very words the catalog uses for a missing one
                 raise DatastoreNotFoundError(

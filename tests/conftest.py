@@ -231,12 +231,9 @@ def seaweedfs_endpoint(tmp_path_factory):
                 raise RuntimeError(f"weed did not start: {log_text}") from None
             time.sleep(0.3)
     yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+    from tests.team import stop
+
+    stop(proc)
     log.close()
 
 

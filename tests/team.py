@@ -59,6 +59,7 @@ def start_server(
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
     proc.terminate()
     try:
         proc.wait(10)

@@ -26,17 +26,22 @@ def _grid_mounts() -> list[str]:
         return [line.split()[1] for line in f if line.split()[2] == "fuse.grid"]
 
 
-@pytest.fixture
-def run(home):
-    env = {**os.environ, "GRID_HOME": str(home), "GRID_FSYNC": "0"}
+def _runner(home, **env: str):
+    """Run the CLI with ``env``; at the end, unmount what the test left mounted."""
+    full = {**os.environ, "GRID_HOME": str(home), "GRID_FSYNC": "0", **env}
 
     def run(*args):
-        return subprocess.run([*GRID, *args], capture_output=True, text=True, env=env, timeout=60)
+        return subprocess.run([*GRID, *args], capture_output=True, text=True, env=full, timeout=60)
 
     yield run
     for mp in _grid_mounts():
         if mp.startswith(str(home.parent)):
             subprocess.run(["fusermount3", "-u", "-z", mp], check=False)
+
+
+@pytest.fixture
+def run(home):
+    yield from _runner(home)
 
 
 def test_mounted_tree_equals_the_source(run, mixed_tree, tmp_path):
@@ -270,15 +275,7 @@ def remote_run(team_server, home):
 
     database, url = team_server
     _, key = new_user(database)
-    env = {**os.environ, "GRID_HOME": str(home), "GRID_URL": url, "GRID_API_KEY": key}
-
-    def run(*args):
-        return subprocess.run([*GRID, *args], capture_output=True, text=True, env=env, timeout=60)
-
-    yield run
-    for mp in _grid_mounts():
-        if mp.startswith(str(home.parent)):
-            subprocess.run(["fusermount3", "-u", "-z", mp], check=False)
+    yield from _runner(home, GRID_URL=url, GRID_API_KEY=key)
 
 
 def test_team_mode_mounts_the_same_tree(remote_run, mixed_tree, tmp_path):

@@ -10,7 +10,7 @@ from grid.errors import PathNotFoundError
 from grid.records import FileInfo, VersionInfo
 from grid.service.context import Context
 from grid.service.resolve import held_until_closed, reading
-from grid.store.manifest import DIR, FILE, BlobLocation, Entry, ManifestReader
+from grid.store.manifest import DIR, FILE, KIND_NAMES, BlobLocation, Entry, ManifestReader
 from grid.store.reader import BlobFile, stream_files
 
 
@@ -42,7 +42,11 @@ def list_dir(
         entry = manifest.resolve(path)
         if entry.kind != DIR:
             return version, [_info(manifest.stat(path))]
-        return version, [_info(e) for e in manifest.listdir(entry.path)]
+        names = KIND_NAMES
+        return version, [
+            FileInfo(path, names[kind], size, mode, mtime, target)
+            for path, kind, size, mode, mtime, target in manifest.list_plain(entry.path)
+        ]
 
 
 def stat_path(

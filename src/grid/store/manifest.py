@@ -311,6 +311,20 @@ class ManifestReader:
         )
         return [self._entry(r, prefix + str(r[2])) for r in rows]
 
+    def list_plain(self, path: str = "") -> list[tuple[str, int, int, int, int, str | None]]:
+        """``listdir`` without the blob lists, as ``(path, kind, size, mode, mtime_ns,
+        target)`` tuples: what a listing shows, at a fraction of the cost."""
+        entry = self.stat(path)
+        if entry.kind != DIR:
+            raise PathNotFoundError(f"not a directory: {path}", path=path)
+        prefix = f"{entry.path}/" if entry.path else ""
+        rows = self._db.execute(
+            "SELECT name, kind, size, mode, mtime_ns, target FROM entries WHERE parent = ? "
+            "ORDER BY name",
+            (entry.id,),
+        )
+        return [(prefix + name, *rest) for name, *rest in rows]
+
     # -- by id: what a filesystem needs (the kernel speaks inode numbers) -----------------------
     def entry(self, entry_id: int) -> Entry:
         """The entry with ``entry_id`` (ROOT_ID is the root); ``path`` holds only its name.

@@ -12,7 +12,8 @@
     ├── SourceError           the data to import could not be read
     │   └── ArchiveError      an archive is hostile, corrupt, truncated or over a limit
     ├── IntegrityError        stored bytes do not match their id, or the format is unknown
-    │   └── FormatVersionError
+    │   ├── FormatVersionError
+    │   └── UploadRefusedError    a team-mode server refused an upload that does not match
     ├── StorageError          the object store failed; ``transient`` says if a retry may help
     │   ├── NoSpaceError
     │   ├── DestinationError      a download's destination cannot be written
@@ -151,6 +152,13 @@ class FormatVersionError(IntegrityError):
     """The stored data was written by a newer, unknown format version."""
 
     code = "format_version"
+
+
+class UploadRefusedError(IntegrityError):
+    """A team-mode server refused what a client uploaded: missing, damaged, or not matching
+    the manifest (the bad object is deleted; nothing else is touched)."""
+
+    code = "upload_refused"
 
 
 class StorageError(GridError):

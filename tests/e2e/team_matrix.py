@@ -35,6 +35,7 @@ VERSION = DS + "/versions/{number}"
 OBJECTS = "/v1/owners/{owner}/objects"
 PACKS = "/v1/owners/{owner}/packs"
 GC = "/v1/owners/{owner}/gc"
+CHECK = "/v1/owners/{owner}/packs/check"
 TOKEN = "/v1/objects/{token}"
 
 HOLDER = {"host": "matrix", "pid": 7}

@@ -29,6 +29,7 @@ from tests.e2e import test_team_security_cells_accounts as accounts
 from tests.e2e import test_team_security_cells_datastores as datastores
 from tests.e2e.team_matrix import (
     CALLERS,
+    CHECK,
     DS,
     GC,
     MEMBER,
@@ -76,6 +77,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", DS + "/imports"): _row(200, 200, 404),
     ("POST", OBJECTS): _row(200, 200, 404),
     ("GET", PACKS): _row(200, 200, 404),
+    ("POST", CHECK): _row(200, 200, 404),
     ("POST", GC): _row(200, 200, 404),  # let in: a dry run; refused: the harshest run
     # the signed URL is the capability: the key sent with it (if any) changes nothing
     ("GET", TOKEN): PUBLIC,

@@ -11,6 +11,7 @@ import json
 import uuid
 
 from tests.e2e.team_matrix import (
+    CHECK,
     DS,
     GC,
     HOLDER,
@@ -238,6 +239,19 @@ def _packs(w: World, who: str, status: int) -> None:
             assert r.json()["packs"]
         elif status == 404:
             w.assert_as_if_missing(r, p, "GET", PACKS, own=False)
+
+
+@cell("POST", CHECK)
+def _check(w: World, who: str, status: int) -> None:
+    for p in w.probes(who):
+        packs = w.call("GET", PACKS.format(owner=p.owner), w.owner.key).json()["packs"]
+        body = {"pack_ids": [x["pack_id"] for x in packs]}
+        r = w.call("POST", CHECK.format(owner=p.owner), p.key, body)
+        w.expect(r, status, f"({who})")
+        if status == 200:
+            assert r.json()["checked"] == len(packs)  # already checked: nothing to do
+        elif status == 404:
+            w.assert_as_if_missing(r, p, "POST", CHECK, body, own=False)
 
 
 @cell("POST", GC)

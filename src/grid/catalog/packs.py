@@ -47,6 +47,23 @@ class PackRegistry:
                 out.update({pid: (size, trailer or b"") for pid, size, trailer in rows})
         return out
 
+    def bytes_since(self, owner_id: int, pack_ids: Iterable[str], since: datetime) -> int:
+        """Bytes of those of ``pack_ids`` recorded (checked) at ``since`` or later: what a
+        version that began then stored anew."""
+        ids = sorted(set(pack_ids))
+        total = 0
+        with self._catalog.transaction() as s:
+            for start in range(0, len(ids), 500):
+                rows = s.execute(
+                    select(Pack.size, Pack.created_at).where(
+                        Pack.owner_id == owner_id,
+                        Pack.verified.is_(True),
+                        Pack.pack_id.in_(ids[start : start + 500]),
+                    )
+                )
+                total += sum(size for size, at in rows if _utc(at) >= _utc(since))
+        return total
+
     def registered(self, owner_id: int, pack_ids: Iterable[str]) -> set[str]:
         """Those of ``pack_ids`` the owner has or is checking."""
         ids = sorted(set(pack_ids))

@@ -37,6 +37,7 @@ _TABLE: list[tuple[type[BaseException], int, str]] = [
     (e.ConflictError, 4, ""),
     (e.ArchiveError, 5, "no version was made; fix the archive, or the names in the source, first"),
     (e.SourceError, 5, "fix the source (permissions, network, credentials), then create again"),
+    (e.UploadRefusedError, 6, "the server deleted what did not match; run the create again"),
     (e.FormatVersionError, 6, "upgrade grid: pip install -U grid-datastores"),
     (e.IntegrityError, 6, "the stored data is damaged; re-create the version from its source"),
     (e.StorageClaimedError, 8, ""),  # the message says what to do

@@ -32,6 +32,7 @@ class PresignedObjects(ObjectStore):
 
         self._api = api
         self._path = f"/v1/owners/{quote(owner, safe='')}/objects"
+        self._checks = f"/v1/owners/{quote(owner, safe='')}/packs/check"
         self._http = httpx.Client(timeout=_TIMEOUT, limits=httpx.Limits(max_connections=32))
         self._errors = (httpx.TransportError,)
         self._urls: dict[tuple[str, str], tuple[str, float]] = {}
@@ -119,6 +120,17 @@ class PresignedObjects(ObjectStore):
 
     def size(self, key: str) -> int:
         return int(self._send("HEAD", key).headers["content-length"])
+
+    def sync(self, keys: Sequence[str]) -> None:
+        """Have the server check the packs among ``keys`` now (it would at commit): the check
+        then runs beside the rest of the upload.
+
+        Raises:
+            IntegrityError: the server found one damaged (and deleted it).
+        """
+        pack_ids = [k.rsplit("/", 1)[1] for k in keys if k.startswith("packs/")]
+        if pack_ids:
+            self._api.call("POST", self._checks, {"pack_ids": pack_ids}, wait=True)
 
     def delete(self, key: str) -> None:
         """Nothing: a team-mode server deletes objects itself (delete and gc)."""

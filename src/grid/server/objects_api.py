@@ -21,14 +21,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from grid.errors import ConflictError, UsageError
+from grid.errors import ConflictError, UploadRefusedError, UsageError
 from grid.objects import ObjectStore
 from grid.reports import GcReport
 from grid.server.access import Access
 from grid.server.auth import Caller
 from grid.server.problems import MEDIA_TYPE, body_of
 from grid.server.state import server_state
-from grid.service.publish import OwnerArea
+from grid.service.publish import OwnerArea, check_uploaded
 
 router = APIRouter(prefix="/v1")
 _KEY = re.compile(r"^(packs|manifests)/[0-9a-f]{2}/[0-9a-f]{32}$")
@@ -100,6 +100,26 @@ def packs_since(
             for seq, pid, size, t in rows
         ]
     )
+
+
+class CheckIn(BaseModel):
+    pack_ids: list[str] = Field(min_length=1, max_length=100)
+
+
+class Checked(BaseModel):
+    checked: int
+
+
+@router.post("/owners/{owner}/packs/check")
+def check_packs(request: Request, caller: Caller, owner: str, body: CheckIn) -> Checked:
+    """Check packs a client has just uploaded (as a commit would), so that its commit finds
+    them checked: the check overlaps the rest of the upload."""
+    area = _area(request, caller, owner)
+    try:
+        check_uploaded(area, server_state(request).packs, body.pack_ids)
+    except UploadRefusedError as exc:
+        raise UploadRefusedError(f"upload refused: {exc.message}", **exc.attrs) from exc
+    return Checked(checked=len(body.pack_ids))
 
 
 class GcIn(BaseModel):

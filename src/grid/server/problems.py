@@ -20,6 +20,7 @@ STATUS: list[tuple[type[e.GridError], int]] = [
     (e.VersionNotReadyError, 409),
     (e.ConflictError, 409),
     (e.SourceError, 422),
+    (e.UploadRefusedError, 422),
     (e.IntegrityError, 500),
     (e.StorageClaimedError, 503),
     (e.StorageError, 503),

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from grid.catalog.packs import PackRegistry
-from grid.errors import ConflictError, GridError, IntegrityError, NotFoundError
+from grid.errors import ConflictError, GridError, IntegrityError, NotFoundError, UploadRefusedError
 from grid.objects import ObjectStore
 from grid.records import VersionInfo
 from grid.store.blob_check import check_pack, unpack_manifest
@@ -63,27 +63,28 @@ def commit(area: OwnerArea, packs: PackRegistry, version: VersionInfo, scratch: 
     """Check what was uploaded for ``version`` (see the module docstring).
 
     Raises:
-        IntegrityError: a pack or the manifest is missing, damaged or does not match (the
+        UploadRefusedError: a pack or the manifest is missing, damaged or does not match (the
             reason names it; what failed is deleted).
     """
     manifest_id = version.manifest_id
     if not _ID.fullmatch(manifest_id):
-        raise IntegrityError(f"{version.ref} has no valid manifest id")
+        raise UploadRefusedError(f"{version.ref} has no valid manifest id")
     key = area.key(manifest_key(manifest_id))
     try:
         data = area.objects.get(key)
     except NotFoundError as exc:
-        raise IntegrityError(f"the manifest of {version.ref} was not uploaded") from exc
+        raise UploadRefusedError(f"the manifest of {version.ref} was not uploaded") from exc
     try:
         with _opened(data, scratch) as manifest:
             _check_meta(manifest, version)
-            trailers, new_bytes = _check_packs(area, packs, manifest.pack_ids)
+            trailers = check_uploaded(area, packs, manifest.pack_ids)
             files, size = _check_blobs(manifest, trailers)
-    except IntegrityError:
+            new_bytes = packs.bytes_since(area.owner_id, manifest.pack_ids, version.created_at)
+    except UploadRefusedError:
         with contextlib.suppress(GridError):
             area.objects.delete(key)
         raise
-    return Committed(files, size, len(data) + new_bytes)
+    return Committed(files, size, len(data) + new_bytes)  # packs recorded since it began
 
 
 @contextlib.contextmanager
@@ -94,12 +95,12 @@ def _opened(data: bytes, scratch: str) -> Iterator[ManifestReader]:
         with open(path, "wb") as dst:
             unpack_manifest(io.BytesIO(data), dst)
         reader = ManifestReader(path)
-    except GridError:
-        raise
-    except Exception as exc:  # zstd, sqlite or a malformed field: the client sent garbage
+    except Exception as exc:  # zstd, sqlite, a malformed field or format: the client's doing
         with contextlib.suppress(OSError):
             os.unlink(path)
-        raise IntegrityError(f"the uploaded manifest is damaged: {exc}") from exc
+        if isinstance(exc, GridError) and not isinstance(exc, IntegrityError):
+            raise  # the server's own trouble (a full scratch disk)
+        raise UploadRefusedError(f"the uploaded manifest is damaged: {exc}") from exc
     try:
         yield reader
     finally:
@@ -111,41 +112,42 @@ def _opened(data: bytes, scratch: str) -> Iterator[ManifestReader]:
 def _check_meta(manifest: ManifestReader, version: VersionInfo) -> None:
     meta = manifest.meta
     if meta.get("datastore") != version.datastore or meta.get("version") != str(version.number):
-        raise IntegrityError(f"the uploaded manifest is not the one of {version.ref}")
+        raise UploadRefusedError(f"the uploaded manifest is not the one of {version.ref}")
 
 
-def _check_packs(
-    area: OwnerArea, packs: PackRegistry, pack_ids: list[str]
-) -> tuple[dict[str, bytes], int]:
-    """Trailers of every pack in ``pack_ids``, checking those the owner does not have yet;
-    and the bytes of those."""
+def check_uploaded(area: OwnerArea, packs: PackRegistry, pack_ids: list[str]) -> dict[str, bytes]:
+    """Trailers of every pack in ``pack_ids``, checking (and recording) those the owner does
+    not have yet: at commit, or as soon as a client has uploaded them (so that the commit
+    finds them checked and the check overlaps the upload).
+
+    Raises:
+        UploadRefusedError: one is missing or damaged (deleted then); an id is malformed.
+    """
     for pid in pack_ids:
         if not _ID.fullmatch(pid):
-            raise IntegrityError(f"the manifest names an invalid pack id {pid[:40]!r}")
+            raise UploadRefusedError(f"invalid pack id {pid[:40]!r}")
     known = {pid: trailer for pid, (_, trailer) in packs.verified(area.owner_id, pack_ids).items()}
 
-    def check_one(pid: str) -> tuple[bytes, int]:
+    def check_one(pid: str) -> bytes:
         try:
             packs.register(area.owner_id, pid)
         except ConflictError:
-            return _wait_for(area, packs, pid), 0
+            return _wait_for(area, packs, pid)
         try:
             trailer, size = _check_pack(area, pid)
         except BaseException:
             packs.unregister(area.owner_id, pid)
             raise
         packs.mark_verified(area.owner_id, pid, size, trailer)
-        return trailer, size
+        return trailer
 
     new = [pid for pid in dict.fromkeys(pack_ids) if pid not in known]
-    new_bytes = 0
     # zstd and BLAKE3 release the GIL, and S3 reads wait on the network: check side by side
     with ThreadPoolExecutor(_CHECKERS) as pool:
         futures = {pid: pool.submit(check_one, pid) for pid in new}
         for pid, future in futures.items():
-            known[pid], size = future.result()
-            new_bytes += size
-    return known, new_bytes
+            known[pid] = future.result()
+    return known
 
 
 def _check_pack(area: OwnerArea, pack_id: str) -> tuple[bytes, int]:
@@ -154,13 +156,13 @@ def _check_pack(area: OwnerArea, pack_id: str) -> tuple[bytes, int]:
     try:
         data = area.objects.get(key)
     except NotFoundError as exc:
-        raise IntegrityError(f"pack {pack_id} was not uploaded", pack=pack_id) from exc
+        raise UploadRefusedError(f"pack {pack_id} was not uploaded", pack=pack_id) from exc
     try:
         blobs = check_pack(pack_id, data)
-    except IntegrityError:
+    except IntegrityError as exc:
         with contextlib.suppress(GridError):
             area.objects.delete(key)  # the client finds it gone and uploads it anew
-        raise
+        raise UploadRefusedError(exc.message, pack=pack_id) from exc
     return b"".join(ENTRY.pack(*b) for b in blobs) + data[-12:], len(data)
 
 
@@ -187,15 +189,15 @@ def _check_blobs(manifest: ManifestReader, trailers: dict[str, bytes]) -> tuple[
             for loc in manifest.blobs(entry):
                 held = tables[loc.pack_id].get(loc.digest)
                 if held is None or tuple(held[1:]) != tuple(loc[2:]):
-                    raise IntegrityError(
+                    raise UploadRefusedError(
                         f"the manifest points {entry.path!r} at bytes that pack {loc.pack_id} "
                         "does not hold"
                     )
                 total += loc.raw_length
             if total != entry.size:
-                raise IntegrityError(f"the manifest gives {entry.path!r} a wrong size")
+                raise UploadRefusedError(f"the manifest gives {entry.path!r} a wrong size")
             files += 1
             size += total
     except (KeyError, ValueError, TypeError) as exc:
-        raise IntegrityError(f"the uploaded manifest is malformed: {exc}") from exc
+        raise UploadRefusedError(f"the uploaded manifest is malformed: {exc}") from exc
     return files, size

@@ -4,12 +4,14 @@ same exceptions the embedded client raises (``grid.errors.rebuild``)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
 from grid import errors as e
 
 _TIMEOUT = 60.0
+_BACKOFF = (0.2, 0.5, 1.0, 2.0)  # seconds between tries of an idempotent request
 
 
 class ApiSession:
@@ -52,23 +54,40 @@ class ApiSession:
                 f"lost the grid server at {self.url}: {exc}", transient=True
             ) from exc
 
-    def call(self, method: str, path: str, body: Any = None, *, wait: bool = False) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        wait: bool = False,
+        idempotent: bool | None = None,
+    ) -> Any:
         """The JSON answer of ``method path`` (None for 204); ``wait``: no time limit (the
-        server works for as long as the data takes, e.g. checking a commit).
+        server works for as long as the data takes, e.g. checking a commit). An idempotent
+        request (a GET, unless told otherwise) is tried again, with backoff, when the server
+        cannot be reached or answers 502/503/504 (a restart, a load balancer between servers).
 
         Raises:
             GridError: the server's error, rebuilt (UnauthorizedError, NotFoundError, ...).
-            StorageError: the server cannot be reached (transient).
+            ServerUnreachableError: the server cannot be reached (transient).
         """
-        try:
-            if wait:
-                response = self._http.request(method, path, json=body, timeout=None)
-            else:
-                response = self._http.request(method, path, json=body)
-        except self._transport_errors as exc:
-            raise e.ServerUnreachableError(
-                f"cannot reach the grid server at {self.url}: {exc}", transient=True
-            ) from exc
+        again = method == "GET" if idempotent is None else idempotent
+        timeout: Any = None if wait else self._http.timeout
+        for delay in (*(_BACKOFF if again else ()), None):
+            try:
+                response = self._http.request(method, path, json=body, timeout=timeout)
+            except self._transport_errors as exc:
+                if delay is None:
+                    raise e.ServerUnreachableError(
+                        f"cannot reach the grid server at {self.url}: {exc}", transient=True
+                    ) from exc
+                time.sleep(delay)
+                continue
+            if delay is not None and response.status_code in (502, 503, 504):
+                time.sleep(delay)
+                continue
+            break
         if response.status_code == 204:
             return None
         if response.is_success:

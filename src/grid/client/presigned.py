@@ -20,7 +20,13 @@ from grid.errors import NotFoundError, ServerUnreachableError, StorageError, Usa
 from grid.objects.base import Buffer, ObjectInfo, ObjectStore, validate_key
 
 _CREATE = {"If-None-Match": "*"}
-_KEEP_URL = 1800.0  # seconds a URL is reused (the server gives an hour)
+_KEEP_URL = 1800.0
+_BACKOFF = (
+    0.2,
+    0.5,
+    1.0,
+    2.0,
+)  # seconds between tries  # seconds a URL is reused (the server gives an hour)
 _TIMEOUT = 120.0
 
 
@@ -48,7 +54,8 @@ class PresignedObjects(ObjectStore):
             hit = self._urls.get((method, key))
         if hit is not None and hit[1] > now:
             return hit[0]
-        urls = self._api.call("POST", self._path, {"method": method, "keys": [key]})["urls"]
+        body = {"method": method, "keys": [key]}
+        urls = self._api.call("POST", self._path, body, idempotent=True)["urls"]
         url = str(urls[key])
         if url.startswith("/"):
             url = self._api.url + url
@@ -57,8 +64,11 @@ class PresignedObjects(ObjectStore):
         return url
 
     def _send(self, method: str, key: str, **kw: Any) -> Any:
-        """``method`` on ``key``'s URL; a refused (expired) URL is asked for again once."""
-        for attempt in range(2):
+        """``method`` on ``key``'s URL, tried again with backoff when the store cannot be
+        reached or answers 5xx (GET, HEAD and a create-only PUT are all idempotent); a refused
+        (expired) URL is asked for again once."""
+        refreshed = False
+        for delay in (*_BACKOFF, None):
             url = self._url(key, method)
             body: Any = kw.get("content")
             if hasattr(body, "seek"):
@@ -66,14 +76,21 @@ class PresignedObjects(ObjectStore):
             try:
                 response = self._http.request(method, url, **kw)
             except self._errors as exc:
-                raise ServerUnreachableError(
-                    f"cannot reach the object store: {exc}", transient=True
-                ) from exc
+                if delay is None:
+                    raise ServerUnreachableError(
+                        f"cannot reach the object store: {exc}", transient=True
+                    ) from exc
+                time.sleep(delay)
+                continue
+            if response.status_code >= 500 and delay is not None:
+                time.sleep(delay)
+                continue
             if response.status_code == 404:
                 raise NotFoundError(f"object {key} does not exist", key=key)
             if response.status_code == 412:
                 return response  # a create-only PUT of an object that exists
-            if response.status_code in (401, 403) and attempt == 0:
+            if response.status_code in (401, 403) and not refreshed:
+                refreshed = True
                 with self._lock:
                     self._urls.pop((method, key), None)
                 continue
@@ -130,7 +147,7 @@ class PresignedObjects(ObjectStore):
         """
         pack_ids = [k.rsplit("/", 1)[1] for k in keys if k.startswith("packs/")]
         if pack_ids:
-            self._api.call("POST", self._checks, {"pack_ids": pack_ids}, wait=True)
+            self._api.call("POST", self._checks, {"pack_ids": pack_ids}, wait=True, idempotent=True)
 
     def delete(self, key: str) -> None:
         """Nothing: a team-mode server deletes objects itself (delete and gc)."""

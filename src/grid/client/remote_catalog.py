@@ -76,7 +76,7 @@ class RemoteCatalog:
 
     def renew(self, name: str, number: int, lease: Lease) -> bool:
         path = f"{self._ds(name)}/versions/{number}/renew"
-        return bool(self._api.call("POST", path, _holder(lease))["held"])
+        return bool(self._api.call("POST", path, _holder(lease), idempotent=True)["held"])
 
     def fail_abandoned(self, name: str, below: int, stopped: Stopped) -> list[str]:
         marked = []

@@ -123,3 +123,20 @@ def test_newer_manifest_major_is_refused(tmp_path):
     db.close()
     with pytest.raises(FormatVersionError):
         ManifestReader(str(tmp_path / "m.sqlite"))
+
+
+def test_unpacked_manifest_opens_a_stored_manifest_and_leaves_no_file(tmp_path):
+    import zstandard
+
+    from grid.store.blob_check import unpacked_manifest
+
+    _manifest(tmp_path).close()
+    data = zstandard.ZstdCompressor().compress((tmp_path / "m.sqlite").read_bytes())
+    scratch = tmp_path / "scratch"
+    with unpacked_manifest(data, str(scratch)) as m:
+        assert [e.name for e in m.listdir("")] == ["readme", "train"]
+    assert os.listdir(scratch) == []
+    for bad in (b"", b"not zstd at all", data[: len(data) // 2]):
+        with pytest.raises(IntegrityError), unpacked_manifest(bad, str(scratch)):
+            pass
+    assert os.listdir(scratch) == []

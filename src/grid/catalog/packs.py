@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy import exc as sa_exc
@@ -18,6 +19,7 @@ from grid.catalog.catalog import Catalog
 from grid.catalog.models import Pack
 from grid.errors import ConflictError
 
+_IN_BATCH = 500  # ids per IN (...): SQLite and PostgreSQL both take this many bound values
 STALE = 600.0  # seconds after which an unfinished check is taken over
 
 
@@ -31,53 +33,37 @@ class PackRegistry:
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
 
+    def _rows(
+        self, owner_id: int, pack_ids: Iterable[str], *columns: Any, verified: bool = True
+    ) -> list[Any]:
+        """``columns`` of the owner's packs among ``pack_ids`` (only checked ones if
+        ``verified``), asked for a bounded number of ids at a time."""
+        ids = sorted(set(pack_ids))
+        query = select(*columns).where(Pack.owner_id == owner_id)
+        if verified:
+            query = query.where(Pack.verified.is_(True))
+        rows: list[Any] = []
+        with self._catalog.transaction() as s:
+            for start in range(0, len(ids), _IN_BATCH):
+                rows.extend(
+                    s.execute(query.where(Pack.pack_id.in_(ids[start : start + _IN_BATCH])))
+                )
+        return rows
+
     def verified(self, owner_id: int, pack_ids: Iterable[str]) -> dict[str, tuple[int, bytes]]:
         """``{pack_id: (size, trailer)}`` of those of ``pack_ids`` the owner has, verified."""
-        ids = sorted(set(pack_ids))
-        out: dict[str, tuple[int, bytes]] = {}
-        with self._catalog.transaction() as s:
-            for start in range(0, len(ids), 500):
-                rows = s.execute(
-                    select(Pack.pack_id, Pack.size, Pack.trailer).where(
-                        Pack.owner_id == owner_id,
-                        Pack.verified.is_(True),
-                        Pack.pack_id.in_(ids[start : start + 500]),
-                    )
-                )
-                out.update({pid: (size, trailer or b"") for pid, size, trailer in rows})
-        return out
+        rows = self._rows(owner_id, pack_ids, Pack.pack_id, Pack.size, Pack.trailer)
+        return {pid: (size, trailer or b"") for pid, size, trailer in rows}
 
     def bytes_since(self, owner_id: int, pack_ids: Iterable[str], since: datetime) -> int:
         """Bytes of those of ``pack_ids`` recorded (checked) at ``since`` or later: what a
         version that began then stored anew."""
-        ids = sorted(set(pack_ids))
-        total = 0
-        with self._catalog.transaction() as s:
-            for start in range(0, len(ids), 500):
-                rows = s.execute(
-                    select(Pack.size, Pack.created_at).where(
-                        Pack.owner_id == owner_id,
-                        Pack.verified.is_(True),
-                        Pack.pack_id.in_(ids[start : start + 500]),
-                    )
-                )
-                total += sum(size for size, at in rows if _utc(at) >= _utc(since))
-        return total
+        rows = self._rows(owner_id, pack_ids, Pack.size, Pack.created_at)
+        return sum(size for size, at in rows if _utc(at) >= _utc(since))
 
     def registered(self, owner_id: int, pack_ids: Iterable[str]) -> set[str]:
         """Those of ``pack_ids`` the owner has or is checking."""
-        ids = sorted(set(pack_ids))
-        found: set[str] = set()
-        with self._catalog.transaction() as s:
-            for start in range(0, len(ids), 500):
-                found.update(
-                    s.scalars(
-                        select(Pack.pack_id).where(
-                            Pack.owner_id == owner_id, Pack.pack_id.in_(ids[start : start + 500])
-                        )
-                    )
-                )
-        return found
+        return {pid for (pid,) in self._rows(owner_id, pack_ids, Pack.pack_id, verified=False)}
 
     def register(self, owner_id: int, pack_id: str) -> None:
         """Note that ``pack_id`` is being checked, so that no other commit publishes it

@@ -14,6 +14,7 @@ from grid.catalog import Catalog
 from grid.client.service_client import ServiceClient
 from grid.errors import InvalidNameError, UsageError, storage_error
 from grid.objects import LocalDirectory, ObjectStore
+from grid.objects.urls import open_url
 from grid.service import create
 from grid.service.context import Context
 from grid.service.home_guard import check_home
@@ -116,21 +117,14 @@ class Client(ServiceClient):
     def _objects(self, url: str | None, owner: str, fsync: bool) -> tuple[ObjectStore, bool]:
         if not url:
             return LocalDirectory(os.path.join(self.home, "objects", owner), durable=fsync), False
-        if url.startswith("file:///"):
-            return LocalDirectory(os.path.join(url[7:], owner), durable=fsync), False
-        if not url.startswith("s3://"):
+        objects = open_url(url, owner, durable=fsync)
+        if objects is None:
             raise UsageError(
                 f"unsupported storage URL {url!r}",
                 rule="GRID_STORAGE_URL is s3://bucket[/prefix] or file:///folder (or unset for "
                 "GRID_HOME/objects)",
             )
-        from grid.objects.s3 import S3Store, parse_url
-
-        try:
-            bucket, prefix = parse_url(url)
-        except ValueError as exc:
-            raise UsageError(str(exc), rule="s3://bucket[/prefix]") from exc
-        return S3Store(bucket, f"{prefix}/{owner}" if prefix else owner), True
+        return objects, url.startswith("s3://")
 
     def _open(self, name: str | None) -> tuple[Context, str | None, str]:
         if name is not None and "/" in name:

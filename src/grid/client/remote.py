@@ -32,7 +32,6 @@ from grid.service.names import split_owner
 from grid.settings import Settings
 from grid.sources.archive import is_url
 from grid.store import Store
-from grid.store.pack import parse_trailer
 from grid.tree import Warn
 
 _SYNC_PAGE = 2000
@@ -133,14 +132,12 @@ class RemoteClient(ServiceClient):
             page = self.api.call(
                 "GET", f"/v1/owners/{owner}/packs?after={cursor}&limit={_SYNC_PAGE}"
             )
-            have = ctx.store.index.has_packs([p["pack_id"] for p in page["packs"]])
-            for p in page["packs"]:
-                cursor = max(cursor, int(p["seq"]))
-                if p["pack_id"] in have:  # this machine uploaded it
-                    continue
-                blobs = parse_trailer(base64.b64decode(p["trailer"]))
-                ctx.store.index.add_pack(p["pack_id"], int(p["size"]), blobs)
-            if len(page["packs"]) < _SYNC_PAGE:
+            packs = page["packs"]
+            ctx.store.index.learn_packs(
+                [(p["pack_id"], int(p["size"]), base64.b64decode(p["trailer"])) for p in packs]
+            )
+            cursor = max([cursor, *(int(p["seq"]) for p in packs)])
+            if len(packs) < _SYNC_PAGE:
                 break
         with contextlib.suppress(OSError), open(f"{cursor_path}.tmp", "w") as f:
             f.write(str(cursor))

@@ -18,6 +18,7 @@ import time
 from grid.errors import UnauthorizedError, UsageError
 from grid.objects import LocalDirectory, ObjectStore
 from grid.objects.base import validate_key
+from grid.objects.urls import open_url
 
 URL_SECONDS = 3600
 OBJECTS_PATH = "/v1/objects"
@@ -29,19 +30,14 @@ def open_storage(url: str) -> ObjectStore:
     Raises:
         UsageError: an unsupported URL.
     """
-    if url.startswith("s3://"):
-        from grid.objects.s3 import S3Store, parse_url
-
-        try:
-            bucket, prefix = parse_url(url)
-        except ValueError as exc:
-            raise UsageError(str(exc), rule="s3://bucket[/prefix]") from exc
-        return S3Store(bucket, prefix)
-    if "://" in url and not url.startswith("file:///"):
+    if "://" not in url:
+        return LocalDirectory(url)
+    objects = open_url(url)
+    if objects is None:
         raise UsageError(
             f"unsupported storage URL {url!r}", rule="s3://bucket[/prefix] or file:///folder"
         )
-    return LocalDirectory(url.removeprefix("file://"))
+    return objects
 
 
 class ObjectUrls:

@@ -14,11 +14,8 @@ or manifest that fails is deleted, and the version is refused.
 from __future__ import annotations
 
 import contextlib
-import io
-import os
 import re
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -26,7 +23,7 @@ from grid.catalog.packs import PackRegistry
 from grid.errors import ConflictError, GridError, IntegrityError, NotFoundError, UploadRefusedError
 from grid.objects import ObjectStore
 from grid.records import VersionInfo
-from grid.store.blob_check import check_pack, unpack_manifest
+from grid.store.blob_check import check_pack, unpacked_manifest
 from grid.store.manifest import FILE, ManifestReader
 from grid.store.pack import ENTRY, pack_key, parse_trailer
 from grid.store.repository import manifest_key
@@ -75,7 +72,11 @@ def commit(area: OwnerArea, packs: PackRegistry, version: VersionInfo, scratch: 
     except NotFoundError as exc:
         raise UploadRefusedError(f"the manifest of {version.ref} was not uploaded") from exc
     try:
-        with _opened(data, scratch) as manifest:
+        with contextlib.ExitStack() as stack:
+            try:
+                manifest = stack.enter_context(unpacked_manifest(data, scratch))
+            except IntegrityError as exc:  # zstd, sqlite, a field or format: the client's doing
+                raise UploadRefusedError(f"the uploaded manifest is damaged: {exc}") from exc
             _check_meta(manifest, version)
             trailers = check_uploaded(area, packs, manifest.pack_ids)
             files, size = _check_blobs(manifest, trailers)
@@ -85,28 +86,6 @@ def commit(area: OwnerArea, packs: PackRegistry, version: VersionInfo, scratch: 
             area.objects.delete(key)
         raise
     return Committed(files, size, len(data) + new_bytes)  # packs recorded since it began
-
-
-@contextlib.contextmanager
-def _opened(data: bytes, scratch: str) -> Iterator[ManifestReader]:
-    os.makedirs(scratch, exist_ok=True)
-    path = os.path.join(scratch, f"commit-{os.getpid()}-{time.monotonic_ns()}.manifest")
-    try:
-        with open(path, "wb") as dst:
-            unpack_manifest(io.BytesIO(data), dst)
-        reader = ManifestReader(path)
-    except Exception as exc:  # zstd, sqlite, a malformed field or format: the client's doing
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        if isinstance(exc, GridError) and not isinstance(exc, IntegrityError):
-            raise  # the server's own trouble (a full scratch disk)
-        raise UploadRefusedError(f"the uploaded manifest is damaged: {exc}") from exc
-    try:
-        yield reader
-    finally:
-        reader.close()
-        with contextlib.suppress(OSError):
-            os.unlink(path)
 
 
 def _check_meta(manifest: ManifestReader, version: VersionInfo) -> None:

@@ -11,11 +11,7 @@ uploads them again. Packs are not repacked in team mode (yet).
 from __future__ import annotations
 
 import contextlib
-import io
-import os
 from datetime import datetime, timedelta
-
-import zstandard
 
 from grid.catalog.packs import PackRegistry
 from grid.errors import GridError, IntegrityError, NotFoundError
@@ -23,8 +19,7 @@ from grid.records import SUCCEEDED, UNFINISHED
 from grid.reports import GcReport
 from grid.service.catalog_port import CatalogPort
 from grid.service.publish import OwnerArea
-from grid.store.blob_check import unpack_manifest
-from grid.store.manifest import ManifestReader
+from grid.store.blob_check import unpacked_manifest
 from grid.store.pack import pack_key
 from grid.store.repository import manifest_key
 
@@ -98,18 +93,9 @@ def _clear_uploads(
 
 
 def _packs_of(area: OwnerArea, manifest_id: str, scratch: str) -> list[str]:
-    os.makedirs(scratch, exist_ok=True)
-    path = os.path.join(scratch, f"gc-{os.getpid()}-{manifest_id}.manifest")
     try:
-        with open(path, "wb") as dst:
-            unpack_manifest(io.BytesIO(area.objects.get(area.key(manifest_key(manifest_id)))), dst)
-        reader = ManifestReader(path)
-        try:
+        data = area.objects.get(area.key(manifest_key(manifest_id)))
+        with unpacked_manifest(data, scratch) as reader:
             return reader.pack_ids
-        finally:
-            reader.close()
-    except (NotFoundError, zstandard.ZstdError) as exc:
+    except (NotFoundError, IntegrityError) as exc:
         raise IntegrityError(f"manifest {manifest_id} is missing or damaged: {exc}") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)

@@ -18,7 +18,7 @@ from grid.records import VersionInfo
 from grid.reports import Progress
 from grid.service import create
 from grid.service.context import Context
-from grid.store.pack import pack_key, parse_trailer, trailer_span
+from grid.store.pack import pack_key, trailer_span
 from grid.tree import Warn
 
 _PAGE = 5000
@@ -40,11 +40,9 @@ def import_source(
     after = 0
     while True:
         page = packs.since(owner_id, after, _PAGE)
-        have = ctx.store.index.has_packs([pid for _, pid, _, _ in page])
-        for seq, pid, size, trailer in page:
-            after = seq
-            if pid not in have:
-                ctx.store.index.add_pack(pid, size, parse_trailer(trailer))
+        ctx.store.index.learn_packs([(pid, size, trailer) for _, pid, size, trailer in page])
+        if page:
+            after = page[-1][0]
         if len(page) < _PAGE:
             break
     version = create.create(

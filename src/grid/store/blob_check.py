@@ -7,15 +7,20 @@ server before it accepts packs a client uploaded (which it must not trust).
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import uuid
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import zstandard
 
-from grid.errors import IntegrityError
+from grid.errors import GridError, IntegrityError, storage_error
 from grid.ids import digest_of
 from grid.store.chunker import MAX_CHUNK
 from grid.store.compression import decode
-from grid.store.manifest import BlobLocation
+from grid.store.manifest import BlobLocation, ManifestReader
 from grid.store.pack import MAGIC, PackedBlob, parse_trailer, trailer_span
 
 
@@ -62,6 +67,37 @@ def check_pack(pack_id: str, data: bytes) -> list[PackedBlob]:
     except IntegrityError as exc:
         raise IntegrityError(f"pack {pack_id}: {exc.message}", pack=pack_id) from exc
     return blobs
+
+
+@contextlib.contextmanager
+def unpacked_manifest(data: bytes, scratch: str) -> Iterator[ManifestReader]:
+    """Manifest object ``data`` unpacked into a file of its own in ``scratch`` and opened;
+    the file goes when the block ends.
+
+    Raises:
+        IntegrityError: damaged, truncated or no manifest (FormatVersionError: a newer one).
+        StorageError: ``scratch`` cannot be written.
+    """
+    path = os.path.join(scratch, f"manifest-{uuid.uuid4().hex}")
+    try:
+        os.makedirs(scratch, exist_ok=True)
+        with open(path, "wb") as dst:
+            unpack_manifest(io.BytesIO(data), dst)
+        reader = ManifestReader(path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        if isinstance(exc, OSError):
+            raise storage_error(exc, f"unpack a manifest in {scratch}") from exc
+        if isinstance(exc, Exception) and not isinstance(exc, GridError):
+            raise IntegrityError(f"damaged manifest: {exc}") from exc  # zstd, a malformed field
+        raise
+    try:
+        yield reader
+    finally:
+        reader.close()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def unpack_manifest(src: BinaryIO, dst: BinaryIO) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from grid.errors import StorageError
-from grid.store.pack import PackedBlob
+from grid.store.pack import PackedBlob, parse_trailer
 from grid.store.sqlite_file import PerThreadSQLite
 
 _SCHEMA = """
@@ -135,6 +135,14 @@ class BlobIndex:
                 )
         except sqlite3.Error as exc:
             raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+
+    def learn_packs(self, packs: list[tuple[str, int, bytes]]) -> None:
+        """Index stored packs from ``(pack_id, size, trailer)``, as another machine or a
+        team-mode server reports them; packs indexed already stay as they are."""
+        have = self.has_packs([pack_id for pack_id, _, _ in packs])
+        for pack_id, size, trailer in packs:
+            if pack_id not in have:
+                self.add_pack(pack_id, size, parse_trailer(trailer))
 
     def forget_pack(self, pack_id: str) -> None:
         """Drop a pack and its blobs (it was found missing or damaged)."""

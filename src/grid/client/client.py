@@ -22,10 +22,10 @@ from grid.service.names import NAME_RULE
 from grid.settings import Settings
 from grid.store import Store
 
-_REMOTE_CACHE = 10 << 30
+REMOTE_CACHE = 10 << 30
 
 
-def _slug(url: str | None) -> str:
+def file_tag(url: str | None) -> str:
     """A file-name-safe tag for a storage URL (local caches are kept per storage)."""
     return "".join(c if c.isalnum() else "-" for c in (url or "").removeprefix("s3://"))[:80]
 
@@ -79,11 +79,11 @@ class Client(ServiceClient):
         if cache_size is None:
             cache_size = settings.cache_size
         if cache_size is None:
-            cache_size = _REMOTE_CACHE if remote else 0
+            cache_size = REMOTE_CACHE if remote else 0
         # Local state is kept per storage: the catalog, index, caches and file state of one
         # storage never mix with another's.
-        tag = owner if not remote else f"{owner}-{_slug(url)}"
-        db = "catalog.db" if not remote else f"catalog-{_slug(url)}.db"
+        tag = owner if not remote else f"{owner}-{file_tag(url)}"
+        db = "catalog.db" if not remote else f"catalog-{file_tag(url)}.db"
         catalog = Catalog(f"sqlite:///{os.path.join(self.home, db)}", owner)
         store = Store(
             objects,

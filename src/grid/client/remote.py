@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from grid.client.api_session import ApiSession
-from grid.client.client import _REMOTE_CACHE, _slug
+from grid.client.client import REMOTE_CACHE, file_tag
 from grid.client.presigned import PresignedObjects
 from grid.client.remote_catalog import RemoteCatalog
 from grid.client.service_client import ServiceClient
@@ -62,7 +62,7 @@ class RemoteClient(ServiceClient):
         self._cache_size = cache_size if cache_size is not None else settings.cache_size
         self.api = ApiSession(url, api_key)
         self.url = self.api.url
-        self._root = os.path.join(self.home, "remote", _slug(self.url.split("://", 1)[-1]))
+        self._root = os.path.join(self.home, "remote", file_tag(self.url.split("://", 1)[-1]))
         self._me: str | None = None
         self._contexts: dict[str, Context] = {}
 
@@ -101,7 +101,7 @@ class RemoteClient(ServiceClient):
             PresignedObjects(self.api, owner),
             os.path.join(folder, "index.sqlite"),
             os.path.join(folder, "cache"),
-            cache_limit=_REMOTE_CACHE if self._cache_size is None else self._cache_size,
+            cache_limit=REMOTE_CACHE if self._cache_size is None else self._cache_size,
             state_path=os.path.join(folder, "state.sqlite"),
         )
         return Context(

@@ -6,7 +6,8 @@
     ├── NotFoundError         (also a LookupError)
     │   ├── DatastoreNotFoundError
     │   ├── VersionNotFoundError
-    │   └── PathNotFoundError
+    │   ├── PathNotFoundError
+    │   └── RunNotFoundError
     ├── ConflictError         the request clashes with current state
     │   └── VersionNotReadyError
     ├── SourceError           the data to import could not be read
@@ -109,6 +110,14 @@ class PathNotFoundError(NotFoundError):
     code = "path_not_found"
 
     path: str = ""
+
+
+class RunNotFoundError(NotFoundError):
+    """No run or session with that id or name (of the caller)."""
+
+    code = "run_not_found"
+
+    run: str = ""
 
 
 class ConflictError(GridError):

@@ -101,3 +101,53 @@ class Principal:
     user: str
     teams: tuple[str, ...]
     key_id: str
+
+
+QUEUED = "queued"
+RUNNING = "running"
+STOPPED = "stopped"
+LOST = "lost"  # its supervising process went away: the outcome is unknown
+RUN_LIVE = (QUEUED, RUNNING)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A datastore version attached to a run or session, and where the run sees it."""
+
+    datastore: str  # as the run's user names it: ``cats`` or ``vision/pets``
+    version: int
+    path: str = ""  # where it is mounted inside the run
+    attached_at: datetime | None = None
+    detached_at: datetime | None = None  # a session's datastore detached while it ran
+
+    @property
+    def ref(self) -> str:
+        return f"{self.datastore}:{self.version}"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run (a script) or a session (JupyterLab) with its attached datastore versions."""
+
+    id: int
+    kind: str  # "run" or "session"
+    name: str
+    user: str
+    command: tuple[str, ...]
+    executor: str  # "local" or "slurm"
+    host: str  # the machine whose grid supervises it
+    pid: int  # ... and the supervising process
+    status: str  # queued, running, succeeded, failed, stopped, lost
+    exit_code: int | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    datastores: tuple[Attachment, ...]
+    log_path: str = ""
+    job_id: str = ""  # the SLURM job
+    details: tuple[tuple[str, str], ...] = ()  # a session's url, token, root, port
+    lease_expires_at: datetime | None = None
+
+    def detail(self, key: str) -> str:
+        """One of ``details`` ('' if absent)."""
+        return dict(self.details).get(key, "")

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from grid.catalog.models import Datastore, Installation, Owner, Version
+from grid.catalog.runs import refuse_in_use
 from grid.errors import ConflictError, DatastoreNotFoundError, StorageError, VersionNotFoundError
 from grid.records import (
     FAILED,
@@ -33,7 +34,7 @@ from grid.records import (
 
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
 # The newest migration; checked with one query so that Alembic is imported only to migrate.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 _ALLOCATE_TRIES = 20
 _MIGRATE_LOCK = 0x67726964  # "grid": the advisory lock migrations hold on PostgreSQL
 
@@ -369,18 +370,30 @@ class Catalog:
             self._version_row(s, name, number).manifest_id = manifest_id
 
     def delete_version(self, name: str, number: int) -> VersionInfo:
-        """Remove a version's row and return it (the caller removes its manifest)."""
+        """Remove a version's row and return it (the caller removes its manifest).
+
+        Raises:
+            ConflictError: a live run or session attaches it (nothing deleted).
+        """
         with self._tx() as s:
             v = self._version_row(s, name, number)
+            refuse_in_use(s, v.datastore_id, [number], self._now())
             record = _record(name, v)
             s.delete(v)
             return record
 
     def delete_datastore(self, name: str) -> list[VersionInfo]:
-        """Remove a datastore and all its versions; return the versions removed."""
+        """Remove a datastore and all its versions; return the versions removed.
+
+        Raises:
+            ConflictError: a live run or session attaches one of them (nothing deleted).
+        """
         with self._tx() as s:
             ds = self._datastore(s, name)
-            versions = s.scalars(select(Version).where(Version.datastore_id == ds.id)).all()
+            versions = s.scalars(
+                select(Version).where(Version.datastore_id == ds.id).with_for_update()
+            ).all()
+            refuse_in_use(s, ds.id, [v.number for v in versions], self._now())
             records = [_record(name, v) for v in versions]
             for v in versions:
                 s.delete(v)

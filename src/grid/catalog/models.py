@@ -120,3 +120,43 @@ class Pack(Base):
     trailer: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     verified: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Run(Base):
+    """A run or session of a user, supervised by process ``pid`` on ``host`` while its
+    lease is renewed; ``command`` and ``details`` are JSON."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(255))
+    command: Mapped[str] = mapped_column(Text)
+    executor: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    log_path: Mapped[str] = mapped_column(Text, default="")
+    job_id: Mapped[str] = mapped_column(String(64), default="")
+    details: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class RunUse(Base):
+    """A datastore version a run attached (lineage); ``detached_at`` once a session let go."""
+
+    __tablename__ = "run_uses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    datastore_id: Mapped[int] = mapped_column(ForeignKey("datastores.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    shown_as: Mapped[str] = mapped_column(String(160))  # the name as the run's user gave it
+    path: Mapped[str] = mapped_column(Text, default="")
+    attached_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    detached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

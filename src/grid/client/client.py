@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from grid.catalog import Catalog
+from grid.catalog.runs import RunRegistry
 from grid.client.service_client import ServiceClient
 from grid.errors import InvalidNameError, UsageError, storage_error
 from grid.objects import LocalDirectory, ObjectStore
@@ -19,6 +20,7 @@ from grid.service import create
 from grid.service.context import Context
 from grid.service.home_guard import check_home
 from grid.service.names import NAME_RULE
+from grid.service.runs import LocalRuns, RunPort
 from grid.settings import Settings
 from grid.store import Store
 
@@ -103,6 +105,13 @@ class Client(ServiceClient):
             lease_seconds=settings.lease_seconds,
             gc_grace=settings.gc_grace if gc_grace is None else gc_grace,
         )
+
+        self._runs = LocalRuns(RunRegistry(catalog), catalog.owner_id)
+
+    @property
+    def runs(self) -> RunPort:
+        """The runs and sessions of this installation."""
+        return self._runs
 
     def close(self) -> None:
         """Release database connections."""

@@ -14,9 +14,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-from grid.records import DatastoreInfo, FileInfo, VersionInfo
+from grid.records import DatastoreInfo, FileInfo, RunInfo, VersionInfo
 from grid.reports import DiffReport, DownloadReport, GcReport, Progress, VerifyReport
 from grid.service.names import parse_ref
+from grid.service.runs import RunPort
 from grid.tree import Warn
 
 
@@ -168,6 +169,26 @@ class DatastoreClient(ABC):
     @abstractmethod
     def snapshot(self, name: str, version: int | None = None) -> VersionReader:
         """Open a succeeded version for random access by entry id (the FUSE mount)."""
+
+    # -- runs and sessions ---------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def runs(self) -> RunPort:
+        """The caller's runs and sessions (records only: ``grid.runs`` starts them)."""
+
+    @abstractmethod
+    def pin(self, name: str, version: int | None = None) -> VersionInfo:
+        """The version a run attaches: ``version`` (it must have succeeded), or the latest
+        succeeded one."""
+
+    @abstractmethod
+    def list_runs(self, kind: str | None = None) -> builtins.list[RunInfo]:
+        """The caller's runs (``kind`` "run") or sessions ("session"), oldest first; those
+        whose supervising process on this machine is gone are marked lost."""
+
+    @abstractmethod
+    def version_runs(self, name: str, version: int) -> builtins.list[RunInfo]:
+        """The runs and sessions, of anyone, that attached ``name:version`` (lineage)."""
 
     @staticmethod
     def default_name(source: str) -> str:

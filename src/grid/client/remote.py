@@ -21,6 +21,7 @@ from grid.client.api_session import ApiSession
 from grid.client.client import REMOTE_CACHE, file_tag
 from grid.client.presigned import PresignedObjects
 from grid.client.remote_catalog import RemoteCatalog
+from grid.client.remote_runs import RemoteRuns
 from grid.client.service_client import ServiceClient
 from grid.client.wire import datastore_from, version_from
 from grid.errors import Interrupted, StorageError, UsageError, rebuild, storage_error
@@ -29,6 +30,7 @@ from grid.reports import CreateProgress, GcReport, Progress
 from grid.service import create
 from grid.service.context import Context
 from grid.service.names import split_owner
+from grid.service.runs import RunPort
 from grid.settings import Settings
 from grid.sources.archive import is_url
 from grid.store import Store
@@ -65,6 +67,7 @@ class RemoteClient(ServiceClient):
         self._root = os.path.join(self.home, "remote", file_tag(self.url.split("://", 1)[-1]))
         self._me: str | None = None
         self._contexts: dict[str, Context] = {}
+        self._runs: RemoteRuns | None = None
 
     @property
     def username(self) -> str:
@@ -72,6 +75,13 @@ class RemoteClient(ServiceClient):
         if self._me is None:
             self._me = str(self.api.call("GET", "/v1/whoami")["username"])
         return self._me
+
+    @property
+    def runs(self) -> RunPort:
+        """The caller's runs and sessions, kept by the server."""
+        if self._runs is None:
+            self._runs = RemoteRuns(self.api, self.username)
+        return self._runs
 
     def close(self) -> None:
         for ctx in self._contexts.values():

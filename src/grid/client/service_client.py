@@ -12,9 +12,20 @@ from abc import abstractmethod
 from collections.abc import Iterator
 
 from grid.client.interface import DatastoreClient
-from grid.records import DatastoreInfo, FileInfo, VersionInfo
+from grid.records import DatastoreInfo, FileInfo, RunInfo, VersionInfo
 from grid.reports import DiffReport, DownloadReport, GcReport, Progress, VerifyReport
-from grid.service import browse, create, delete, diff, download, gc, listing, snapshot, verify
+from grid.service import (
+    browse,
+    create,
+    delete,
+    diff,
+    download,
+    gc,
+    listing,
+    runs,
+    snapshot,
+    verify,
+)
 from grid.service.context import Context
 from grid.service.snapshot import Snapshot
 from grid.tree import Warn
@@ -93,6 +104,7 @@ class ServiceClient(DatastoreClient):
     def delete(self, name: str, version: int | None = None) -> builtins.list[VersionInfo]:
         """Delete one version, or the whole datastore when ``version`` is None."""
         ctx, plain, prefix = self._open(name)
+        self.list_runs()  # runs whose supervisor here is gone hold nothing any more
         return [self._shown(v, prefix) for v in delete.delete(ctx, str(plain), version)]
 
     def keep_last(
@@ -101,6 +113,7 @@ class ServiceClient(DatastoreClient):
         """Delete the versions of ``name`` older than its ``keep`` newest succeeded ones
         (those in use are kept for a later run, with a ``warn``)."""
         ctx, plain, prefix = self._open(name)
+        self.list_runs()
         return [self._shown(v, prefix) for v in delete.keep_last(ctx, str(plain), keep, warn)]
 
     def gc(
@@ -185,3 +198,19 @@ class ServiceClient(DatastoreClient):
         """Open a succeeded version for random access by entry id (used by the FUSE mount)."""
         ctx, plain, _ = self._open(name)
         return snapshot.open_snapshot(ctx, str(plain), version)
+
+    # -- runs and sessions ---------------------------------------------------------------------
+    def pin(self, name: str, version: int | None = None) -> VersionInfo:
+        """The version a run attaches: ``version`` (succeeded), or the latest succeeded one."""
+        ctx, plain, prefix = self._open(name)
+        return self._shown(runs.pin(ctx, str(plain), version, name), prefix)
+
+    def list_runs(self, kind: str | None = None) -> builtins.list[RunInfo]:
+        """The caller's runs or sessions, oldest first (gone supervisors here: lost)."""
+        ctx, _, _ = self._open(None)
+        return runs.reap(self.runs, ctx.host_id, self.runs.list(kind))
+
+    def version_runs(self, name: str, version: int) -> builtins.list[RunInfo]:
+        """The runs and sessions, of anyone, that attached ``name:version``."""
+        self.version(name, version)  # not found is said as for any other version
+        return self.runs.users_of(name, version)

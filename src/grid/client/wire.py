@@ -7,7 +7,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from grid.records import DatastoreInfo, VersionInfo
+from grid.records import Attachment, DatastoreInfo, RunInfo, VersionInfo
 
 _TIMES = ("created_at", "finished_at", "lease_expires_at")
 
@@ -37,4 +37,40 @@ def datastore_from(data: dict[str, Any], name: str | None = None) -> DatastoreIn
         created_at=created,
         versions=int(data["versions"]),
         latest=None if latest is None else version_from(latest, name),
+    )
+
+
+def run_from(data: dict[str, Any]) -> RunInfo:
+    """A ``RunInfo`` from its JSON."""
+    uses = tuple(
+        Attachment(
+            a["datastore"],
+            int(a["version"]),
+            a.get("path", ""),
+            _time(a.get("attached_at")),
+            _time(a.get("detached_at")),
+        )
+        for a in data.get("datastores", ())
+    )
+    created = _time(data["created_at"])
+    assert created is not None
+    return RunInfo(
+        id=int(data["id"]),
+        kind=data["kind"],
+        name=data["name"],
+        user=data["user"],
+        command=tuple(data["command"]),
+        executor=data["executor"],
+        host=data["host"],
+        pid=int(data["pid"]),
+        status=data["status"],
+        exit_code=data.get("exit_code"),
+        created_at=created,
+        started_at=_time(data.get("started_at")),
+        ended_at=_time(data.get("ended_at")),
+        datastores=uses,
+        log_path=data.get("log_path", ""),
+        job_id=data.get("job_id", ""),
+        details=tuple((str(k), str(v)) for k, v in data.get("details", ())),
+        lease_expires_at=_time(data.get("lease_expires_at")),
     )

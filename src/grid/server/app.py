@@ -20,7 +20,7 @@ from grid import errors as e
 from grid.catalog import Accounts, Catalog
 from grid.catalog.packs import PackRegistry
 from grid.records import ApiKeyInfo
-from grid.server import datastores_api, imports_api, objects_api
+from grid.server import datastores_api, imports_api, objects_api, runs_api
 from grid.server.access import Access
 from grid.server.auth import Caller
 from grid.server.problems import problem
@@ -108,7 +108,7 @@ def create_app(
         if storage_url.startswith("s3://")
         else None,
     )
-    for module in (datastores_api, imports_api, objects_api):
+    for module in (datastores_api, imports_api, objects_api, runs_api):
         app.include_router(module.router)
 
     @app.exception_handler(e.GridError)

@@ -30,14 +30,15 @@ def stopped(ctx: Context, v: VersionInfo) -> bool:
     if v.host == ctx.host_id:
         if v.pid == os.getpid():
             return False
-        if not _alive(v.pid):
+        if not alive(v.pid):
             return True  # this host can tell at once, without waiting for the lease
     if v.lease_expires_at is None:  # made before leases: only a local process can be asked
         return v.host != ctx.host_id
     return v.lease_expires_at <= datetime.now(UTC)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

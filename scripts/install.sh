@@ -7,9 +7,11 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     # fuse3 + libfuse3-dev + pkg-config: the read-only mount (pyfuse3 builds against libfuse3);
     # cron: `grid datastore schedule` installs crontab entries;
     # tar, zip, unzip: archive tests compare with what the standard tools make and extract;
-    # postgresql: the catalog of team mode (tests start throwaway clusters with initdb)
+    # postgresql: the catalog of team mode (tests start throwaway clusters with initdb);
+    # slurm-wlm + munge: `grid run --executor slurm` (tests start a one-machine cluster with
+    # scripts/slurm-local.sh)
     need=""
-    for pkg in util-linux fuse3 libfuse3-dev pkg-config cron tar zip unzip postgresql; do
+    for pkg in util-linux fuse3 libfuse3-dev pkg-config cron tar zip unzip postgresql slurm-wlm munge; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
     done
     if [ -n "$need" ]; then
@@ -20,4 +22,4 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test,mount]"
+.venv/bin/python -m pip install -q -e ".[test,mount,session]"

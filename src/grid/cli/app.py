@@ -9,7 +9,7 @@ from typing import Any, NoReturn, TextIO, cast
 
 import typer
 
-from grid.cli import account, admin, datastore
+from grid.cli import account, admin, datastore, run
 from grid.cli.errors import StdoutError, report
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(datastore.app, name="datastore")
 app.add_typer(admin.app, name="admin")
+app.add_typer(run.app, name="run")
 app.command("server")(admin.server)
 app.command("login")(account.login)
 app.command("logout")(account.logout)
@@ -86,10 +87,17 @@ class _Guarded:
         return _Guarded(self._stream.buffer)
 
 
+_RUN_COMMANDS = ("list", "show", "logs", "stop")
+
+
 def _split_debug(args: list[str]) -> tuple[list[str], bool]:
     """Take ``--debug`` out of ``args`` wherever it stands before ``--``, so that
     `grid datastore ls X --debug` works as `grid --debug datastore ls X` does."""
     end = args.index("--") if "--" in args else len(args)
+    words = [a for a in args[:end] if not a.startswith("-")]
+    if words[:1] == ["run"] and words[1:2] and words[1] not in _RUN_COMMANDS:
+        # what follows `grid run [OPTIONS] SCRIPT` may be the script's own flags
+        end = args.index("run") + 1
     kept = [a for a in args[:end] if a != "--debug"] + args[end:]
     return kept, len(kept) != len(args)
 

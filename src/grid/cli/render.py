@@ -110,7 +110,7 @@ def _status(v: VersionInfo) -> str:
     return text
 
 
-def _table(*headers: str, fold: str) -> Table:
+def columns_table(*headers: str, fold: str) -> Table:
     """A table whose columns never wrap or shrink, except ``fold``: on a narrow terminal that
     one (the free-text column: a path, a reason) folds onto more lines, so that one long name
     cannot squash every other column to "…"."""
@@ -121,7 +121,9 @@ def _table(*headers: str, fold: str) -> Table:
 
 
 def datastores_table(items: list[DatastoreInfo]) -> Table:
-    table = _table("name", "latest", "versions", "files", "size", "status", "created", fold="name")
+    table = columns_table(
+        "name", "latest", "versions", "files", "size", "status", "created", fold="name"
+    )
     for d in items:
         v = d.latest
         table.add_row(
@@ -137,7 +139,7 @@ def datastores_table(items: list[DatastoreInfo]) -> Table:
 
 
 def versions_table(items: list[VersionInfo]) -> Table:
-    table = _table(
+    table = columns_table(
         "version",
         "status",
         "files",
@@ -163,7 +165,7 @@ def versions_table(items: list[VersionInfo]) -> Table:
 
 
 def files_table(items: list[FileInfo]) -> Table:
-    table = _table("mode", "size", "modified", "path", fold="path")
+    table = columns_table("mode", "size", "modified", "path", fold="path")
     for f in items:
         shown = safe_name(f.path) + ("/" if f.kind == "dir" else "")
         if f.kind == "symlink":

@@ -105,6 +105,8 @@ class ServiceClient(DatastoreClient):
         """Delete one version, or the whole datastore when ``version`` is None."""
         ctx, plain, prefix = self._open(name)
         self.list_runs()  # runs whose supervisor here is gone hold nothing any more
+        if version is not None:  # (a whole datastore: the catalog refuses as it deletes)
+            runs.refuse_live(self.runs, name, [version])
         return [self._shown(v, prefix) for v in delete.delete(ctx, str(plain), version)]
 
     def keep_last(

@@ -204,7 +204,8 @@ def mount(
     log_path: str,
     cache_size: int | None = None,
     workers: int | None = None,
-) -> None:
+    in_child: Callable[[], None] | None = None,
+) -> int:
     """Mount ``name:version`` at ``mountpoint``; in the background unless ``foreground``.
 
     ``cache_size`` bounds the on-disk blob cache (None: the client's default); ``workers`` is
@@ -212,18 +213,24 @@ def mount(
     the other cores: on 2 CPUs a second worker reads first passes 20 % faster but slows
     page-cache hits by a third).
 
-    Returns once the mount answers (background) or when it is unmounted (foreground).
+    ``in_child`` is called first thing in the background mount process (a run ties the
+    mount's life to its own with it).
+
+    Returns once the mount answers (background: the mount process's pid) or when it is
+    unmounted (foreground: 0).
     """
     _check_mountpoint(mountpoint)
     workers = workers or max(1, min((os.cpu_count() or 1) // 2, 4))
     if foreground:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
         _serve(home, cache_size, name, version, mountpoint, None, workers)
-        return
+        return 0
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the mount process: detach, log to a file, serve
         os.close(read_end)
+        if in_child is not None:
+            in_child()
         os.setsid()
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -250,3 +257,4 @@ def mount(
         os.waitpid(pid, 0)
         text = message.decode(errors="replace").removeprefix("error: ") or "it exited"
         raise ConflictError(f"mount of {name}:{version} failed: {text} (log: {log_path})")
+    return pid

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from grid.catalog.runs import RunRegistry, Use
-from grid.errors import InvalidNameError, VersionNotFoundError, VersionNotReadyError
-from grid.records import RUNNING, SUCCEEDED, Attachment, RunInfo, VersionInfo
+from grid.errors import ConflictError, InvalidNameError, VersionNotFoundError, VersionNotReadyError
+from grid.records import RUN_LIVE, RUNNING, SUCCEEDED, Attachment, RunInfo, VersionInfo
 from grid.service.context import Context
 from grid.service.lease import alive
 
@@ -103,6 +104,27 @@ class LocalRuns:
 
     def users_of(self, name: str, number: int) -> builtins.list[RunInfo]:
         return self._registry.users_of(self._owner_id, name, number)
+
+
+def refuse_live(runs: RunPort, name: str, numbers: Sequence[int]) -> None:
+    """Raise ConflictError naming a live run or session that attaches ``name:N``, one of
+    ``numbers`` (the catalog checks again as it deletes; this names the run before a mount's
+    reader lock would only say "in use")."""
+    now = datetime.now(UTC)
+    for number in numbers:
+        for run in runs.users_of(name, number):
+            lease = run.lease_expires_at
+            attached = any(
+                a.datastore == name and a.version == number and a.detached_at is None
+                for a in run.datastores
+            )
+            if run.status in RUN_LIVE and attached and lease is not None and lease > now:
+                what = run.kind
+                stop = run.name if what == "session" else str(run.id)
+                raise ConflictError(
+                    f"{name}:{number} is in use by {what} {run.id} ({run.name}) on {run.host}: "
+                    f"stop it first (grid {what} stop {stop})"
+                )
 
 
 def reap(runs: RunPort, host_id: str, items: list[RunInfo]) -> builtins.list[RunInfo]:

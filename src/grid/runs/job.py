@@ -1,0 +1,78 @@
+"""A run's batch job on a SLURM compute node: ``python -m grid.runs.job PLAN.json``.
+
+It does on the node what the local supervisor does on this machine, without a catalog: fork
+the run (its datastores mounted for it alone), pass scancel's SIGTERM on, and leave two
+files in the run's folder for the submitting side: ``started`` once the script runs, and
+``exit_code`` when it ended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import sys
+import time
+from dataclasses import asdict
+
+from grid.records import Attachment
+from grid.runs.init import InitPlan
+from grid.runs.local import fork_run
+
+STARTED = "started"
+EXIT_CODE = "exit_code"
+
+
+def save_plan(plan: InitPlan, path: str) -> None:
+    """Write ``plan`` where the job reads it."""
+    with open(path, "w") as f:
+        json.dump(asdict(plan), f)
+
+
+def load_plan(path: str) -> InitPlan:
+    with open(path) as f:
+        data = json.load(f)
+    data["uses"] = tuple(Attachment(**u) for u in data["uses"])
+    data["command"] = tuple(data["command"])
+    return InitPlan(**data)
+
+
+def _write(path: str, text: str) -> None:
+    with open(f"{path}.tmp", "w") as f:
+        f.write(text)
+    os.replace(f"{path}.tmp", path)
+
+
+def main(plan_path: str) -> int:
+    plan = load_plan(plan_path)
+    report_r, report_w = os.pipe()
+    outside = fork_run(plan, report_w)
+    os.close(report_w)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda s, _f: os.kill(outside, s))
+    pending = b""
+    while True:
+        ready, _, _ = select.select([report_r], [], [], 0.5)
+        chunk = os.read(report_r, 4096) if ready else b""
+        if ready and not chunk:
+            time.sleep(0.1)  # every writer is gone; the run's outside process is ending
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            word, _, rest = line.decode(errors="replace").partition(" ")
+            if word == "started":
+                _write(os.path.join(plan.run_dir, STARTED), rest)
+            elif word == "error":
+                print(f"grid: the run could not start: {rest}", file=sys.stderr, flush=True)
+        pid, status = os.waitpid(outside, os.WNOHANG)
+        if pid:
+            break
+    code = os.waitstatus_to_exitcode(status)
+    code = 128 - code if code < 0 else code
+    _write(os.path.join(plan.run_dir, EXIT_CODE), str(code))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

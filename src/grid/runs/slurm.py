@@ -1,0 +1,221 @@
+"""The SLURM executor: a run as a batch job (``sbatch``), watched from the submitting side.
+
+The job (``grid.runs.job``) mounts the run's datastores on its compute node and unmounts them
+at the end; its folder under ``GRID_HOME/runs`` carries the plan, the log and the exit code,
+so in embedded mode GRID_HOME must be on a filesystem the nodes share. The watcher (the
+foreground ``grid run``, or a detached copy of it) follows ``squeue``/``scontrol``, shows the
+log, renews the run's lease and records how it ended; Ctrl-C and ``grid run stop`` cancel
+the job (``scancel``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any, BinaryIO
+
+from grid.client import DatastoreClient, connect
+from grid.errors import ConflictError, GridError, UsageError
+from grid.records import RunInfo
+from grid.runs import job, launch
+from grid.runs.launch import Request
+from grid.settings import Settings
+
+# Filesystems every node of a cluster may see (their type in /proc/mounts).
+SHARED_FS = ("nfs", "nfs4", "lustre", "gpfs", "beegfs", "ceph", "cephfs", "glusterfs", "panfs")
+LIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED")
+POLL = 0.5
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise UsageError(
+            f"SLURM's {name} is not on PATH",
+            rule="--executor slurm runs where sbatch, squeue, scontrol and scancel work",
+        )
+    return path
+
+
+def _call(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([_tool(args[0]), *args[1:]], capture_output=True, text=True, timeout=60)
+
+
+def _fstype(path: str) -> str:
+    best, kind = "", "?"
+    with open("/proc/mounts") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[1].replace("\\040", " ")
+            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) > len(
+                best
+            ):
+                best, kind = point, fields[2]
+    return kind
+
+
+def check_shared_home(home: str, partition: str | None) -> None:
+    """Refuse a GRID_HOME the job's nodes cannot see.
+
+    Raises:
+        UsageError: the partition has nodes besides this one and GRID_HOME is on a local
+            filesystem.
+    """
+    args = ["sinfo", "-h", "-N", "-o", "%N", *(["-p", partition] if partition else [])]
+    nodes = set(_call(*args).stdout.split())
+    here = {socket.gethostname(), socket.gethostname().split(".")[0]}
+    kind = _fstype(home)
+    if nodes - here and kind.removeprefix("fuse.") not in SHARED_FS:
+        raise UsageError(
+            f"GRID_HOME {home} is on {kind}, which the SLURM nodes "
+            f"({', '.join(sorted(nodes - here))}) cannot see",
+            rule="put GRID_HOME on a filesystem the nodes share (NFS, Lustre, GPFS, ...)",
+        )
+
+
+def submit(
+    client: DatastoreClient, request: Request, options: dict[str, Any], *, detach: bool
+) -> int | None:
+    """Submit the run; follow it to its end (its exit code) unless ``detach`` (None)."""
+    if getattr(client, "url", None):
+        raise UsageError(
+            "--executor slurm is not available in team mode yet: a job would need your API "
+            "key on the compute node",
+            rule="use --executor local, or the embedded mode with GRID_HOME on a shared filesystem",
+        )
+    settings = Settings.from_env()
+    check_shared_home(settings.home, options.get("partition"))
+    run, plan = launch.prepare(client, request, executor="slurm")
+    plan_path = os.path.join(plan.run_dir, "plan.json")
+    job.save_plan(plan, plan_path)
+    args = ["sbatch", "--parsable", f"--job-name=grid-run-{run.id}", f"--output={plan.log_path}"]
+    args += ["--open-mode=append", f"--chdir={plan.cwd}"]
+    for key, flag in (("partition", "--partition"), ("time", "--time"), ("mem", "--mem")):
+        if options.get(key):
+            args.append(f"{flag}={options[key]}")
+    if options.get("gpus"):
+        args.append(f"--gpus={options['gpus']}")
+    if options.get("cpus"):
+        args.append(f"--cpus-per-task={options['cpus']}")
+    # exec: the job's own process gets scancel's SIGTERM and passes it on (a shell would die)
+    command = shlex.join([sys.executable, "-m", "grid.runs.job", plan_path])
+    args.append(f"--wrap=exec {command}")
+    done = _call(*args)
+    if done.returncode != 0:
+        reason = done.stderr.strip() or done.stdout.strip()
+        client.runs.update(run.id, status="failed", details={"error": f"sbatch: {reason}"})
+        raise ConflictError(f"sbatch refused run {run.id}: {reason}")
+    job_id = done.stdout.strip().split(";")[0]
+    run = client.runs.update(run.id, settings.lease_seconds, job_id=job_id)
+    print(f"grid: run {run.id} ({run.name}) submitted as SLURM job {job_id}", file=sys.stderr)
+    client.close()  # no database connection crosses the fork below
+    if detach:
+        if os.fork() == 0:
+            os.setsid()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            code = 1
+            try:
+                code = Watcher(run, plan.run_dir).follow(None)
+            finally:
+                os._exit(code)
+        print(run.id)
+        return None
+    watcher = Watcher(run, plan.run_dir)
+    previous = {
+        sig: signal.signal(sig, lambda *_: watcher.cancel())
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
+    try:
+        return watcher.follow(sys.stdout.buffer)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _job_state(job_id: str) -> tuple[str, int | None]:
+    """(state, exit code) of a job, from squeue while queued or running, then scontrol."""
+    queued = _call("squeue", "-h", "-j", job_id, "-o", "%T")
+    state = queued.stdout.strip()
+    if queued.returncode == 0 and state in LIVE_STATES:
+        return state, None
+    shown = _call("scontrol", "-o", "show", "job", job_id)
+    fields = dict(f.split("=", 1) for f in shown.stdout.split() if "=" in f)
+    code, _, sig = fields.get("ExitCode", "0:0").partition(":")
+    exit_code = 128 + int(sig) if sig not in ("", "0") else int(code or 0)
+    return fields.get("JobState", "UNKNOWN"), exit_code
+
+
+def cancel(run: RunInfo) -> None:
+    """scancel the run's job."""
+    done = _call("scancel", run.job_id)
+    if done.returncode != 0:
+        raise ConflictError(f"scancel {run.job_id} failed: {done.stderr.strip()}")
+
+
+class Watcher:
+    """Follows run ``run``'s job to its end, recording it."""
+
+    def __init__(self, run: RunInfo, run_dir: str) -> None:
+        self.run = run
+        self.run_dir = run_dir
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        with contextlib.suppress(GridError):
+            cancel(self.run)
+
+    def follow(self, out: BinaryIO | None) -> int:
+        lease = Settings.from_env().lease_seconds
+        log: BinaryIO | None = None
+        renew_at = 0.0
+        with connect() as client:
+            runs = client.runs
+            runs.update(self.run.id, lease, pid=os.getpid())
+            while True:
+                state, code = _job_state(self.run.job_id)
+                started = os.path.exists(os.path.join(self.run_dir, job.STARTED))
+                if started and self.run.status == "queued":
+                    self.run = runs.update(self.run.id, lease, status="running")
+                if out is not None:
+                    log = log or _open(self.run.log_path)
+                    _copy(log, out)
+                if code is not None:
+                    break
+                if time.monotonic() >= renew_at:
+                    renew_at = time.monotonic() + lease / 3
+                    with contextlib.suppress(GridError):
+                        runs.update(self.run.id, lease)
+                time.sleep(POLL)
+            if out is not None:
+                _copy(log or _open(self.run.log_path), out)
+            written = os.path.join(self.run_dir, job.EXIT_CODE)
+            with contextlib.suppress(OSError, ValueError), open(written) as f:
+                code = int(f.read().strip())
+            stopped = self.cancelled or state == "CANCELLED"
+            status = "stopped" if stopped else ("succeeded" if code == 0 else "failed")
+            details = None if state in ("COMPLETED", "FAILED") else {"slurm_state": state}
+            runs.update(self.run.id, status=status, exit_code=code, details=details)
+        return code
+
+
+def _open(path: str) -> BinaryIO | None:
+    try:
+        return open(path, "rb")
+    except OSError:
+        return None
+
+
+def _copy(log: BinaryIO | None, out: BinaryIO) -> None:
+    if log is not None and (data := log.read()):
+        out.write(data)
+        out.flush()

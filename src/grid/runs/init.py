@@ -41,6 +41,10 @@ class InitPlan:
     log_path: str
     control: str  # abstract unix socket name of attach/detach requests
     isolated: bool
+    # False under SLURM: scancel signals every process of a job itself, so a signal passed
+    # on would reach the script twice (and a Python script that handles SIGTERM would die of
+    # the second one while exiting).
+    passes_signals: bool = True
 
 
 class _Init:
@@ -185,7 +189,10 @@ def main(plan: InitPlan, report_fd: int) -> NoReturn:
     """Run the plan in this (forked) process and exit with the script's exit code."""
     init = _Init(plan, report_fd)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda s, _f: init.signal_script(s))
+        if plan.passes_signals:
+            signal.signal(sig, lambda s, _f: init.signal_script(s))
+        else:
+            signal.signal(sig, signal.SIG_IGN)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)

@@ -8,6 +8,7 @@ files in the run's folder for the submitting side: ``started`` once the script r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import select
@@ -45,12 +46,12 @@ def _write(path: str, text: str) -> None:
 
 
 def main(plan_path: str) -> int:
-    plan = load_plan(plan_path)
+    plan = dataclasses.replace(load_plan(plan_path), passes_signals=False)
     report_r, report_w = os.pipe()
     outside = fork_run(plan, report_w)
     os.close(report_w)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda s, _f: os.kill(outside, s))
+        signal.signal(sig, signal.SIG_IGN)  # scancel signals the script itself
     pending = b""
     while True:
         ready, _, _ = select.select([report_r], [], [], 0.5)

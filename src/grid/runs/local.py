@@ -44,7 +44,10 @@ def fork_run(plan: InitPlan, report_w: int) -> int:
             namespace.die_with_parent(signal.SIGKILL)
             init.main(plan, report_w)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, lambda s, _f: os.kill(first, s))
+            if plan.passes_signals:
+                signal.signal(sig, lambda s, _f: os.kill(first, s))
+            else:
+                signal.signal(sig, signal.SIG_IGN)
         _, status = os.waitpid(first, 0)
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code

@@ -199,6 +199,9 @@ class Watcher:
             if out is not None:
                 _copy(log or _open(self.run.log_path), out)
             written = os.path.join(self.run_dir, job.EXIT_CODE)
+            deadline = time.monotonic() + 15  # SLURM says CANCELLED before the job has ended
+            while started and not os.path.exists(written) and time.monotonic() < deadline:
+                time.sleep(0.1)
             with contextlib.suppress(OSError, ValueError), open(written) as f:
                 code = int(f.read().strip())
             stopped = self.cancelled or state == "CANCELLED"

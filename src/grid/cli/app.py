@@ -9,7 +9,7 @@ from typing import Any, NoReturn, TextIO, cast
 
 import typer
 
-from grid.cli import account, admin, datastore, run
+from grid.cli import account, admin, datastore, run, session
 from grid.cli.errors import StdoutError, report
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
 app.add_typer(datastore.app, name="datastore")
 app.add_typer(admin.app, name="admin")
 app.add_typer(run.app, name="run")
+app.add_typer(session.app, name="session")
 app.command("server")(admin.server)
 app.command("login")(account.login)
 app.command("logout")(account.logout)

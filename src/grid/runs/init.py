@@ -91,8 +91,12 @@ class _Init:
             raise ValueError(f"nothing of this run is mounted at {path}")
         runner.unmount(path)
         self.mounts.pop(path)
-        with contextlib.suppress(OSError):
-            os.rmdir(path)
+        while path.startswith(self.plan.root + "/"):  # the folders made for it, if empty now
+            try:
+                os.rmdir(path)
+            except OSError:
+                break
+            path = os.path.dirname(path)
 
     def unmount_all(self) -> None:
         for path in list(self.mounts):

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from grid.cli import render
+from grid.cli import render, runs_view
 from grid.cli import schedule as schedules_
 from grid.cli.progress import CreateDisplay
 from grid.client import DatastoreClient, connect
@@ -199,14 +199,21 @@ def create(
 
 @app.command()
 def show(ref: Ref, as_json: Json = False) -> None:
-    """Show a datastore's versions (or one version) with status and sizes."""
+    """Show a datastore's versions (or one version, with the runs and sessions that used it)."""
     with connect() as client:
         name, number = client.parse_ref(ref)
         items = [client.version(name, number)] if number else client.versions(name)
+        users = client.version_runs(name, number) if number else []
     if as_json:
-        render.print_json(items[0] if number else items)
-    else:
-        render.show(render.versions_table(items))
+        if number:  # the version, and the runs and sessions that used it
+            render.print_json({**render.jsonable(items[0]), "used_by": render.jsonable(users)})
+        else:
+            render.print_json(items)
+        return
+    render.show(render.versions_table(items))
+    if users:
+        print()
+        render.show(runs_view.lineage_table(users))
 
 
 @app.command()

@@ -179,7 +179,7 @@ class World:
                 continue
             for word in words:  # what the caller sent may come back (a name in a 404)
                 assert word in asked or word not in text, f"{what} shows {word!r} of {owner}"
-            for n in self.sizes[owner]:
+            for n in self.sizes.get(owner, ()):
                 pattern = rf"(?<![\w.]){n}(?![\w.])"  # not a part of a longer number
                 assert not re.search(pattern, text), f"{what} shows size {n} of {owner}"
         for key in self.keys:
@@ -197,7 +197,7 @@ class World:
         problem = r.json()
         assert set(problem) == PROBLEM and problem["status"] == status, problem
         if status == 404:
-            assert problem["code"] in ("not_found", "datastore_not_found"), problem
+            assert problem["code"] in ("not_found", "datastore_not_found", "run_not_found"), problem
         if status == 401 and r.request.url.path.startswith("/v1/objects/"):
             assert problem["code"] == "unauthorized", problem
         elif status == 401:  # one answer, whatever was wrong with the key

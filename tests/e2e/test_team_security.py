@@ -27,6 +27,7 @@ import pytest
 
 from tests.e2e import test_team_security_cells_accounts as accounts
 from tests.e2e import test_team_security_cells_datastores as datastores
+from tests.e2e import test_team_security_cells_runs as runs
 from tests.e2e.team_matrix import (
     CALLERS,
     CHECK,
@@ -79,6 +80,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", PACKS): _row(200, 200, 404),
     ("POST", CHECK): _row(200, 200, 404),
     ("POST", GC): _row(200, 200, 404),  # let in: a dry run; refused: the harshest run
+    # a caller's runs are their own; a version's lineage, anyone's who reads the version
+    ("POST", "/v1/runs"): _row(201, 201, 404),
+    ("GET", "/v1/runs"): _row(200, 200, 200),
+    ("GET", "/v1/runs/{run_id}"): _row(200, 200, 404),
+    ("PATCH", "/v1/runs/{run_id}"): _row(200, 200, 404),
+    ("POST", "/v1/runs/{run_id}/attach"): _row(200, 200, 404),
+    ("POST", "/v1/runs/{run_id}/detach"): _row(200, 200, 404),
+    ("GET", VERSION + "/runs"): _row(200, 200, 404),
     # the signed URL is the capability: the key sent with it (if any) changes nothing
     ("GET", TOKEN): PUBLIC,
     ("HEAD", TOKEN): PUBLIC,
@@ -88,7 +97,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
 # Cells that show a server bug: (route, caller) -> reason, each run as a strict xfail.
 KNOWN_BUGS: dict[tuple[tuple[str, str], str], str] = {}
 
-CELLS = accounts.CELLS | datastores.CELLS
+CELLS = accounts.CELLS | datastores.CELLS | runs.CELLS
 
 
 def _cells() -> list[Any]:

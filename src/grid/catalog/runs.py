@@ -9,6 +9,7 @@ row, so a delete and an attach never both win.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -231,7 +232,32 @@ class RunRegistry:
                 .order_by(Run.id)
                 .distinct()
             )
-            return [self._record(s, run, details=False) for run in runs]
+            return [self._public(s, run, owner_id, name, number) for run in runs]
+
+    def _public(self, s: Session, run: Run, owner_id: int, name: str, number: int) -> RunInfo:
+        """What anyone who reads ``name:number`` may know of a run that used it: who, when,
+        how it went; not its command, log, details or other datastores."""
+        full = self._record(s, run, details=False)
+        uses = s.execute(
+            select(RunUse)
+            .join(Datastore, Datastore.id == RunUse.datastore_id)
+            .where(
+                RunUse.run_id == run.id,
+                Datastore.owner_id == owner_id,
+                Datastore.name == name,
+                RunUse.number == number,
+            )
+        ).scalars()
+        return dataclasses.replace(
+            full,
+            command=(),
+            log_path="",
+            pid=0,
+            datastores=tuple(
+                Attachment(u.shown_as, u.number, "", _utc(u.attached_at), _utc(u.detached_at))
+                for u in uses
+            ),
+        )
 
     def _row(self, s: Session, run_id: int, lock: bool = False) -> Run:
         query = select(Run).where(Run.id == run_id, Run.user_id == self._catalog.owner_id)

@@ -173,6 +173,16 @@ class JupyterDriver:
         finally:
             self.http.delete(f"/api/kernels/{kernel_id}")
 
+    def start_kernel(self) -> str:
+        """A kernel that stays until deleted (``DELETE /api/kernels/ID``); its id."""
+        r = self.http.post("/api/kernels", json={"name": "python3"})
+        r.raise_for_status()
+        return str(r.json()["id"])
+
+    def execute_in(self, kernel_id: str, code: str, timeout: float = 60) -> str:
+        """Run `code` in a running kernel (its variables stay for the next call)."""
+        return self._execute_in(kernel_id, code, timeout)
+
     def _execute_in(self, kernel_id: str, code: str, timeout: float) -> str:
         ws_url = "ws" + self.url.removeprefix("http") + f"/api/kernels/{kernel_id}/channels"
         session = uuid.uuid4().hex

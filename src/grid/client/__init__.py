@@ -4,6 +4,7 @@ from grid.client.client import Client
 from grid.client.connect import connect
 from grid.client.interface import DatastoreClient, EntryLike, VersionReader
 from grid.reports import CreateProgress
+from grid.service.runs import RunPort
 from grid.service.snapshot import Snapshot
 from grid.store.manifest import DIR, FILE, SYMLINK, Entry
 
@@ -16,6 +17,7 @@ __all__ = [
     "DatastoreClient",
     "Entry",
     "EntryLike",
+    "RunPort",
     "Snapshot",
     "VersionReader",
     "connect",

@@ -21,6 +21,8 @@ from grid.records import Attachment
 from grid.runs.init import InitPlan
 from grid.runs.local import fork_run
 
+# What SLURM tells a job about itself and its devices; the script sees the node's values.
+_FROM_NODE = ("SLURM_", "SLURMD_", "CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE")
 STARTED = "started"
 EXIT_CODE = "exit_code"
 
@@ -46,7 +48,9 @@ def _write(path: str, text: str) -> None:
 
 
 def main(plan_path: str) -> int:
-    plan = dataclasses.replace(load_plan(plan_path), passes_signals=False)
+    plan = load_plan(plan_path)
+    env = {**plan.env, **{k: v for k, v in os.environ.items() if k.startswith(_FROM_NODE)}}
+    plan = dataclasses.replace(plan, env=env, passes_signals=False)
     report_r, report_w = os.pipe()
     outside = fork_run(plan, report_w)
     os.close(report_w)

@@ -17,12 +17,11 @@ import time
 from collections.abc import Callable
 from typing import BinaryIO
 
-from grid.client import DatastoreClient
+from grid.client import DatastoreClient, RunPort
 from grid.errors import ConflictError
 from grid.records import RunInfo
 from grid.runs import init, namespace
 from grid.runs.init import InitPlan
-from grid.service.runs import RunPort
 
 POLL = 0.02
 

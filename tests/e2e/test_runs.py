@@ -305,3 +305,37 @@ def test_env_names_for_names_with_other_characters(cli, tmp_path, scripts):
     r = cli("run", "--datastore", "my-data.v2", str(scripts / "show.py"))
     assert r.code == 0, r.err
     assert _json_line(r.out)["env"]["GRID_DATASTORE_MY_DATA_V2"] == "/datastores/my-data.v2/1"
+
+
+def test_without_namespaces_mounts_live_under_the_run_folder_and_die_with_it(
+    home, cli, cats, scripts
+):
+    """Where a root without CAP_SYS_ADMIN (a container), or a user, runs: the mounts are in
+    the host's namespace under the run's folder, and still go when the run is killed."""
+    env = {"GRID_RUN_NAMESPACES": "0"}
+    r = cli("run", "--datastore", "cats:1", str(scripts / "show.py"), **env)
+    assert r.code == 0, r.err
+    shown = _json_line(r.out)
+    root = shown["env"]["GRID_DATASTORES_ROOT"]
+    assert root.startswith(str(home / "runs")) and root.endswith("/datastores")
+    assert shown["seen"] == {"cats/1": ["a.txt"]}
+    assert not [m for m in _host_grid_mounts() if m.startswith(str(home))]
+    proc = subprocess.Popen(
+        [*GRID, "run", "--datastore", "cats:1", str(scripts / "loop.py")],
+        env={**os.environ, "GRID_HOME": str(home), "GRID_FSYNC": "0", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_output(proc, "running")
+    assert [m for m in _host_grid_mounts() if m.startswith(str(home))]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (
+        _procs_with(str(scripts / "loop.py"))
+        or [m for m in _host_grid_mounts() if m.startswith(str(home))]
+    ):
+        time.sleep(0.05)
+    assert _procs_with(str(scripts / "loop.py")) == []
+    assert [m for m in _host_grid_mounts() if m.startswith(str(home))] == []

@@ -31,9 +31,26 @@ def _check(result: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
+_isolation: bool | None = None
+
+
 def can_isolate() -> bool:
-    """Whether runs can get namespaces of their own here (root with CAP_SYS_ADMIN)."""
-    return os.geteuid() == 0
+    """Whether runs can get namespaces of their own here: root with CAP_SYS_ADMIN (a
+    container may deny it), and ``GRID_RUN_NAMESPACES`` not ``0``. Tried once, in a child."""
+    global _isolation
+    if _isolation is None:
+        _isolation = os.geteuid() == 0 and os.environ.get("GRID_RUN_NAMESPACES", "1") != "0"
+        if _isolation:
+            pid = os.fork()
+            if pid == 0:
+                code = 0
+                try:
+                    unshare_mount_and_pid()
+                except OSError:
+                    code = 1
+                os._exit(code)
+            _isolation = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    return _isolation
 
 
 def unshare_mount_and_pid() -> None:

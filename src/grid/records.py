@@ -96,11 +96,13 @@ class ApiKeyInfo:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request comes from: a user, the teams they belong to, the key they used."""
+    """Who a request comes from: a user, the teams they belong to, the key they used;
+    ``run_id``: a run key, which only reads what that run attaches, while it runs."""
 
     user: str
     teams: tuple[str, ...]
     key_id: str
+    run_id: int | None = None
 
 
 QUEUED = "queued"

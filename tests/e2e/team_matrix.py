@@ -27,7 +27,10 @@ from tests.team import new_user, start_server, stop
 
 OWNER, MEMBER, OTHER = "owner", "member", "other"
 NO_KEY, REVOKED, EXPIRED, DISABLED = "no key", "revoked key", "expired key", "disabled user"
-CALLERS = (OWNER, MEMBER, OTHER, NO_KEY, REVOKED, EXPIRED, DISABLED)
+# the owner's run key (what a SLURM job gets): it reads the owner's personal:1, which its live
+# run attaches, and nothing else
+RUN_KEY = "run key"
+CALLERS = (OWNER, MEMBER, OTHER, NO_KEY, REVOKED, EXPIRED, DISABLED, RUN_KEY)
 REFUSED = (NO_KEY, REVOKED, EXPIRED, DISABLED)
 
 DS = "/v1/datastores/{owner}/{name}"
@@ -109,6 +112,8 @@ class World:
     keys: set[str] = field(default_factory=set)  # every key made so far
     refused_body: Any = None
     responses: int = 0
+    run_key: str = ""  # of ``owner``'s live run that attaches ``personal``:1
+    run_id: int = 0
 
     # -- callers ---------------------------------------------------------------------------
     def key_of(self, who: str) -> str | None:
@@ -120,10 +125,11 @@ class World:
             REVOKED: self.revoked,
             EXPIRED: self.expired,
             DISABLED: self.disabled.key,
+            RUN_KEY: self.run_key,
         }[who]
 
     def person(self, who: str) -> Person:
-        return {OWNER: self.owner, MEMBER: self.member, OTHER: self.other}[who]
+        return {OWNER: self.owner, MEMBER: self.member, OTHER: self.other, RUN_KEY: self.owner}[who]
 
     def sees(self, key: str | None) -> set[str]:
         """The owners whose datastores the holder of ``key`` may learn about."""
@@ -131,6 +137,7 @@ class World:
             self.owner.key: {self.owner.name, self.team},
             self.member.key: {self.member.name, self.team},
             self.other.key: {self.other.name},
+            self.run_key: {self.owner.name},  # ... but only what its run attaches
         }.get(key or "", set())
 
     def probes(self, who: str) -> list[Probe]:
@@ -347,6 +354,18 @@ def _build(database: str, url: str, log: Path, storage: Path, tmp: Path) -> Iter
     _learn_packs(w, owner.name, owner.key)
     _learn_packs(w, team, w.member.key)
     _learn_packs(w, w.other.name, w.other.key)
+    run = {
+        "kind": "run", "name": "matrix-job", "command": ["job"], "executor": "slurm",
+        "host": "matrix", "pid": 7, "lease_seconds": 86400,
+        "datastores": [{"datastore": w.personal, "version": 1, "path": "/datastores/p/1"}],
+    }  # fmt: skip
+    r = w.call("POST", "/v1/runs", owner.key, run)
+    w.expect(r, 201)
+    w.run_id = int(r.json()["id"])
+    r = w.call("POST", f"/v1/runs/{w.run_id}/key", owner.key, {"expires_in": 3600})
+    w.expect(r, 201)
+    w.run_key = r.json()["key"]
+    w.keys.add(w.run_key)
     time.sleep(max(0.0, expires - time.monotonic()) + 0.1)
     try:
         yield w

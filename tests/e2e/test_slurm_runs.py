@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.slurm import job_fields, slurm_cluster  # noqa: F401 - the fixture, by name
+from tests.team import GRID, new_user
 
 pytestmark = pytest.mark.fuse
 if not os.path.exists("/dev/fuse") or os.geteuid() != 0:
@@ -100,3 +103,41 @@ def test_sbatch_refusing_the_job_is_one_line_and_recorded(slurm_cli, tmp_path):
     assert len(r.err.strip().splitlines()) == 1
     (run,) = _runs(slurm_cli)
     assert run["status"] == "failed" and "sbatch" in dict(run["details"])["error"]
+
+
+def test_logged_in_the_job_reads_with_a_run_key_never_the_users(
+    slurm_cluster,
+    team_server,
+    tmp_path,
+):
+    import httpx
+
+    from tests.team import GRID, new_user
+
+    database, url = team_server
+    user, key = new_user(database)
+    env = {
+        **os.environ, "GRID_FSYNC": "0", "GRID_HOME": str(tmp_path / "home"), "GRID_URL": url,
+        "GRID_API_KEY": key, "SLURM_CONF": str(slurm_cluster.conf),
+    }  # fmt: skip
+    src = tmp_path / "cats"
+    src.mkdir()
+    (src / "a.txt").write_text("one")
+
+    def grid(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*GRID, *args], env=env, capture_output=True, text=True, timeout=120)
+
+    assert grid("datastore", "create", str(src), "--name", "cats").returncode == 0
+    script = tmp_path / "show.py"
+    script.write_text(SHOW.replace('"job":', '"key": os.environ["GRID_API_KEY"], "job":'))
+    r = grid("run", "--executor", "slurm", "--time", "10", "--datastore", "cats", str(script))
+    assert r.returncode == 3, r.stderr
+    shown = json.loads(next(line for line in r.stdout.splitlines() if line.startswith("{")))
+    assert shown["files"] == ["a.txt"] and shown["mounts"] == ["/datastores/cats/1"]
+    run_key = shown["key"]
+    assert run_key.startswith("grid_") and run_key != key  # never the user's own key
+    version = f"{url}/v1/datastores/{user}/cats/versions/1"
+    auth = {"Authorization": f"Bearer {run_key}"}
+    assert httpx.get(version, headers=auth).status_code == 401  # its run ended: worth nothing
+    (run,) = json.loads(grid("run", "list", "--json").stdout)
+    assert (run["executor"], run["exit_code"]) == ("slurm", 3)

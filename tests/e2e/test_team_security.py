@@ -39,33 +39,39 @@ from tests.e2e.team_matrix import (
     OWNER,
     PACKS,
     REFUSED,
+    RUN_KEY,
     TOKEN,
     VERSION,
+    manifest_key,
     secret_part,
     world,  # noqa: F401 - the fixture, by name
 )
 
 
-def _row(owner: int, member: int, other: int, refused: int = 401) -> dict[str, int]:
+def _row(
+    owner: int, member: int, other: int, refused: int = 401, run_key: int = 401
+) -> dict[str, int]:
     """Expected statuses: the owner on their datastore, a member on their team's, another
-    user (or teammate) on someone else's, then the four refused keys."""
-    return {OWNER: owner, MEMBER: member, OTHER: other} | dict.fromkeys(REFUSED, refused)
+    user (or teammate) on someone else's, the four refused keys, and the owner's run key
+    (on the owner's datastore its run attaches)."""
+    row = {OWNER: owner, MEMBER: member, OTHER: other, RUN_KEY: run_key}
+    return row | dict.fromkeys(REFUSED, refused)
 
 
-PUBLIC = _row(200, 200, 200, 200)
+PUBLIC = _row(200, 200, 200, 200, 200)
 
 EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("HEAD", "/openapi.json"): PUBLIC,
     ("GET", "/v1/health"): PUBLIC,
-    ("GET", "/v1/whoami"): _row(200, 200, 200),
+    ("GET", "/v1/whoami"): _row(200, 200, 200, run_key=200),
     ("GET", "/v1/keys"): _row(200, 200, 200),
     ("POST", "/v1/keys"): _row(201, 201, 201),
     ("DELETE", "/v1/keys/{key_id}"): _row(204, 204, 404),  # another's key: not found
     ("GET", "/v1/datastores"): _row(200, 200, 200),  # each sees only their own owners'
     ("GET", DS + "/versions"): _row(200, 200, 404),
     ("POST", DS + "/versions"): _row(201, 201, 404),
-    ("GET", VERSION): _row(200, 200, 404),
+    ("GET", VERSION): _row(200, 200, 404, run_key=200),
     ("POST", VERSION + "/takeover"): _row(200, 200, 404),
     ("POST", VERSION + "/renew"): _row(200, 200, 404),
     ("PATCH", VERSION): _row(204, 204, 404),
@@ -76,7 +82,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("DELETE", DS): _row(200, 200, 404),
     # let in: the import starts (and ends in an error line: the archive URL is private)
     ("POST", DS + "/imports"): _row(200, 200, 404),
-    ("POST", OBJECTS): _row(200, 200, 404),
+    ("POST", OBJECTS): _row(200, 200, 404, run_key=200),  # a run key: GET of its run's
     ("GET", PACKS): _row(200, 200, 404),
     ("POST", CHECK): _row(200, 200, 404),
     ("POST", GC): _row(200, 200, 404),  # let in: a dry run; refused: the harshest run
@@ -87,6 +93,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("PATCH", "/v1/runs/{run_id}"): _row(200, 200, 404),
     ("POST", "/v1/runs/{run_id}/attach"): _row(200, 200, 404),
     ("POST", "/v1/runs/{run_id}/detach"): _row(200, 200, 404),
+    ("POST", "/v1/runs/{run_id}/key"): _row(201, 201, 404),
     ("GET", VERSION + "/runs"): _row(200, 200, 404),
     # the signed URL is the capability: the key sent with it (if any) changes nothing
     ("GET", TOKEN): PUBLIC,
@@ -154,6 +161,48 @@ def test_the_leak_check_catches_what_it_looks_for(world):  # noqa: F811
     w.keys.add(r.json()["api_key"])
     with pytest.raises(AssertionError, match="API key"):
         w.assert_nothing_leaks(r, "POST /v1/keys", set())
+
+
+def test_a_run_key_reads_its_runs_versions_only_and_only_while_it_runs(world):  # noqa: F811
+    """Beyond the matrix's row: every other version, object, method and owner is refused as
+    any refused key is, and the key is worth nothing once its run ended."""
+    w = world
+    body = {
+        "kind": "run", "name": "scoped", "command": ["job"], "executor": "slurm",
+        "host": "matrix", "pid": 7, "lease_seconds": 600,
+        "datastores": [{"datastore": w.personal, "version": 1}],
+    }  # fmt: skip
+    run = w.call("POST", "/v1/runs", w.owner.key, body).json()
+    key = w.call("POST", f"/v1/runs/{run['id']}/key", w.owner.key, {}).json()["key"]
+    w.keys.add(key)
+    mine = VERSION.format(owner=w.owner.name, name=w.personal, number=1)
+    w.expect(w.call("GET", mine, key, sees={w.owner.name}), 200)
+    manifest = manifest_key(w.manifests[w.owner.name, w.personal])
+    packs = w.call("GET", PACKS.format(owner=w.owner.name), w.owner.key).json()["packs"]
+    pack = f"packs/{packs[0]['pack_id'][:2]}/{packs[0]['pack_id']}"
+    objects = OBJECTS.format(owner=w.owner.name)
+    ok = w.call(
+        "POST", objects, key, {"method": "GET", "keys": [manifest, pack]}, sees={w.owner.name}
+    )
+    w.expect(ok, 200)
+    refused = [
+        ("GET", VERSION.format(owner=w.team, name=w.team_ds, number=1), None),
+        ("GET", VERSION.format(owner=w.owner.name, name=w.personal, number=2), None),
+        ("GET", DS.format(owner=w.owner.name, name=w.personal) + "/versions", None),
+        ("GET", VERSION.format(owner=w.other.name, name=w.others, number=1), None),
+        ("POST", objects, {"method": "PUT", "keys": [manifest]}),
+        ("POST", objects, {"method": "GET", "keys": [f"packs/00/{'0' * 32}"]}),
+        ("POST", OBJECTS.format(owner=w.team), {"method": "GET", "keys": [manifest]}),
+        ("GET", "/v1/datastores", None),
+        ("GET", PACKS.format(owner=w.owner.name), None),
+        ("POST", "/v1/keys", {"expires_in": 60}),
+        ("POST", f"/v1/runs/{run['id']}/key", {}),
+        ("PATCH", f"/v1/runs/{run['id']}", {"status": "running"}),
+    ]
+    for method, path, sent in refused:
+        w.expect(w.call(method, path, key, sent, sees=set()), 401, f"{path} {sent}")
+    w.expect(w.call("PATCH", f"/v1/runs/{run['id']}", w.owner.key, {"status": "succeeded"}), 200)
+    w.expect(w.call("GET", mine, key, sees=set()), 401)  # the run ended: the key reads nothing
 
 
 def test_no_key_is_in_the_server_log(world):  # noqa: F811

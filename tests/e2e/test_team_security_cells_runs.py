@@ -169,3 +169,21 @@ def _lineage(w: World, who: str, status: int) -> None:
         elif status == 404:
             w.assert_as_if_missing(r, p, "GET", VERSION + "/runs", number=1)
         _end(w, run)
+
+
+@cell("POST", RUN + "/key")
+def _run_key(w: World, who: str, status: int) -> None:
+    for p in w.probes(who):
+        target = _target(w, who, p)
+        path = RUN.format(run_id=target["id"]) + "/key"
+        r = w.call("POST", path, p.key, {"expires_in": 600})
+        w.expect(r, status, f"({who})")
+        if status == 201:
+            key = r.json()["key"]
+            w.keys.add(key)
+            assert w.call("GET", "/v1/whoami", key).json()["username"] == target["user"]
+            listed = w.call("GET", "/v1/runs", key)  # it reads the run's versions only
+            w.expect(listed, 401)
+        elif status == 404:
+            _as_if_missing(w, r, "POST", RUN + "/key", p, target["id"], {"expires_in": 600})
+        _end(w, target)

@@ -24,6 +24,13 @@ from grid.errors import ConflictError, InvalidNameError, NotFoundError, Unauthor
 from grid.records import ApiKeyInfo, Principal, UserInfo
 
 KEY_PREFIX = "grid_"
+
+
+def refused_key() -> UnauthorizedError:
+    """The one answer to any key that may not do what it asks (nothing to learn by probing)."""
+    return UnauthorizedError("the API key is missing, unknown, expired or revoked")
+
+
 _KEY = re.compile(r"grid_([0-9a-f]{12})_([A-Za-z0-9_-]{40})")
 _ACCOUNT = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 ACCOUNT_RULE = "1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -105,8 +112,11 @@ class Accounts:
             owner.disabled = True
             return self._info(s, owner)
 
-    def create_key(self, user: str, expires_in: float | None = None) -> tuple[str, ApiKeyInfo]:
-        """A new key for ``user``: (the key, shown this once; what can be shown again)."""
+    def create_key(
+        self, user: str, expires_in: float | None = None, run_id: int | None = None
+    ) -> tuple[str, ApiKeyInfo]:
+        """A new key for ``user`` (a run key with ``run_id``): (the key, shown this once;
+        what can be shown again)."""
         key_id = secrets.token_hex(6)
         key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(30)}"
         now = self._now()
@@ -120,6 +130,7 @@ class Accounts:
                 created_at=now,
                 expires_at=expires,
                 revoked_at=None,
+                run_id=run_id,
             )
             s.add(row)
         return key, ApiKeyInfo(key_id, user, now, expires, None)
@@ -159,7 +170,7 @@ class Accounts:
             UnauthorizedError: no key, or an unknown, revoked or expired one, or a disabled
                 user's (one message for all: nothing to learn by probing).
         """
-        refused = UnauthorizedError("the API key is missing, unknown, expired or revoked")
+        refused = refused_key()
         m = _KEY.fullmatch(key or "")
         if m is None:
             raise refused
@@ -173,4 +184,4 @@ class Accounts:
             owner = s.get(Owner, row.user_id)
             if owner is None or owner.disabled:
                 raise refused
-            return Principal(owner.name, self._info(s, owner).teams, row.id)
+            return Principal(owner.name, self._info(s, owner).teams, row.id, row.run_id)

@@ -61,6 +61,8 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # A run key: it reads what run ``run_id`` attaches while the run lives, nothing else.
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Datastore(Base):

@@ -234,6 +234,26 @@ class RunRegistry:
             )
             return [self._public(s, run, owner_id, name, number) for run in runs]
 
+    def scope(self, run_id: int) -> builtins.list[tuple[str, str, int, str]]:
+        """``(owner, datastore, number, manifest_id)`` of each version run ``run_id`` of the
+        owner attaches now; none once it ended or its lease lapsed (what its run key reads)."""
+        with self._catalog.transaction() as s:
+            run = self._row(s, run_id)
+            lease = _utc(run.lease_expires_at)
+            if run.status not in RUN_LIVE or lease is None or lease <= self._catalog.now():
+                return []
+            rows = s.execute(
+                select(Owner.name, Datastore.name, RunUse.number, Version.manifest_id)
+                .join(Datastore, Datastore.id == RunUse.datastore_id)
+                .join(Owner, Owner.id == Datastore.owner_id)
+                .join(
+                    Version,
+                    (Version.datastore_id == Datastore.id) & (Version.number == RunUse.number),
+                )
+                .where(RunUse.run_id == run.id, RunUse.detached_at.is_(None))
+            )
+            return [(o, n, int(v), m) for o, n, v, m in rows]
+
     def _public(self, s: Session, run: Run, owner_id: int, name: str, number: int) -> RunInfo:
         """What anyone who reads ``name:number`` may know of a run that used it: who, when,
         how it went; not its command, log, details or other datastores."""

@@ -56,3 +56,9 @@ class RemoteRuns:
             f"/versions/{int(number)}/runs"
         )
         return [run_from(r) for r in self._api.call("GET", path)]
+
+    def job_key(self, run_id: int, seconds: float) -> str:
+        """A run key for a job of run ``run_id``: it reads the run's versions while the run
+        lives, for ``seconds`` at most."""
+        body = {"expires_in": seconds}
+        return str(self._api.call("POST", f"/v1/runs/{int(run_id)}/key", body)["key"])

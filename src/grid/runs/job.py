@@ -28,8 +28,9 @@ EXIT_CODE = "exit_code"
 
 
 def save_plan(plan: InitPlan, path: str) -> None:
-    """Write ``plan`` where the job reads it."""
-    with open(path, "w") as f:
+    """Write ``plan`` where the job reads it (0600: it may hold the run's key)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
         json.dump(asdict(plan), f)
 
 
@@ -51,6 +52,9 @@ def main(plan_path: str) -> int:
     plan = load_plan(plan_path)
     env = {**plan.env, **{k: v for k, v in os.environ.items() if k.startswith(_FROM_NODE)}}
     plan = dataclasses.replace(plan, env=env, passes_signals=False)
+    for name in ("GRID_URL", "GRID_API_KEY"):  # the mounts read with the run's key
+        if name in plan.env:
+            os.environ[name] = plan.env[name]
     report_r, report_w = os.pipe()
     outside = fork_run(plan, report_w)
     os.close(report_w)

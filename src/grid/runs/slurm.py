@@ -2,7 +2,9 @@
 
 The job (``grid.runs.job``) mounts the run's datastores on its compute node and unmounts them
 at the end; its folder under ``GRID_HOME/runs`` carries the plan, the log and the exit code,
-so in embedded mode GRID_HOME must be on a filesystem the nodes share. The watcher (the
+so GRID_HOME must be on a filesystem the nodes share. Logged in to a server, the job reads with
+a run key (valid while the run lives, at most the job's time limit and an hour), never its
+user's key: sbatch passes the job the submitting environment with that key in it. The watcher (the
 foreground ``grid run``, or a detached copy of it) follows ``squeue``/``scontrol``, shows the
 log, renews the run's lease and records how it ended; Ctrl-C and ``grid run stop`` cancel
 the job (``scancel``).
@@ -11,6 +13,7 @@ the job (``scancel``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shlex
 import shutil
@@ -32,6 +35,8 @@ from grid.settings import Settings
 SHARED_FS = ("nfs", "nfs4", "lustre", "gpfs", "beegfs", "ceph", "cephfs", "glusterfs", "panfs")
 LIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED")
 POLL = 0.5
+KEY_LIMIT = 7 * 86400.0  # the longest a run key lives
+KEY_MARGIN = 3600.0  # ... past the job's time limit (it may wait in the queue first)
 
 
 def _tool(name: str) -> str:
@@ -44,8 +49,28 @@ def _tool(name: str) -> str:
     return path
 
 
-def _call(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([_tool(args[0]), *args[1:]], capture_output=True, text=True, timeout=60)
+def _call(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_tool(args[0]), *args[1:]], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def _seconds(limit: str | None) -> float:
+    """A SLURM time limit (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``) in seconds;
+    a week when none is given."""
+    if not limit:
+        return KEY_LIMIT
+    days, _, rest = limit.rpartition("-")
+    parts = [int(p) for p in rest.split(":")]
+    if days:
+        parts += [0] * (3 - len(parts))
+        h, m, sec = parts
+        return int(days) * 86400 + h * 3600 + m * 60 + sec
+    if len(parts) == 1:
+        return parts[0] * 60.0
+    if len(parts) == 2:
+        return parts[0] * 60.0 + parts[1]
+    return parts[0] * 3600.0 + parts[1] * 60 + parts[2]
 
 
 def _fstype(path: str) -> str:
@@ -84,15 +109,16 @@ def submit(
     client: DatastoreClient, request: Request, options: dict[str, Any], *, detach: bool
 ) -> int | None:
     """Submit the run; follow it to its end (its exit code) unless ``detach`` (None)."""
-    if getattr(client, "url", None):
-        raise UsageError(
-            "--executor slurm is not available in team mode yet: a job would need your API "
-            "key on the compute node",
-            rule="use --executor local, or the embedded mode with GRID_HOME on a shared filesystem",
-        )
     settings = Settings.from_env()
     check_shared_home(settings.home, options.get("partition"))
     run, plan = launch.prepare(client, request, executor="slurm")
+    env = dict(os.environ)
+    server = getattr(client, "url", None)
+    if server:  # logged in: the job reads with a key of its own, never its user's
+        seconds = _seconds(options.get("time")) + KEY_MARGIN
+        key = client.runs.job_key(run.id, min(seconds, KEY_LIMIT))
+        env.update(GRID_URL=server, GRID_API_KEY=key)
+        plan = dataclasses.replace(plan, env={**plan.env, "GRID_URL": server, "GRID_API_KEY": key})
     plan_path = os.path.join(plan.run_dir, "plan.json")
     job.save_plan(plan, plan_path)
     args = ["sbatch", "--parsable", f"--job-name=grid-run-{run.id}", f"--output={plan.log_path}"]
@@ -107,7 +133,7 @@ def submit(
     # exec: the job's own process gets scancel's SIGTERM and passes it on (a shell would die)
     command = shlex.join([sys.executable, "-m", "grid.runs.job", plan_path])
     args.append(f"--wrap=exec {command}")
-    done = _call(*args)
+    done = _call(*args, env=env)
     if done.returncode != 0:
         reason = done.stderr.strip() or done.stdout.strip()
         client.runs.update(run.id, status="failed", details={"error": f"sbatch: {reason}"})

@@ -12,14 +12,18 @@ from fastapi import Depends, Request
 
 from grid.catalog import Accounts
 from grid.records import Principal
+from grid.server.run_scope import check_route
 from grid.server.state import server_state
 
 
 def principal(request: Request) -> Principal:
-    """The caller, from ``Authorization: Bearer KEY`` (UnauthorizedError otherwise)."""
+    """The caller, from ``Authorization: Bearer KEY`` (UnauthorizedError otherwise; a run
+    key, too, on a route it may not use)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     accounts: Accounts = server_state(request).accounts
-    return accounts.authenticate(token.strip() if scheme.lower() == "bearer" else None)
+    caller = accounts.authenticate(token.strip() if scheme.lower() == "bearer" else None)
+    check_route(request, caller)
+    return caller
 
 
 Caller = Annotated[Principal, Depends(principal)]

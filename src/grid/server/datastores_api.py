@@ -25,6 +25,7 @@ from grid.records import (
 )
 from grid.server.access import Access, OwnerView
 from grid.server.auth import Caller
+from grid.server.run_scope import check_version
 from grid.server.state import server_state
 from grid.service.publish import OwnerArea, commit
 
@@ -111,6 +112,7 @@ def versions(request: Request, caller: Caller, owner: str, name: str) -> list[Ve
 @router.get("/{owner}/{name}/versions/{number}")
 def version(request: Request, caller: Caller, owner: str, name: str, number: int) -> VersionInfo:
     """One version."""
+    check_version(request, caller, owner, name, number)  # a run key: before anything else
     return _view(request, caller, owner, name).catalog.version(name, number)
 
 

@@ -27,6 +27,7 @@ from grid.reports import GcReport
 from grid.server.access import Access
 from grid.server.auth import Caller
 from grid.server.problems import MEDIA_TYPE, body_of
+from grid.server.run_scope import check_objects
 from grid.server.state import server_state
 from grid.service.publish import OwnerArea, check_uploaded
 
@@ -66,6 +67,7 @@ def _area(request: Request, caller: Caller, owner: str) -> OwnerArea:
 @router.post("/owners/{owner}/objects")
 def object_urls(request: Request, caller: Caller, owner: str, body: UrlsIn) -> UrlsOut:
     """URLs to move objects of ``owner`` directly to or from the store."""
+    check_objects(request, caller, owner, body.method, body.keys)
     area, state = _area(request, caller, owner), server_state(request)
     for key in body.keys:
         if not _KEY.match(key):

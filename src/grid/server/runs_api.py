@@ -9,13 +9,14 @@ status: never a session's token).
 from __future__ import annotations
 
 import builtins
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from grid.catalog.runs import RunRegistry, Use
-from grid.errors import UsageError
+from grid.errors import ConflictError, UsageError
 from grid.records import Principal, RunInfo
 from grid.server.access import Access
 from grid.server.auth import Caller
@@ -56,6 +57,18 @@ class RunChange(BaseModel):
     job_id: str | None = Field(default=None, max_length=64)
     details: dict[str, str] | None = Field(default=None, max_length=32)
     lease_seconds: float | None = Field(default=None, ge=1, le=86400)
+
+
+class KeyRequest(BaseModel):
+    expires_in: float = Field(default=86400.0, ge=60, le=7 * 86400)
+
+
+class RunKey(BaseModel):
+    """A run key, shown this once: it reads the run's versions while the run lives."""
+
+    key: str
+    id: str
+    expires_at: datetime | None
 
 
 class Detach(BaseModel):
@@ -133,6 +146,17 @@ def attach(request: Request, caller: Caller, run_id: int, body: list[Attach]) ->
 def detach(request: Request, caller: Caller, run_id: int, body: Detach) -> RunInfo:
     """Let go of an attached version (the lineage keeps it)."""
     return _registry(request, caller).detach(run_id, body.datastore, body.version)
+
+
+@router.post("/v1/runs/{run_id}/key", status_code=201)
+def run_key(request: Request, caller: Caller, run_id: int, body: KeyRequest) -> RunKey:
+    """A key for a job of one of the caller's live runs (a SLURM job on a compute node): it
+    reads the versions the run attaches while the run lives, and nothing else."""
+    run = _registry(request, caller).get(run_id)
+    if run.status not in ("queued", "running"):
+        raise ConflictError(f"{run.kind} {run.id} ({run.name}) is {run.status}")
+    key, info = server_state(request).accounts.create_key(caller.user, body.expires_in, run.id)
+    return RunKey(key=key, id=info.id, expires_at=info.expires_at)
 
 
 @router.get("/v1/datastores/{owner}/{name}/versions/{number}/runs")

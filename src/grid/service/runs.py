@@ -12,7 +12,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from grid.catalog.runs import RunRegistry, Use
-from grid.errors import ConflictError, InvalidNameError, VersionNotFoundError, VersionNotReadyError
+from grid.errors import (
+    ConflictError,
+    InvalidNameError,
+    UsageError,
+    VersionNotFoundError,
+    VersionNotReadyError,
+)
 from grid.records import RUN_LIVE, RUNNING, SUCCEEDED, Attachment, RunInfo, VersionInfo
 from grid.service.context import Context
 from grid.service.lease import alive
@@ -43,6 +49,7 @@ class RunPort(Protocol):
     def get(self, run_id: int) -> RunInfo: ...
     def list(self, kind: str | None = None) -> builtins.list[RunInfo]: ...
     def users_of(self, name: str, number: int) -> builtins.list[RunInfo]: ...
+    def job_key(self, run_id: int, seconds: float) -> str: ...
 
 
 def pin(ctx: Context, name: str, number: int | None, shown_as: str) -> VersionInfo:
@@ -104,6 +111,12 @@ class LocalRuns:
 
     def users_of(self, name: str, number: int) -> builtins.list[RunInfo]:
         return self._registry.users_of(self._owner_id, name, number)
+
+    def job_key(self, run_id: int, seconds: float) -> str:
+        raise UsageError(
+            "run keys exist in team mode only: an embedded job reads GRID_HOME itself",
+            rule="log in to a grid server for run keys",
+        )
 
 
 def refuse_live(runs: RunPort, name: str, numbers: Sequence[int]) -> None:

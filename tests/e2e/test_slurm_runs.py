@@ -105,14 +105,8 @@ def test_sbatch_refusing_the_job_is_one_line_and_recorded(slurm_cli, tmp_path):
     assert run["status"] == "failed" and "sbatch" in dict(run["details"])["error"]
 
 
-def test_logged_in_the_job_reads_with_a_run_key_never_the_users(
-    slurm_cluster,
-    team_server,
-    tmp_path,
-):
-    import httpx
-
-    from tests.team import GRID, new_user
+def test_a_logged_in_job_reads_with_a_run_key(slurm_cluster, team_server, tmp_path):  # noqa: F811
+    """Never with its user's key."""
 
     database, url = team_server
     user, key = new_user(database)

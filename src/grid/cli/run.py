@@ -171,44 +171,28 @@ def logs(
 
 def print_log(client: DatastoreClient, run: RunInfo, follow: bool) -> None:
     """Copy ``run``'s log to stdout; with ``follow``, until the run ends."""
+    from grid.runs.local import copy_new, open_log
+
     out = sys.stdout.buffer
-    try:
-        f = open(run.log_path, "rb")  # noqa: SIM115
-    except OSError as exc:
-        if run.status == "queued" and follow:
-            f = None
-        else:
-            raise ConflictError(
-                f"the log of {run.kind} {run.id} is not readable here ({run.log_path}: "
-                f"{exc.strerror}); it was run on {run.host}"
-            ) from exc
-    checked = time.monotonic()
+    log = open_log(run.log_path)
+    if log is None and not (follow and run.status == "queued"):
+        raise ConflictError(
+            f"the log of {run.kind} {run.id} is not readable here ({run.log_path}); "
+            f"it ran on {run.host}"
+        )
+    asked = time.monotonic()
     while True:
-        if f is None:
-            f = _try_open(run.log_path)
-        data = f.read() if f is not None else b""
-        if data:
-            out.write(data)
-            out.flush()
+        log = log or open_log(run.log_path)
+        copy_new(log, out)
         if not follow:
             break
-        if not data and time.monotonic() - checked > 0.5:
-            checked = time.monotonic()
+        time.sleep(0.1)
+        if time.monotonic() - asked > 1:  # the registry once a second, the file more often
+            asked = time.monotonic()
             run = find(client, run.kind, str(run.id))
-            if run.status not in RUN_LIVE:
-                follow = False  # one more read gets what it wrote last
-            continue
-        if not data:
-            time.sleep(0.1)
-    if f is not None:
-        f.close()
-
-
-def _try_open(path: str) -> Any:
-    try:
-        return open(path, "rb")
-    except OSError:
-        return None
+            follow = run.status in RUN_LIVE  # once ended: one more read gets its last words
+    if log is not None:
+        log.close()
 
 
 @app.command()

@@ -141,9 +141,9 @@ class Supervisor:
         while code is None:
             code = self._exited()
             if out is not None:
-                log = log or _open_quietly(self.plan.log_path)
+                log = log or open_log(self.plan.log_path)
                 if log is not None:
-                    _copy(log, out)
+                    copy_new(log, out)
             if time.monotonic() >= renew_at:
                 renew_at = time.monotonic() + self.lease_seconds / 3
                 with contextlib.suppress(Exception):  # a busy catalog: next beat
@@ -151,7 +151,7 @@ class Supervisor:
             if code is None:
                 time.sleep(POLL)
         if out is not None and log is not None:
-            _copy(log, out)
+            copy_new(log, out)
             log.close()
         self._finish(code)
         return code
@@ -168,15 +168,16 @@ class Supervisor:
             self.client.close()
 
 
-def _open_quietly(path: str) -> BinaryIO | None:
+def open_log(path: str) -> BinaryIO | None:
+    """A run's log, open for following (None until the run made it)."""
     try:
         return open(path, "rb")
     except OSError:
         return None
 
 
-def _copy(log: BinaryIO, out: BinaryIO) -> None:
-    data = log.read()
-    if data:
+def copy_new(log: BinaryIO | None, out: BinaryIO) -> None:
+    """Copy what the run wrote to ``log`` since the last call to ``out``."""
+    if log is not None and (data := log.read()):
         out.write(data)
         out.flush()

@@ -29,6 +29,7 @@ from grid.errors import ConflictError, GridError, UsageError
 from grid.records import RunInfo
 from grid.runs import job, launch
 from grid.runs.launch import Request
+from grid.runs.local import copy_new, open_log
 from grid.settings import Settings
 
 # Filesystems every node of a cluster may see (their type in /proc/mounts).
@@ -213,8 +214,8 @@ class Watcher:
                 if started and self.run.status == "queued":
                     self.run = runs.update(self.run.id, lease, status="running")
                 if out is not None:
-                    log = log or _open(self.run.log_path)
-                    _copy(log, out)
+                    log = log or open_log(self.run.log_path)
+                    copy_new(log, out)
                 if code is not None:
                     break
                 if time.monotonic() >= renew_at:
@@ -223,7 +224,7 @@ class Watcher:
                         runs.update(self.run.id, lease)
                 time.sleep(POLL)
             if out is not None:
-                _copy(log or _open(self.run.log_path), out)
+                copy_new(log or open_log(self.run.log_path), out)
             written = os.path.join(self.run_dir, job.EXIT_CODE)
             deadline = time.monotonic() + 15  # SLURM says CANCELLED before the job has ended
             while started and not os.path.exists(written) and time.monotonic() < deadline:
@@ -235,16 +236,3 @@ class Watcher:
             details = None if state in ("COMPLETED", "FAILED") else {"slurm_state": state}
             runs.update(self.run.id, status=status, exit_code=code, details=details)
         return code
-
-
-def _open(path: str) -> BinaryIO | None:
-    try:
-        return open(path, "rb")
-    except OSError:
-        return None
-
-
-def _copy(log: BinaryIO | None, out: BinaryIO) -> None:
-    if log is not None and (data := log.read()):
-        out.write(data)
-        out.flush()

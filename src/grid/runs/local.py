@@ -177,7 +177,8 @@ def open_log(path: str) -> BinaryIO | None:
 
 
 def copy_new(log: BinaryIO | None, out: BinaryIO) -> None:
-    """Copy what the run wrote to ``log`` since the last call to ``out``."""
-    if log is not None and (data := log.read()):
+    """Copy what the run wrote to ``log`` since the last call to ``out`` (1 MiB at a time: a
+    chatty script never fills this process's memory)."""
+    while log is not None and (data := log.read(1 << 20)):
         out.write(data)
         out.flush()

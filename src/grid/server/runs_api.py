@@ -139,7 +139,9 @@ def change_run(request: Request, caller: Caller, run_id: int, body: RunChange) -
 @router.post("/v1/runs/{run_id}/attach")
 def attach(request: Request, caller: Caller, run_id: int, body: list[Attach]) -> RunInfo:
     """Attach more versions to a live run or session."""
-    return _registry(request, caller).attach(run_id, _uses(request, caller, body))
+    registry = _registry(request, caller)
+    registry.get(run_id)  # someone else's run: missing, before a word about the datastores
+    return registry.attach(run_id, _uses(request, caller, body))
 
 
 @router.post("/v1/runs/{run_id}/detach")

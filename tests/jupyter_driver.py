@@ -1,7 +1,7 @@
 """Drive a running JupyterLab as a browser would: the contents REST API and a kernel websocket.
 
-`start_jupyter` is the command line the `grid session` feature uses; tests reuse it so what is
-tested is what users get.
+`start_jupyter` starts the command line `grid session` uses, so what is tested is what users
+get.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Mapping
@@ -28,32 +27,12 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def jupyter_lab_argv(root_dir: str | os.PathLike[str], port: int, state_dir: Path | None = None):
-    """The JupyterLab command line: no browser, loopback only, one port, quiet, offline.
+    """The command line `grid session` starts (``grid.runs.session.lab_command``); the token
+    goes in JUPYTER_TOKEN so that it never shows in `ps`."""
+    from grid.runs.session import lab_command
 
-    The token is not here: it goes in JUPYTER_TOKEN so that it never shows in `ps`.
-    """
-    argv = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--port-retries=0",  # the port asked for or fail, never a neighbour
-        "--allow-root",
-        f"--ServerApp.root_dir={os.fspath(root_dir)}",
-        "--log-level=WARN",
-        "--LabApp.log_level=WARN",
-        # jupyter_lsp runs `npm prefix -g` at start (slow, writes ~/.npm/_logs); not needed
-        "--ServerApp.jpserver_extensions=jupyter_lsp=False",
-        # nothing fetched from the internet on start or on opening the UI
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.extension_manager=readonly",
-    ]
-    if state_dir is not None:
-        argv.append(f"--LabApp.workspaces_dir={state_dir / 'workspaces'}")
-    return argv
+    state = os.fspath(state_dir) if state_dir is not None else os.fspath(root_dir)
+    return lab_command(os.fspath(root_dir), "127.0.0.1", port, state)
 
 
 def start_jupyter(

@@ -339,3 +339,25 @@ def test_without_namespaces_mounts_live_under_the_run_folder_and_die_with_it(
         time.sleep(0.05)
     assert _procs_with(str(scripts / "loop.py")) == []
     assert [m for m in _host_grid_mounts() if m.startswith(str(home))] == []
+
+
+def test_a_run_holds_none_of_the_hosts_mounts(home, cli, cats, scripts, tmp_path):
+    """A host mount made before the run is not in the run (and the run does not keep it
+    alive: unmounted on the host while the run goes on, its process ends)."""
+    mnt = tmp_path / "host-mount"
+    assert cli("datastore", "mount", "cats:1", str(mnt)).code == 0
+    try:
+        r = cli("run", "--datastore", "cats:2", str(scripts / "show.py"))
+        assert r.code == 0, r.err
+        assert _json_line(r.out)["mounts"] == ["/datastores/cats/2"]
+        proc = _popen(home, "run", "--datastore", "cats:2", str(scripts / "loop.py"))
+        _wait_output(proc, "running")
+        assert cli("datastore", "unmount", str(mnt)).code == 0
+        deadline = time.monotonic() + 10
+        while _procs_with(f"mount cats:1 {mnt}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _procs_with(f"mount cats:1 {mnt}") == []  # not held by the running run
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)

@@ -63,6 +63,7 @@ class _Init:
     # -- mounts ----------------------------------------------------------------------------
     def prepare(self) -> None:
         if self.plan.isolated:
+            namespace.drop_inherited("fuse.grid")  # the host's: theirs to unmount
             namespace.mount_proc()
             os.makedirs(self.plan.root, exist_ok=True)
             namespace.mount("tmpfs", self.plan.root, "tmpfs", namespace.MS_NOSUID, "mode=755")

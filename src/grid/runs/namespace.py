@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import re
 import signal
 
 CLONE_NEWNS = 0x00020000
@@ -21,6 +22,7 @@ MS_NOEXEC = 0x8
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
+MNT_DETACH = 2
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -72,6 +74,20 @@ def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: st
         ),
         f"mount {target}",
     )
+
+
+def drop_inherited(fstype: str) -> int:
+    """Detach, in this (new) mount namespace, every mount of ``fstype`` it was born with: a
+    run must not keep the host's grid mounts alive after the host unmounts them. Returns how
+    many."""
+    with open("/proc/self/mounts", "rb") as f:
+        points = [line.split()[1] for line in f if line.split()[2] == fstype.encode()]
+    dropped = 0
+    for point in sorted(points, key=len, reverse=True):  # the deepest first
+        path = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), point)
+        if _libc.umount2(path, MNT_DETACH) == 0:
+            dropped += 1
+    return dropped
 
 
 def mount_proc() -> None:

@@ -23,6 +23,7 @@
     │   ├── UnsafeHomeError       GRID_HOME is on a network filesystem another host uses
     │   └── ServerUnreachableError  the team-mode server or its object store cannot be reached
     ├── UnauthorizedError     no API key, or an unknown, expired or revoked one
+    ├── ForbiddenError        a signed-in page's request without its CSRF token
     └── Interrupted           the user stopped the operation (Ctrl-C, SIGTERM)
 
 Foreign exceptions (OSError, sqlite3, SQLAlchemy) never cross a layer: they are wrapped with
@@ -225,6 +226,13 @@ class UnauthorizedError(GridError):
     """No API key, or one that is unknown, expired, revoked or of a disabled user."""
 
     code = "unauthorized"
+
+
+class ForbiddenError(GridError):
+    """A request the caller may not make this way: one of a signed-in browser that changes
+    something without the page's CSRF token."""
+
+    code = "forbidden"
 
 
 class Interrupted(GridError):

@@ -28,12 +28,14 @@ import pytest
 from tests.e2e import test_team_security_cells_accounts as accounts
 from tests.e2e import test_team_security_cells_datastores as datastores
 from tests.e2e import test_team_security_cells_runs as runs
+from tests.e2e import test_team_security_cells_web as web
 from tests.e2e.team_matrix import (
     CALLERS,
     CHECK,
     DS,
     GC,
     MEMBER,
+    NO_KEY,
     OBJECTS,
     OTHER,
     OWNER,
@@ -95,6 +97,13 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/v1/runs/{run_id}/detach"): _row(200, 200, 404),
     ("POST", "/v1/runs/{run_id}/key"): _row(201, 201, 404),
     ("GET", VERSION + "/runs"): _row(200, 200, 404),
+    # the web pages: what the API shows each caller; refused keys get the sign-in page
+    ("GET", "/ui/static/{name}"): PUBLIC,
+    ("GET", "/ui/sign-in"): _row(303, 303, 303, refused=200, run_key=200),
+    ("POST", "/ui/sign-in"): _row(303, 303, 303, run_key=401) | {NO_KEY: 422},
+    ("POST", "/ui/sign-out"): PUBLIC,  # a bearer key signs nothing out
+    ("GET", "/ui/"): _row(200, 200, 200, refused=303, run_key=303),
+    ("GET", "/ui/datastores"): PUBLIC,  # refused: empty, with HX-Redirect to the sign-in page
     # the signed URL is the capability: the key sent with it (if any) changes nothing
     ("GET", TOKEN): PUBLIC,
     ("HEAD", TOKEN): PUBLIC,
@@ -104,7 +113,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
 # Cells that show a server bug: (route, caller) -> reason, each run as a strict xfail.
 KNOWN_BUGS: dict[tuple[tuple[str, str], str], str] = {}
 
-CELLS = accounts.CELLS | datastores.CELLS | runs.CELLS
+CELLS = accounts.CELLS | datastores.CELLS | runs.CELLS | web.CELLS
 
 
 def _cells() -> list[Any]:

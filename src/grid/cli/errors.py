@@ -48,6 +48,7 @@ _TABLE: list[tuple[type[BaseException], int, str]] = [
     (e.ServerUnreachableError, 10, "check the server's URL and that it runs, then retry"),
     (e.StorageError, 7, "check that GRID_HOME is writable and retry; --debug shows details"),
     (e.UnauthorizedError, 9, "`grid login` with a valid key, or ask an administrator for one"),
+    (e.ForbiddenError, 9, ""),
     (e.Interrupted, 130, ""),
     (e.GridError, 1, "--debug shows details"),
 ]

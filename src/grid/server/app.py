@@ -20,7 +20,7 @@ from grid import errors as e
 from grid.catalog import Accounts, Catalog
 from grid.catalog.packs import PackRegistry
 from grid.records import ApiKeyInfo
-from grid.server import datastores_api, imports_api, objects_api, runs_api
+from grid.server import datastores_api, imports_api, objects_api, runs_api, web
 from grid.server.access import Access
 from grid.server.auth import Caller
 from grid.server.problems import problem
@@ -95,7 +95,7 @@ def create_app(
         access=Access(catalog),
         packs=PackRegistry(catalog),
         objects=objects,
-        urls=ObjectUrls(objects, catalog.signing_secret()),
+        urls=ObjectUrls(objects, secret := catalog.signing_secret()),
         scratch=scratch or os.path.join(tempfile.gettempdir(), "grid-server"),
         limits=ArchiveLimits(
             max_bytes=settings.archive_max_size,
@@ -107,8 +107,9 @@ def create_app(
         storage_bucket=storage_url[5:].split("/", 1)[0]
         if storage_url.startswith("s3://")
         else None,
+        secret=secret,
     )
-    for module in (datastores_api, imports_api, objects_api, runs_api):
+    for module in (datastores_api, imports_api, objects_api, runs_api, web):
         app.include_router(module.router)
 
     @app.exception_handler(e.GridError)

@@ -16,6 +16,7 @@ from grid import errors as e
 STATUS: list[tuple[type[e.GridError], int]] = [
     (e.UsageError, 400),
     (e.UnauthorizedError, 401),
+    (e.ForbiddenError, 403),
     (e.NotFoundError, 404),
     (e.VersionNotReadyError, 409),
     (e.ConflictError, 409),

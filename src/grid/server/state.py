@@ -31,6 +31,7 @@ class ServerState:
     allow_private_urls: bool
     s3_import_buckets: frozenset[str] = frozenset()  # "*": any, but never storage_bucket
     storage_bucket: str | None = None
+    secret: str = ""  # the installation's signing secret (web pages' CSRF tokens)
 
 
 def server_state(request: Request) -> ServerState:

@@ -1,0 +1,81 @@
+"""The cells of the matrix (``test_team_security.py`` runs them) for the web pages, asked with
+each caller's key as the CLI sends it: the pages show a caller what the API shows them and no
+more, refused keys get the sign-in page, and the sign-in form makes a session only for a
+user's own valid key. No tests here (see ``test_team_security_cells_datastores.py``)."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.e2e.team_matrix import OTHER, Cell, World, registrar
+
+CELLS: dict[tuple[str, str], Cell] = {}
+cell = registrar(CELLS)
+
+
+@cell("GET", "/ui/static/{name}")
+def _static(w: World, who: str, status: int) -> None:
+    for name in ("htmx.min.js", "grid.css"):
+        w.expect(w.call("GET", f"/ui/static/{name}", w.key_of(who)), status)
+    w.expect(w.call("GET", "/ui/static/web.py", w.key_of(who)), 404)
+
+
+@cell("GET", "/ui/sign-in")
+def _sign_in_page(w: World, who: str, status: int) -> None:
+    r = w.call("GET", "/ui/sign-in", w.key_of(who))
+    w.expect(r, status)
+    if status == 303:
+        assert r.headers["location"] == "/ui/"
+    else:
+        assert 'name="key"' in r.text
+
+
+@cell("POST", "/ui/sign-in")
+def _sign_in(w: World, who: str, status: int) -> None:
+    key = w.key_of(who) or ""
+    name = w.person(who).name if who in ("owner", "member", OTHER) else w.owner.name
+    form = {"username": name, "key": key}
+    r = w.http.post("/ui/sign-in", data=form)
+    w.http.cookies.clear()  # the matrix's client must stay cookie-free for the other cells
+    w.responses += 1
+    w.assert_nothing_leaks(r, f"/ui/sign-in {name}", w.sees(key) if status == 303 else set())
+    assert r.status_code == status, (who, r.status_code, r.text[:200])
+    if status == 303:
+        session = r.cookies["grid_session"]
+        w.keys.add(session)
+        assert session != key  # a session key of its own
+        with httpx.Client(base_url=w.url, cookies={"grid_session": session}) as browser:
+            assert browser.get("/v1/whoami").json()["username"] == name
+    elif status == 401:
+        assert "grid_session" not in r.cookies and "Wrong username or API key." in r.text
+    else:  # no key at all: the form is incomplete
+        assert "grid_session" not in r.cookies
+
+
+@cell("POST", "/ui/sign-out")
+def _sign_out(w: World, who: str, status: int) -> None:
+    r = w.call("POST", "/ui/sign-out", w.key_of(who))
+    w.expect(r, status)
+    assert r.headers["hx-redirect"] == "/ui/sign-in"
+
+
+@cell("GET", "/ui/")
+def _datastores_page(w: World, who: str, status: int) -> None:
+    r = w.call("GET", "/ui/", w.key_of(who))
+    w.expect(r, status)
+    if status == 303:
+        assert r.headers["location"] == "/ui/sign-in"
+        return
+    mine = {w.owner.name: w.personal, w.team: w.team_ds, w.other.name: w.others}
+    for owner in w.sees(w.key_of(who)):
+        if owner in mine:  # (a member owns no datastore of their own)
+            assert f"<td>{mine[owner]}</td>" in r.text
+
+
+@cell("GET", "/ui/datastores")
+def _datastores_table(w: World, who: str, status: int) -> None:
+    r = w.call("GET", "/ui/datastores?q=ds-", w.key_of(who))
+    w.expect(r, status)
+    seen = w.sees(w.key_of(who))
+    if not seen or w.key_of(who) == w.run_key:
+        assert r.headers.get("hx-redirect") == "/ui/sign-in" and r.text == ""

@@ -104,6 +104,10 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/ui/sign-out"): PUBLIC,  # a bearer key signs nothing out
     ("GET", "/ui/"): _row(200, 200, 200, refused=303, run_key=303),
     ("GET", "/ui/datastores"): PUBLIC,  # refused: empty, with HX-Redirect to the sign-in page
+    ("GET", "/ui/datastores/{owner}/{name}"): _row(200, 200, 404, refused=303, run_key=303),
+    ("GET", "/ui/datastores/{owner}/{name}/versions"): _row(
+        200, 200, 404, refused=200, run_key=200
+    ),
     # the signed URL is the capability: the key sent with it (if any) changes nothing
     ("GET", TOKEN): PUBLIC,
     ("HEAD", TOKEN): PUBLIC,

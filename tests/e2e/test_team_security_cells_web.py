@@ -69,7 +69,7 @@ def _datastores_page(w: World, who: str, status: int) -> None:
     mine = {w.owner.name: w.personal, w.team: w.team_ds, w.other.name: w.others}
     for owner in w.sees(w.key_of(who)):
         if owner in mine:  # (a member owns no datastore of their own)
-            assert f"<td>{mine[owner]}</td>" in r.text
+            assert f">{mine[owner]}</a></td>" in r.text
 
 
 @cell("GET", "/ui/datastores")
@@ -79,3 +79,28 @@ def _datastores_table(w: World, who: str, status: int) -> None:
     seen = w.sees(w.key_of(who))
     if not seen or w.key_of(who) == w.run_key:
         assert r.headers.get("hx-redirect") == "/ui/sign-in" and r.text == ""
+
+
+def _datastore_route(path: str, fragment: bool) -> Cell:
+    def run_cell(w: World, who: str, status: int) -> None:
+        for p in w.probes(who):
+            r = w.call("GET", path.format(owner=p.owner, name=p.name), p.key)
+            w.expect(r, status, f"({who})")
+            if status == 303:
+                assert r.headers["location"] == "/ui/sign-in"
+            elif (status == 200 and p.key in (w.run_key, None)) or w.sees(p.key) == set():
+                assert fragment and r.headers.get("hx-redirect") == "/ui/sign-in"
+            elif status == 200:
+                assert 'id="version-1"' in r.text
+            elif status == 404:
+                w.assert_as_if_missing(r, p, "GET", path)
+
+    return run_cell
+
+
+cell("GET", "/ui/datastores/{owner}/{name}")(
+    _datastore_route("/ui/datastores/{owner}/{name}", fragment=False)
+)
+cell("GET", "/ui/datastores/{owner}/{name}/versions")(
+    _datastore_route("/ui/datastores/{owner}/{name}/versions", fragment=True)
+)

@@ -122,3 +122,38 @@ def test_the_sign_in_form_is_refused_from_elsewhere_and_to_run_keys(people):
     static = httpx.get(f"{url}/ui/static/htmx.min.js")
     assert static.status_code == 200 and "htmx" in static.text[:200]
     assert httpx.get(f"{url}/ui/static/..%2Fweb.py").status_code == 404
+
+
+def test_a_datastores_versions_their_runs_and_delete(browser, people):
+    url, _, (alice, alice_key), _, _ = people
+    auth = {"Authorization": f"Bearer {alice_key}"}
+    body = {
+        "kind": "run", "name": "trainer", "command": ["x"], "executor": "local", "host": "h",
+        "pid": 1, "lease_seconds": 600, "datastores": [{"datastore": "cats", "version": 1}],
+    }  # fmt: skip
+    run = httpx.post(f"{url}/v1/runs", headers=auth, json=body).json()
+    context = browser.new_context(base_url=url)
+    page = context.new_page()
+    try:
+        page.goto("/ui/sign-in")
+        page.get_by_label("Username").fill(alice)
+        page.get_by_label("API key").fill(alice_key)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("link", name="cats").click()
+        page.wait_for_url(f"**/ui/datastores/{alice}/cats")
+        row = page.locator("#version-1")
+        assert "succeeded" in row.inner_text() and "trainer" in row.inner_text()
+        page.on("dialog", lambda dialog: dialog.accept())  # "Delete cats:1? ..."
+        page.get_by_role("button", name="Delete version 1").click()
+        alert = page.get_by_role("alert")
+        alert.filter(has_text="in use by run").wait_for()
+        assert "trainer" in alert.inner_text()
+        assert page.locator("#version-1").count() == 1  # refused: nothing deleted
+        done = httpx.patch(f"{url}/v1/runs/{run['id']}", headers=auth, json={"status": "succeeded"})
+        assert done.status_code == 200
+        page.get_by_role("button", name="Delete version 1").click()
+        page.get_by_text("No versions left.").wait_for()
+        left = httpx.get(f"{url}/v1/datastores/{alice}/cats/versions", headers=auth)
+        assert left.status_code == 404 or left.json() == []
+    finally:
+        context.close()

@@ -34,8 +34,8 @@ _STATIC = {"htmx.min.js": "text/javascript", "grid.css": "text/css"}
 SESSION_SECONDS = 12 * 3600
 
 
-def _page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
-    return HTMLResponse(_PAGES.get_template(name).render(**values), status_code=status)
+def _page(template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    return HTMLResponse(_PAGES.get_template(template).render(**values), status_code=status)
 
 
 def _size(n: float) -> str:
@@ -146,6 +146,51 @@ def datastores_page(request: Request, q: str = "") -> Response:
     rows = _rows(list_datastores(request, who), q)
     csrf = csrf_token(request, who.key_id)
     return _page("datastores.html", user=who.user, csrf=csrf, rows=rows, q=q)
+
+
+def _versions(request: Request, who: Principal, owner: str, name: str) -> dict[str, Any]:
+    from grid.catalog.runs import RunRegistry
+
+    state = server_state(request)
+    view = state.access.owner(who, owner, name)
+    runs = RunRegistry(state.access.owner(who, who.user).catalog)
+    rows = []
+    for v in reversed(view.catalog.versions(name)):
+        rows.append(
+            {
+                "number": v.number,
+                "status": v.status,
+                "style": {SUCCEEDED: "succeeded", FAILED: "failed"}.get(v.status, "other"),
+                "reason": v.reason or "",
+                "files": f"{v.files:,}",
+                "size": _size(v.size),
+                "stored": _size(v.stored_bytes),
+                "source": v.source,
+                "created": _when(v.created_at),
+                "used_by": runs.users_of(view.id, name, v.number),
+            }
+        )
+    shown = name if owner == who.user else f"{owner}/{name}"
+    return {"rows": rows, "owner": owner, "name": name, "shown": shown}
+
+
+@router.get("/ui/datastores/{owner}/{name}")
+def datastore_page(request: Request, owner: str, name: str) -> Response:
+    """A datastore's versions, newest first, with the runs that used each; delete one."""
+    who = _signed_in(request)
+    if who is None:
+        return RedirectResponse("/ui/sign-in", status_code=303)
+    values = _versions(request, who, owner, name)
+    return _page("datastore.html", user=who.user, csrf=csrf_token(request, who.key_id), **values)
+
+
+@router.get("/ui/datastores/{owner}/{name}/versions")
+def versions_table(request: Request, owner: str, name: str) -> Response:
+    """The versions table alone (refreshed live)."""
+    who = _signed_in(request)
+    if who is None:
+        return Response(status_code=200, headers={"HX-Redirect": "/ui/sign-in"})
+    return _page("versions_table.html", **_versions(request, who, owner, name))
 
 
 @router.get("/ui/datastores")

@@ -105,6 +105,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/ui/"): _row(200, 200, 200, refused=303, run_key=303),
     ("GET", "/ui/datastores"): PUBLIC,  # refused: empty, with HX-Redirect to the sign-in page
     ("GET", "/ui/datastores/{owner}/{name}"): _row(200, 200, 404, refused=303, run_key=303),
+    ("GET", "/ui/runs"): _row(200, 200, 200, refused=303, run_key=303),
     ("GET", "/ui/datastores/{owner}/{name}/versions"): _row(
         200, 200, 404, refused=200, run_key=200
     ),

@@ -104,3 +104,15 @@ cell("GET", "/ui/datastores/{owner}/{name}")(
 cell("GET", "/ui/datastores/{owner}/{name}/versions")(
     _datastore_route("/ui/datastores/{owner}/{name}/versions", fragment=True)
 )
+
+
+@cell("GET", "/ui/runs")
+def _runs_page(w: World, who: str, status: int) -> None:
+    r = w.call("GET", "/ui/runs", w.key_of(who))
+    w.expect(r, status)
+    if status == 303:
+        assert r.headers["location"] == "/ui/sign-in"
+    elif who == "owner":
+        assert f'id="run-{w.run_id}"' in r.text  # the owner's own run (the run key's)
+    else:
+        assert f'id="run-{w.run_id}"' not in r.text  # someone else's: never listed

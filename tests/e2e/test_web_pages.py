@@ -143,6 +143,11 @@ def test_a_datastores_versions_their_runs_and_delete(browser, people):
         page.wait_for_url(f"**/ui/datastores/{alice}/cats")
         row = page.locator("#version-1")
         assert "succeeded" in row.inner_text() and "trainer" in row.inner_text()
+        page.get_by_role("link", name="Runs and sessions").click()
+        page.wait_for_url("**/ui/runs")
+        listed = page.locator(f"#run-{run['id']}").inner_text()
+        assert "trainer" in listed and "queued" in listed and "cats:1" in listed
+        page.go_back()
         page.on("dialog", lambda dialog: dialog.accept())  # "Delete cats:1? ..."
         page.get_by_role("button", name="Delete version 1").click()
         alert = page.get_by_role("alert")

@@ -193,6 +193,38 @@ def versions_table(request: Request, owner: str, name: str) -> Response:
     return _page("versions_table.html", **_versions(request, who, owner, name))
 
 
+@router.get("/ui/runs")
+def runs_page(request: Request) -> Response:
+    """The caller's runs and sessions, newest first (a live session links to its lab)."""
+    from grid.catalog.runs import RunRegistry
+
+    who = _signed_in(request)
+    if who is None:
+        return RedirectResponse("/ui/sign-in", status_code=303)
+    registry = RunRegistry(server_state(request).access.owner(who, who.user).catalog)
+    runs = []
+    for r in reversed(registry.list()):
+        live = r.status in ("queued", "running")
+        runs.append(
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "name": r.name,
+                "status": r.status,
+                "style": {SUCCEEDED: "succeeded", FAILED: "failed"}.get(r.status, "other"),
+                "exit": "-" if r.exit_code is None else r.exit_code,
+                "datastores": ", ".join(a.ref for a in r.datastores if a.detached_at is None)
+                or "-",
+                "executor": r.executor + (f" ({r.job_id})" if r.job_id else ""),
+                "host": r.host,
+                "started": _when(r.started_at or r.created_at),
+                "url": r.detail("url") if live and r.kind == "session" else "",
+            }
+        )
+    csrf = csrf_token(request, who.key_id)
+    return _page("runs.html", user=who.user, csrf=csrf, runs=runs)
+
+
 @router.get("/ui/datastores")
 def datastores_table(request: Request, q: str = "") -> Response:
     """The table alone (the page refreshes it as statuses change)."""

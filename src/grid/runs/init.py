@@ -47,6 +47,12 @@ class InitPlan:
     passes_signals: bool = True
 
 
+def exit_code(status: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128 + the killing signal."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
 class _Init:
     def __init__(self, plan: InitPlan, report_fd: int) -> None:
         self.plan = plan
@@ -149,9 +155,7 @@ class _Init:
             if pid == 0:
                 return
             if pid == self.child:
-                self.code = os.waitstatus_to_exitcode(status)
-                if self.code < 0:
-                    self.code = 128 - self.code
+                self.code = exit_code(status)
 
     # -- attach and detach requests --------------------------------------------------------
     def serve(self, conn: socket.socket) -> None:

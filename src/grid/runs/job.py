@@ -11,15 +11,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import select
 import signal
 import sys
 import time
 from dataclasses import asdict
 
 from grid.records import Attachment
-from grid.runs.init import InitPlan
-from grid.runs.local import fork_run
+from grid.runs.init import InitPlan, exit_code
+from grid.runs.local import Reports, fork_run
 
 # What SLURM tells a job about itself and its devices; the script sees the node's values.
 _FROM_NODE = ("SLURM_", "SLURMD_", "CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE")
@@ -60,25 +59,19 @@ def main(plan_path: str) -> int:
     os.close(report_w)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # scancel signals the script itself
-    pending = b""
+    reports = Reports(report_r)
     while True:
-        ready, _, _ = select.select([report_r], [], [], 0.5)
-        chunk = os.read(report_r, 4096) if ready else b""
-        if ready and not chunk:
-            time.sleep(0.1)  # every writer is gone; the run's outside process is ending
-        pending += chunk
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
-            word, _, rest = line.decode(errors="replace").partition(" ")
+        for word, rest in reports.read(0.5):
             if word == "started":
                 _write(os.path.join(plan.run_dir, STARTED), rest)
             elif word == "error":
                 print(f"grid: the run could not start: {rest}", file=sys.stderr, flush=True)
+        if reports.closed:
+            time.sleep(0.1)  # every writer is gone; the run's outside process is ending
         pid, status = os.waitpid(outside, os.WNOHANG)
         if pid:
             break
-    code = os.waitstatus_to_exitcode(status)
-    code = 128 - code if code < 0 else code
+    code = exit_code(status)
     _write(os.path.join(plan.run_dir, EXIT_CODE), str(code))
     return code
 

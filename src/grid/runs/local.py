@@ -47,13 +47,40 @@ def fork_run(plan: InitPlan, report_w: int) -> int:
                 signal.signal(sig, lambda s, _f: os.kill(first, s))
             else:
                 signal.signal(sig, signal.SIG_IGN)
-        _, status = os.waitpid(first, 0)
-        code = os.waitstatus_to_exitcode(status)
-        code = 128 - code if code < 0 else code
+        code = init.exit_code(os.waitpid(first, 0)[1])
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.write(report_w, f"error {exc}\n".encode())
     os._exit(code)
+
+
+class Reports:
+    """What a run's first process tells on its pipe: ``started PID`` once the script runs,
+    ``error TEXT`` if it could not start."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.script_pid = 0
+        self.error = ""
+        self.closed = False  # every writer is gone
+        self._pending = b""
+
+    def read(self, timeout: float) -> list[tuple[str, str]]:
+        """The reports that arrived within ``timeout`` seconds, as (word, rest)."""
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        chunk = os.read(self.fd, 4096) if ready else b""
+        self.closed = bool(ready) and not chunk
+        self._pending += chunk
+        out = []
+        while b"\n" in self._pending:
+            line, self._pending = self._pending.split(b"\n", 1)
+            word, _, rest = line.decode(errors="replace").partition(" ")
+            if word == "started":
+                self.script_pid = int(rest)
+            elif word == "error":
+                self.error = rest
+            out.append((word, rest))
+        return out
 
 
 class Supervisor:
@@ -74,10 +101,8 @@ class Supervisor:
         self.plan = plan
         self.lease_seconds = lease_seconds
         self.outside = 0
-        self.error = ""
-        self.script_pid = 0
         self.stops = 0
-        self._report = b""
+        self.reports: Reports | None = None
 
     def start(self) -> None:
         """Fork the run and wait until its script started (or it failed to).
@@ -89,10 +114,10 @@ class Supervisor:
         self.outside = fork_run(self.plan, report_w)
         os.close(report_w)
         self.client = self._connect()
-        self._report_fd = report_r
-        while not self.script_pid and not self.error:
-            if not self._read_report(timeout=1.0) and self._exited() is not None:
-                self.error = self.error or "the run's first process exited"
+        self.reports = reports = Reports(report_r)
+        while not reports.script_pid and not reports.error:
+            if not reports.read(timeout=1.0) and self._exited() is not None:
+                reports.error = reports.error or "the run's first process exited"
         if self.error:
             self._finish(1)
             raise ConflictError(f"{self.run.kind} {self.run.id} could not start: {self.error}")
@@ -103,29 +128,14 @@ class Supervisor:
         assert self.client is not None, "start() first"
         return self.client.runs
 
-    def _read_report(self, timeout: float) -> bool:
-        ready, _, _ = select.select([self._report_fd], [], [], timeout)
-        if not ready:
-            return False
-        chunk = os.read(self._report_fd, 4096)
-        if not chunk:
-            return False
-        self._report += chunk
-        while b"\n" in self._report:
-            line, self._report = self._report.split(b"\n", 1)
-            word, _, rest = line.decode(errors="replace").partition(" ")
-            if word == "started":
-                self.script_pid = int(rest)
-            elif word == "error":
-                self.error = rest
-        return True
+    @property
+    def error(self) -> str:
+        """Why the run could not start ('' if it did)."""
+        return self.reports.error if self.reports is not None else ""
 
     def _exited(self) -> int | None:
         pid, status = os.waitpid(self.outside, os.WNOHANG)
-        if pid == 0:
-            return None
-        code = os.waitstatus_to_exitcode(status)
-        return 128 - code if code < 0 else code
+        return None if pid == 0 else init.exit_code(status)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the run: ``sig`` to the script first, then (asked again) kill it all."""

@@ -62,12 +62,16 @@ def refuse_in_use(s: Session, datastore_id: int, numbers: Sequence[int], now: da
     for shown_as, number, run in rows:
         lease = _utc(run.lease_expires_at)
         if lease is not None and lease > now:
-            what = "session" if run.kind == "session" else "run"
-            stop = run.name if run.kind == "session" else str(run.id)
-            raise ConflictError(
-                f"{shown_as}:{number} is in use by {what} {run.id} ({run.name}) "
-                f"on {run.host}: stop it first (grid {what} stop {stop})"
-            )
+            raise in_use(f"{shown_as}:{number}", run.kind, run.id, run.name, run.host)
+
+
+def in_use(ref: str, kind: str, run_id: int, name: str, host: str) -> ConflictError:
+    """The refusal of a delete of ``ref``, which live run (or session) ``run_id`` attaches."""
+    stop = name if kind == "session" else str(run_id)
+    return ConflictError(
+        f"{ref} is in use by {kind} {run_id} ({name}) on {host}: stop it first "
+        f"(grid {kind} stop {stop})"
+    )
 
 
 class RunRegistry:

@@ -69,7 +69,8 @@ class _Init:
     # -- mounts ----------------------------------------------------------------------------
     def prepare(self) -> None:
         if self.plan.isolated:
-            namespace.drop_inherited("fuse.grid")  # the host's: theirs to unmount
+            for point in sorted(runner.mounted(), key=len, reverse=True):  # the deepest first
+                namespace.detach(point)  # the host's grid mounts: theirs to unmount
             namespace.mount_proc()
             os.makedirs(self.plan.root, exist_ok=True)
             namespace.mount("tmpfs", self.plan.root, "tmpfs", namespace.MS_NOSUID, "mode=755")

@@ -18,7 +18,7 @@ from grid.errors import ConflictError, GridError
 from grid.records import RunInfo
 from grid.runs import namespace
 from grid.runs.init import InitPlan
-from grid.runs.local import Supervisor
+from grid.runs.local import Supervisor, leave_terminal
 from grid.runs.plan import ROOT, Wanted, pin_all, run_env
 from grid.settings import Settings
 
@@ -120,13 +120,7 @@ def detached(client: DatastoreClient, run: RunInfo, plan: InitPlan) -> RunInfo:
     pid = os.fork()
     if pid == 0:  # the supervisor: detached from the terminal, its own connections
         os.close(read_end)
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        errors = os.open(
-            os.path.join(plan.run_dir, "supervisor.log"), os.O_WRONLY | os.O_CREAT, 0o600
-        )
-        for fd, to in ((0, devnull), (1, devnull), (2, errors)):
-            os.dup2(to, fd)
+        leave_terminal(os.path.join(plan.run_dir, "supervisor.log"))
         code = 1
         try:
             with connect() as client:  # closed before the run is forked

@@ -192,3 +192,13 @@ def copy_new(log: BinaryIO | None, out: BinaryIO) -> None:
     while log is not None and (data := log.read(1 << 20)):
         out.write(data)
         out.flush()
+
+
+def leave_terminal(errors_path: str) -> None:
+    """In a forked supervisor: a session of its own, no terminal, its errors to
+    ``errors_path`` (the run folder's ``supervisor.log``)."""
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    errors = os.open(errors_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    for fd, to in ((0, devnull), (1, devnull), (2, errors)):
+        os.dup2(to, fd)

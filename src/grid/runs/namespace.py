@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-import re
 import signal
 
 CLONE_NEWNS = 0x00020000
@@ -76,18 +75,9 @@ def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: st
     )
 
 
-def drop_inherited(fstype: str) -> int:
-    """Detach, in this (new) mount namespace, every mount of ``fstype`` it was born with: a
-    run must not keep the host's grid mounts alive after the host unmounts them. Returns how
-    many."""
-    with open("/proc/self/mounts", "rb") as f:
-        points = [line.split()[1] for line in f if line.split()[2] == fstype.encode()]
-    dropped = 0
-    for point in sorted(points, key=len, reverse=True):  # the deepest first
-        path = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), point)
-        if _libc.umount2(path, MNT_DETACH) == 0:
-            dropped += 1
-    return dropped
+def detach(path: str) -> bool:
+    """Lazily unmount ``path`` in this mount namespace (``umount2(MNT_DETACH)``)."""
+    return bool(_libc.umount2(os.fsencode(path), MNT_DETACH) == 0)
 
 
 def mount_proc() -> None:

@@ -24,16 +24,14 @@ import sys
 import time
 from typing import Any, BinaryIO
 
-from grid.client import DatastoreClient, connect
+from grid.client import NETWORK_FS, DatastoreClient, connect, filesystem_type
 from grid.errors import ConflictError, GridError, UsageError
 from grid.records import RunInfo
 from grid.runs import job, launch
 from grid.runs.launch import Request
-from grid.runs.local import copy_new, open_log
+from grid.runs.local import copy_new, leave_terminal, open_log
 from grid.settings import Settings
 
-# Filesystems every node of a cluster may see (their type in /proc/mounts).
-SHARED_FS = ("nfs", "nfs4", "lustre", "gpfs", "beegfs", "ceph", "cephfs", "glusterfs", "panfs")
 LIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED")
 POLL = 0.5
 KEY_LIMIT = 7 * 86400.0  # the longest a run key lives
@@ -74,19 +72,6 @@ def _seconds(limit: str | None) -> float:
     return parts[0] * 3600.0 + parts[1] * 60 + parts[2]
 
 
-def _fstype(path: str) -> str:
-    best, kind = "", "?"
-    with open("/proc/mounts") as f:
-        for line in f:
-            fields = line.split()
-            point = fields[1].replace("\\040", " ")
-            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) > len(
-                best
-            ):
-                best, kind = point, fields[2]
-    return kind
-
-
 def check_shared_home(home: str, partition: str | None) -> None:
     """Refuse a GRID_HOME the job's nodes cannot see.
 
@@ -97,8 +82,9 @@ def check_shared_home(home: str, partition: str | None) -> None:
     args = ["sinfo", "-h", "-N", "-o", "%N", *(["-p", partition] if partition else [])]
     nodes = set(_call(*args).stdout.split())
     here = {socket.gethostname(), socket.gethostname().split(".")[0]}
-    kind = _fstype(home)
-    if nodes - here and kind.removeprefix("fuse.") not in SHARED_FS:
+    kind = filesystem_type(home) or "?"
+    shared = NETWORK_FS | set(Settings.from_env().network_fs)
+    if nodes - here and kind not in shared:
         raise UsageError(
             f"GRID_HOME {home} is on {kind}, which the SLURM nodes "
             f"({', '.join(sorted(nodes - here))}) cannot see",
@@ -145,10 +131,7 @@ def submit(
     client.close()  # no database connection crosses the fork below
     if detach:
         if os.fork() == 0:
-            os.setsid()
-            devnull = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(devnull, fd)
+            leave_terminal(os.path.join(plan.run_dir, "supervisor.log"))
             code = 1
             try:
                 code = Watcher(run, plan.run_dir).follow(None)

@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from grid.catalog.runs import RunRegistry, Use
+from grid.catalog.runs import RunRegistry, Use, in_use
 from grid.errors import (
-    ConflictError,
     InvalidNameError,
     UsageError,
     VersionNotFoundError,
@@ -132,12 +131,7 @@ def refuse_live(runs: RunPort, name: str, numbers: Sequence[int]) -> None:
                 for a in run.datastores
             )
             if run.status in RUN_LIVE and attached and lease is not None and lease > now:
-                what = run.kind
-                stop = run.name if what == "session" else str(run.id)
-                raise ConflictError(
-                    f"{name}:{number} is in use by {what} {run.id} ({run.name}) on {run.host}: "
-                    f"stop it first (grid {what} stop {stop})"
-                )
+                raise in_use(f"{name}:{number}", run.kind, run.id, run.name, run.host)
 
 
 def reap(runs: RunPort, host_id: str, items: list[RunInfo]) -> builtins.list[RunInfo]:

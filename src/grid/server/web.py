@@ -46,6 +46,11 @@ def _size(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def _style(status: str) -> str:
+    """The CSS class suffix of a status: succeeded, failed, or other (still moving)."""
+    return {SUCCEEDED: "succeeded", FAILED: "failed"}.get(status, "other")
+
+
 def _when(t: datetime | None) -> str:
     return t.strftime("%Y-%m-%d %H:%M") if t else "-"
 
@@ -66,7 +71,7 @@ def _rows(items: list[Owned], q: str) -> list[dict[str, Any]]:
                 "files": f"{v.files:,}" if v else "-",
                 "size": _size(v.size) if v else "-",
                 "status": status,
-                "style": {SUCCEEDED: "succeeded", FAILED: "failed"}.get(status, "other"),
+                "style": _style(status),
                 "reason": v.reason if v and v.status == FAILED else "",
                 "created": _when(v.created_at if v else d.created_at),
             }
@@ -160,7 +165,7 @@ def _versions(request: Request, who: Principal, owner: str, name: str) -> dict[s
             {
                 "number": v.number,
                 "status": v.status,
-                "style": {SUCCEEDED: "succeeded", FAILED: "failed"}.get(v.status, "other"),
+                "style": _style(v.status),
                 "reason": v.reason or "",
                 "files": f"{v.files:,}",
                 "size": _size(v.size),
@@ -211,7 +216,7 @@ def runs_page(request: Request) -> Response:
                 "kind": r.kind,
                 "name": r.name,
                 "status": r.status,
-                "style": {SUCCEEDED: "succeeded", FAILED: "failed"}.get(r.status, "other"),
+                "style": _style(r.status),
                 "exit": "-" if r.exit_code is None else r.exit_code,
                 "datastores": ", ".join(a.ref for a in r.datastores if a.detached_at is None)
                 or "-",

@@ -107,6 +107,7 @@ class World:
     team_ds: str = ""
     others: str = ""
     manifests: dict[tuple[str, str], str] = field(default_factory=dict)
+    files: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # name, size
     secrets: dict[str, set[str]] = field(default_factory=dict)  # owner -> words
     sizes: dict[str, set[int]] = field(default_factory=dict)  # owner -> numbers
     keys: set[str] = field(default_factory=set)  # every key made so far
@@ -303,13 +304,15 @@ def _make_datastore(w: World, who: Person, owner: str, tmp: Path, qualified: boo
     size = os.getpid()
     while size == os.getpid():
         size = random.randrange(200_000, 600_000)
-    (source / f"file-{hex_id()}.bin").write_bytes(os.urandom(size))
+    file = f"file-{hex_id()}.bin"
+    (source / file).write_bytes(os.urandom(size))
     with RemoteClient(w.url, who.key, home=str(tmp / f"home-{who.name}")) as client:
         v = client.create(str(source), f"{owner}/{name}" if qualified else name)
     assert v.status == "succeeded" and v.size == size
     w.secrets.setdefault(owner, set()).update({name, v.source, source.name, v.manifest_id})
     w.sizes.setdefault(owner, set()).update({v.size, v.stored_bytes})
     w.manifests[owner, name] = v.manifest_id
+    w.files[owner, name] = file, size
     return name
 
 

@@ -61,6 +61,7 @@ def _row(
 
 
 PUBLIC = _row(200, 200, 200, 200, 200)
+WEB_PAGE = _row(200, 200, 404, refused=303, run_key=303)  # a page about one datastore
 
 EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/openapi.json"): PUBLIC,
@@ -109,6 +110,10 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/ui/datastores/{owner}/{name}/versions"): _row(
         200, 200, 404, refused=200, run_key=200
     ),
+    ("GET", "/ui/datastores/{owner}/{name}/{number:int}"): WEB_PAGE,
+    ("GET", "/ui/datastores/{owner}/{name}/{number:int}/file"): WEB_PAGE,
+    ("GET", "/ui/datastores/{owner}/{name}/{number:int}/raw"): WEB_PAGE,
+    ("GET", "/ui/datastores/{owner}/{name}/diff"): WEB_PAGE,
     # the signed URL is the capability: the key sent with it (if any) changes nothing
     ("GET", TOKEN): PUBLIC,
     ("HEAD", TOKEN): PUBLIC,

@@ -116,3 +116,36 @@ def _runs_page(w: World, who: str, status: int) -> None:
         assert f'id="run-{w.run_id}"' in r.text  # the owner's own run (the run key's)
     else:
         assert f'id="run-{w.run_id}"' not in r.text  # someone else's: never listed
+
+
+def _version_route(path: str, query: str, shows: str) -> Cell:
+    """A page about version 1 of a datastore (``query`` may name its file); on 200 it
+    ``shows`` the file's name, its size in bytes, or an empty diff."""
+
+    def run_cell(w: World, who: str, status: int) -> None:
+        for p in w.probes(who):
+            file, size = w.files.get((p.owner, p.name), ("", 0))
+            template = path + query.format(file=file)
+            r = w.call("GET", template.format(owner=p.owner, name=p.name), p.key)
+            w.expect(r, status, f"({who})")
+            if status == 303:
+                assert r.headers["location"] == "/ui/sign-in"
+            elif status == 200:
+                if shows == "raw":
+                    assert len(r.content) == size
+                else:
+                    want = {"name": file, "bytes": f"{size:,} bytes", "diff": "0 added"}[shows]
+                    assert want in r.text
+            elif status == 404:
+                w.assert_as_if_missing(r, p, "GET", template)
+
+    return run_cell
+
+
+for _path, _query, _shows in (
+    ("/ui/datastores/{owner}/{name}/{number:int}", "", "name"),
+    ("/ui/datastores/{owner}/{name}/{number:int}/file", "?path={file}", "bytes"),
+    ("/ui/datastores/{owner}/{name}/{number:int}/raw", "?path={file}", "raw"),
+    ("/ui/datastores/{owner}/{name}/diff", "?a=1&b=1", "diff"),
+):
+    cell("GET", _path)(_version_route(_path.replace("{number:int}", "1"), _query, _shows))

@@ -4,7 +4,6 @@ statuses, CSRF, sign out; and the sign-in form refused from another origin or wi
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -13,24 +12,15 @@ import pytest
 
 from grid.client.remote import RemoteClient
 from tests.team import new_user
+from tests.web import chromium_or_skip, launch, sign_in
 
 pytestmark = pytest.mark.slow
-CHROMIUM = "/usr/bin/chromium"
-if shutil.which(CHROMIUM) is None:
-    pytest.skip(
-        "chromium is not installed (scripts/install.sh installs it)", allow_module_level=True
-    )
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = chromium_or_skip()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        yield chromium
-        chromium.close()
+    yield from launch(sync_api)
 
 
 @pytest.fixture
@@ -135,10 +125,7 @@ def test_a_datastores_versions_their_runs_and_delete(browser, people):
     context = browser.new_context(base_url=url)
     page = context.new_page()
     try:
-        page.goto("/ui/sign-in")
-        page.get_by_label("Username").fill(alice)
-        page.get_by_label("API key").fill(alice_key)
-        page.get_by_role("button", name="Sign in").click()
+        sign_in(page, alice, alice_key)
         page.get_by_role("link", name="cats").click()
         page.wait_for_url(f"**/ui/datastores/{alice}/cats")
         row = page.locator("#version-1")

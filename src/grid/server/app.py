@@ -20,7 +20,15 @@ from grid import errors as e
 from grid.catalog import Accounts, Catalog
 from grid.catalog.packs import PackRegistry
 from grid.records import ApiKeyInfo
-from grid.server import datastores_api, imports_api, objects_api, runs_api, web
+from grid.server import (
+    datastores_api,
+    imports_api,
+    objects_api,
+    runs_api,
+    web,
+    web_browse,
+    web_runs,
+)
 from grid.server.access import Access
 from grid.server.auth import Caller
 from grid.server.problems import problem
@@ -109,7 +117,7 @@ def create_app(
         else None,
         secret=secret,
     )
-    for module in (datastores_api, imports_api, objects_api, runs_api, web):
+    for module in (datastores_api, imports_api, objects_api, runs_api, web, web_runs, web_browse):
         app.include_router(module.router)
 
     @app.exception_handler(e.GridError)

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import shutil
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,18 +22,16 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from grid.errors import GridError, UsageError
-from grid.objects.prefixed import PrefixedStore
 from grid.reports import CreateProgress
 from grid.server.access import OwnerView
 from grid.server.auth import Caller
 from grid.server.problems import body_of
+from grid.server.reading import owner_context
 from grid.server.state import ServerState, server_state
 from grid.service import create
-from grid.service.context import Context
 from grid.service.names import validate_name
 from grid.sources.archive import is_url
 from grid.sources.http import check_url
-from grid.store import Store
 
 router = APIRouter(prefix="/v1/datastores")
 _BEAT = 1.0  # seconds between lines at most: a keep-alive for proxies
@@ -154,7 +151,7 @@ def _run(state: ServerState, view: OwnerView, name: str, body: ImportIn, feed: _
     from grid.service.server_import import import_source
 
     scratch = os.path.join(state.scratch, f"import-{uuid.uuid4().hex}")
-    ctx = _context(state, view, scratch)
+    ctx = owner_context(state, view, scratch)
     try:
         version = import_source(
             ctx,
@@ -179,18 +176,3 @@ def _run(state: ServerState, view: OwnerView, name: str, body: ImportIn, feed: _
     finally:
         ctx.close()
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _context(state: ServerState, view: OwnerView, scratch: str) -> Context:
-    """The embedded machinery on the owner's part of the server's storage."""
-    objects = PrefixedStore(state.objects, view.name)
-    store = Store(objects, os.path.join(scratch, "index.sqlite"), os.path.join(scratch, "cache"))
-    return Context(
-        view.catalog,
-        store,
-        os.path.join(scratch, "tmp"),
-        allow_private_urls=state.allow_private_urls,
-        storage=f"the server's storage ({view.name})",
-        host_id=socket.gethostname(),
-        server_checked=True,
-    )

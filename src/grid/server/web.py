@@ -10,49 +10,27 @@ server's own pages (its ``Origin``).
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from fastapi.responses import FileResponse, RedirectResponse
 
 from grid.catalog.accounts import refused_key
 from grid.errors import ForbiddenError, GridError, NotFoundError, UnauthorizedError
-from grid.records import FAILED, SUCCEEDED, Principal
-from grid.server.auth import COOKIE, csrf_token, principal
+from grid.records import FAILED, Principal
+from grid.server.auth import COOKIE, principal
 from grid.server.datastores_api import Owned, list_datastores
 from grid.server.state import server_state
+from grid.server.web_common import HERE, page, render, signed_in, size, style, to_sign_in, when
 
 router = APIRouter(include_in_schema=False)
-_HERE = Path(__file__).parent
-_PAGES = Environment(
-    loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(["html"])
-)
-_STATIC = {"htmx.min.js": "text/javascript", "grid.css": "text/css"}
+_STATIC = {
+    "htmx.min.js": "text/javascript",
+    "grid.css": "text/css",
+    "upload.js": "text/javascript",
+    "create.js": "text/javascript",
+}
 SESSION_SECONDS = 12 * 3600
-
-
-def _page(template: str, status: int = 200, **values: Any) -> HTMLResponse:
-    return HTMLResponse(_PAGES.get_template(template).render(**values), status_code=status)
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
-def _style(status: str) -> str:
-    """The CSS class suffix of a status: succeeded, failed, or other (still moving)."""
-    return {SUCCEEDED: "succeeded", FAILED: "failed"}.get(status, "other")
-
-
-def _when(t: datetime | None) -> str:
-    return t.strftime("%Y-%m-%d %H:%M") if t else "-"
 
 
 def _rows(items: list[Owned], q: str) -> list[dict[str, Any]]:
@@ -69,21 +47,14 @@ def _rows(items: list[Owned], q: str) -> list[dict[str, Any]]:
                 "latest": v.number if v else None,
                 "versions": d.versions,
                 "files": f"{v.files:,}" if v else "-",
-                "size": _size(v.size) if v else "-",
+                "size": size(v.size) if v else "-",
                 "status": status,
-                "style": _style(status),
+                "style": style(status),
                 "reason": v.reason if v and v.status == FAILED else "",
-                "created": _when(v.created_at if v else d.created_at),
+                "created": when(v.created_at if v else d.created_at),
             }
         )
     return rows
-
-
-def _signed_in(request: Request) -> Principal | None:
-    try:
-        return principal(request)
-    except (UnauthorizedError, ForbiddenError):
-        return None
 
 
 @router.get("/ui/static/{name}")
@@ -91,14 +62,14 @@ def static(name: str) -> FileResponse:
     """The pages' script and style (nothing else is served from here)."""
     if name not in _STATIC:
         raise NotFoundError(f"no file {name!r}", name=name)
-    return FileResponse(_HERE / "static" / name, media_type=_STATIC[name])
+    return FileResponse(HERE / "static" / name, media_type=_STATIC[name])
 
 
 @router.get("/ui/sign-in")
-def sign_in_page(request: Request) -> Response:
-    if _signed_in(request) is not None:
+def sign_inrender(request: Request) -> Response:
+    if signed_in(request) is not None:
         return RedirectResponse("/ui/", status_code=303)
-    return _page("sign_in.html", username="", error="")
+    return render("sign_in.html", username="", error="")
 
 
 @router.post("/ui/sign-in")
@@ -115,7 +86,7 @@ def sign_in(
         if who.user != username.strip() or who.run_id is not None:
             raise refused_key()
     except UnauthorizedError:
-        return _page("sign_in.html", 401, username=username, error="Wrong username or API key.")
+        return render("sign_in.html", 401, username=username, error="Wrong username or API key.")
     session_key, _ = accounts.create_key(who.user, SESSION_SECONDS)
     response = RedirectResponse("/ui/", status_code=303)
     response.set_cookie(
@@ -145,12 +116,10 @@ def sign_out(request: Request) -> Response:
 @router.get("/ui/")
 def datastores_page(request: Request, q: str = "") -> Response:
     """The datastores the caller can see; signed out: the sign-in page."""
-    who = _signed_in(request)
+    who = signed_in(request)
     if who is None:
-        return RedirectResponse("/ui/sign-in", status_code=303)
-    rows = _rows(list_datastores(request, who), q)
-    csrf = csrf_token(request, who.key_id)
-    return _page("datastores.html", user=who.user, csrf=csrf, rows=rows, q=q)
+        return to_sign_in()
+    return page(request, who, "datastores.html", rows=_rows(list_datastores(request, who), q), q=q)
 
 
 def _versions(request: Request, who: Principal, owner: str, name: str) -> dict[str, Any]:
@@ -165,13 +134,13 @@ def _versions(request: Request, who: Principal, owner: str, name: str) -> dict[s
             {
                 "number": v.number,
                 "status": v.status,
-                "style": _style(v.status),
+                "style": style(v.status),
                 "reason": v.reason or "",
                 "files": f"{v.files:,}",
-                "size": _size(v.size),
-                "stored": _size(v.stored_bytes),
+                "size": size(v.size),
+                "stored": size(v.stored_bytes),
                 "source": v.source,
-                "created": _when(v.created_at),
+                "created": when(v.created_at),
                 "used_by": runs.users_of(view.id, name, v.number),
             }
         )
@@ -182,58 +151,25 @@ def _versions(request: Request, who: Principal, owner: str, name: str) -> dict[s
 @router.get("/ui/datastores/{owner}/{name}")
 def datastore_page(request: Request, owner: str, name: str) -> Response:
     """A datastore's versions, newest first, with the runs that used each; delete one."""
-    who = _signed_in(request)
+    who = signed_in(request)
     if who is None:
-        return RedirectResponse("/ui/sign-in", status_code=303)
-    values = _versions(request, who, owner, name)
-    return _page("datastore.html", user=who.user, csrf=csrf_token(request, who.key_id), **values)
+        return to_sign_in()
+    return page(request, who, "datastore.html", **_versions(request, who, owner, name))
 
 
 @router.get("/ui/datastores/{owner}/{name}/versions")
 def versions_table(request: Request, owner: str, name: str) -> Response:
     """The versions table alone (refreshed live)."""
-    who = _signed_in(request)
+    who = signed_in(request)
     if who is None:
-        return Response(status_code=200, headers={"HX-Redirect": "/ui/sign-in"})
-    return _page("versions_table.html", **_versions(request, who, owner, name))
-
-
-@router.get("/ui/runs")
-def runs_page(request: Request) -> Response:
-    """The caller's runs and sessions, newest first (a live session links to its lab)."""
-    from grid.catalog.runs import RunRegistry
-
-    who = _signed_in(request)
-    if who is None:
-        return RedirectResponse("/ui/sign-in", status_code=303)
-    registry = RunRegistry(server_state(request).access.owner(who, who.user).catalog)
-    runs = []
-    for r in reversed(registry.list()):
-        live = r.status in ("queued", "running")
-        runs.append(
-            {
-                "id": r.id,
-                "kind": r.kind,
-                "name": r.name,
-                "status": r.status,
-                "style": _style(r.status),
-                "exit": "-" if r.exit_code is None else r.exit_code,
-                "datastores": ", ".join(a.ref for a in r.datastores if a.detached_at is None)
-                or "-",
-                "executor": r.executor + (f" ({r.job_id})" if r.job_id else ""),
-                "host": r.host,
-                "started": _when(r.started_at or r.created_at),
-                "url": r.detail("url") if live and r.kind == "session" else "",
-            }
-        )
-    csrf = csrf_token(request, who.key_id)
-    return _page("runs.html", user=who.user, csrf=csrf, runs=runs)
+        return to_sign_in(fragment=True)
+    return render("versions_table.html", **_versions(request, who, owner, name))
 
 
 @router.get("/ui/datastores")
 def datastores_table(request: Request, q: str = "") -> Response:
     """The table alone (the page refreshes it as statuses change)."""
-    who = _signed_in(request)
+    who = signed_in(request)
     if who is None:
-        return Response(status_code=200, headers={"HX-Redirect": "/ui/sign-in"})
-    return _page("datastores_table.html", rows=_rows(list_datastores(request, who), q), q=q)
+        return to_sign_in(fragment=True)
+    return render("datastores_table.html", rows=_rows(list_datastores(request, who), q), q=q)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from grid.errors import PathNotFoundError
 from grid.records import FileInfo, VersionInfo
@@ -47,6 +48,47 @@ def list_dir(
             FileInfo(path, names[kind], size, mode, mtime, target)
             for path, kind, size, mode, mtime, target in manifest.list_plain(entry.path)
         ]
+
+
+@dataclass(frozen=True)
+class DirPage:
+    """Part of a directory's entries, sorted by name: ``entries`` follow ``after``; ``total``
+    counts them all; ``next_after`` continues the listing (None: this was the last part)."""
+
+    version: VersionInfo
+    path: str
+    entries: list[FileInfo]
+    total: int
+    next_after: str | None
+
+
+def list_page(
+    ctx: Context, name: str, number: int | None, path: str, after: str = "", limit: int = 200
+) -> DirPage:
+    """At most ``limit`` entries of directory ``path`` named after ``after``: a folder of any
+    size is shown a page at a time, never read whole.
+
+    Raises:
+        PathNotFoundError: no such directory.
+    """
+    with opened(ctx, name, number) as (version, manifest):
+        folder = manifest.resolve(path)
+        if folder.kind != DIR:
+            raise PathNotFoundError(f"not a directory: {path}", path=path)
+        rows = manifest.children(folder.id, after, limit + 1)
+        prefix = f"{folder.path}/" if folder.path else ""
+        entries = [
+            FileInfo(prefix + e.path, e.kind_name, e.size, e.mode, e.mtime_ns, e.target)
+            for e in rows[:limit]
+        ]
+        more = len(rows) > limit
+        return DirPage(
+            version,
+            folder.path,
+            entries,
+            manifest.count_children(folder.id),
+            rows[limit - 1].path if more else None,
+        )
 
 
 def stat_path(

@@ -362,6 +362,11 @@ class ManifestReader:
         )
         return [self._entry(r, str(r[2])) for r in rows]
 
+    def count_children(self, parent_id: int) -> int:
+        """How many entries directory ``parent_id`` holds."""
+        row = self._db.execute("SELECT COUNT(*) FROM entries WHERE parent = ?", (parent_id,))
+        return int(row.fetchone()[0])
+
     def path_of(self, entry_id: int) -> str:
         """The full path of an entry (walks up its parents; for messages, not hot paths)."""
         return path_of(self._db, entry_id)

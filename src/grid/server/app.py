@@ -25,6 +25,7 @@ from grid.server import (
     imports_api,
     objects_api,
     runs_api,
+    uploads_api,
     web,
     web_browse,
     web_runs,
@@ -117,7 +118,16 @@ def create_app(
         else None,
         secret=secret,
     )
-    for module in (datastores_api, imports_api, objects_api, runs_api, web, web_runs, web_browse):
+    for module in (
+        datastores_api,
+        imports_api,
+        uploads_api,
+        objects_api,
+        runs_api,
+        web,
+        web_runs,
+        web_browse,
+    ):
         app.include_router(module.router)
 
     @app.exception_handler(e.GridError)

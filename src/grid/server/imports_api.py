@@ -15,7 +15,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -75,11 +75,41 @@ def import_version(
     state = server_state(request)
     _check_source(state, body)
     view = state.access.owner(caller, owner, name)
+    options = create.SourceOptions(
+        endpoint_url=body.endpoint_url,
+        limits=_limits(state.limits, body),
+        keep_root=body.keep_root,
+    )
+    return stream_import(state, view, name, body.source, options, body.skip_unchanged)
+
+
+def stream_import(
+    state: ServerState,
+    view: OwnerView,
+    name: str,
+    source: str,
+    options: create.SourceOptions,
+    skip_unchanged: bool = False,
+    on_success: Callable[[], None] | None = None,
+) -> StreamingResponse:
+    """Import ``source`` as the next version of ``name`` in a thread of its own (it goes on
+    if the client goes away), its progress streamed as JSON lines; ``on_success`` runs once
+    the version succeeded."""
     feed = _Feed()
-    threading.Thread(
-        target=_run, args=(state, view, name, body, feed), name="grid-import", daemon=True
-    ).start()
+    job = _Job(state, view, name, source, options, skip_unchanged, on_success)
+    threading.Thread(target=_run, args=(job, feed), name="grid-import", daemon=True).start()
     return StreamingResponse(feed.lines(), media_type="application/x-ndjson")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    state: ServerState
+    view: OwnerView
+    name: str
+    source: str
+    options: create.SourceOptions
+    skip_unchanged: bool
+    on_success: Callable[[], None] | None
 
 
 def _check_source(state: ServerState, body: ImportIn) -> None:
@@ -147,27 +177,25 @@ class _Feed:
                 return
 
 
-def _run(state: ServerState, view: OwnerView, name: str, body: ImportIn, feed: _Feed) -> None:
+def _run(job: _Job, feed: _Feed) -> None:
     from grid.service.server_import import import_source
 
-    scratch = os.path.join(state.scratch, f"import-{uuid.uuid4().hex}")
-    ctx = owner_context(state, view, scratch)
+    scratch = os.path.join(job.state.scratch, f"import-{uuid.uuid4().hex}")
+    ctx = owner_context(job.state, job.view, scratch)
     try:
         version = import_source(
             ctx,
-            state.packs,
-            view.id,
-            body.source,
-            name,
-            options=create.SourceOptions(
-                endpoint_url=body.endpoint_url,
-                limits=_limits(state.limits, body),
-                keep_root=body.keep_root,
-            ),
+            job.state.packs,
+            job.view.id,
+            job.source,
+            job.name,
+            options=job.options,
             progress=feed.progress,
             warn=feed.warn,
-            skip_unchanged=body.skip_unchanged,
+            skip_unchanged=job.skip_unchanged,
         )
+        if job.on_success is not None:
+            job.on_success()
         feed.end({"version": dataclasses.asdict(version)})
     except GridError as exc:
         feed.end({"error": body_of(exc)})

@@ -4,7 +4,9 @@ datastore name each gets by default, and an archive's entries put in storage ord
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from grid.errors import UsageError
 from grid.service.context import Context
@@ -18,12 +20,22 @@ from grid.tree import Source, Warn
 
 
 @dataclass(frozen=True)
+class StagedArchive:
+    """An archive already sent to the storage (a browser's upload, in parts): ``open``
+    gives its bytes from the start, ``size`` of them."""
+
+    open: Callable[[], BinaryIO]
+    size: int
+
+
+@dataclass(frozen=True)
 class SourceOptions:
     """How to read a remote source.
 
     ``endpoint_url``, ``profile``, ``region``: for ``s3://`` (default: the standard AWS
     chain). ``limits``: an archive's decompression-bomb bounds; ``keep_root``: keep an
     archive's single top-level folder instead of making its contents the root.
+    ``staged``: the source is this archive (the source path only names it).
     """
 
     endpoint_url: str | None = None
@@ -31,6 +43,7 @@ class SourceOptions:
     region: str | None = None
     limits: ArchiveLimits = field(default_factory=ArchiveLimits)
     keep_root: bool = False
+    staged: StagedArchive | None = None
 
 
 def default_name(source: str) -> str:
@@ -48,6 +61,16 @@ def open_source(
 ) -> tuple[Source, str]:
     """The source for ``path`` (a local folder or file, an s3:// URL or an archive URL) and
     its identity."""
+    if options.staged is not None:
+        staged = ArchiveSource(
+            path,
+            warn,
+            limits=options.limits,
+            spool_dir=ctx.scratch_dir,
+            body=options.staged.open(),
+            size=options.staged.size,
+        )
+        return staged, path
     if path.startswith("s3://"):
         s3 = S3Source(
             path,

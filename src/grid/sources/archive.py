@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit
 from grid.errors import ArchiveError, SourceError, UsageError
 from grid.sources.archive_rules import MAX_PATH_BYTES, RATIO_FLOOR, ArchiveLimits, shown
 from grid.sources.archive_tree import ArchiveTree
-from grid.sources.inflate import Forward, Holes, Inflater, Member
+from grid.sources.inflate import Body, Forward, Holes, Inflater, Member
 from grid.sources.tar_headers import BoundedTarFile, BoundedTarInfo, invalid_field, sparse_holes
 from grid.sources.zip_members import (
     check_declared_size,
@@ -89,11 +89,12 @@ class ArchiveSource:
     """The tree inside an archive at ``url``.
 
     Args:
-        url: http(s) URL of the archive.
+        url: http(s) URL of the archive (or, with ``body``, what the archive is called).
         warn: where non-fatal problems are reported.
         limits: decompression-bomb bounds.
         allow_private: allow hosts on internal addresses (see ``grid.sources.http``).
         spool_dir: where a zip from a server without Range support is spooled.
+        body: the archive's bytes, already at hand (a browser's upload), of ``size`` bytes.
 
     Raises:
         UsageError: not an http(s) URL, refused, not found, or not an archive.
@@ -110,11 +111,9 @@ class ArchiveSource:
         limits: ArchiveLimits | None = None,
         allow_private: bool = True,
         spool_dir: str | None = None,
+        body: BinaryIO | None = None,
+        size: int | None = None,
     ) -> None:
-        # here: httpx costs ~0.1 s to import, every command
-        from grid.sources import http
-        from grid.sources.http_stream import HttpStream
-
         self.root = url
         self.warn = warn or (lambda _msg: None)
         self.limits = limits or ArchiveLimits()
@@ -124,12 +123,12 @@ class ArchiveSource:
         self.dir_meta = self._tree.dir_meta
         self.downloaded = 0
         self._allow_private, self._spool_dir = allow_private, spool_dir
-        self._client = http.client(allow_private)
+        self._client: Any = None
         self._current: Any = None
         self._pipe: Inflater | None = None
-        self._closers: list[Any] = [self._client]
+        self._closers: list[Any] = []
         try:
-            self._stream = HttpStream(self._client, url, allow_private, self._count_bytes)
+            self._stream = self._open(url, body, size)
             self._closers.append(self._stream)
             self._buffered = io.BufferedReader(self._stream, 1 << 20)
             self.kind = _kind(self._buffered.peek(512)[:512])
@@ -144,6 +143,18 @@ class ArchiveSource:
                 f"(content type {self._stream.content_type or 'unknown'})",
                 rule="SOURCE URL must point to an archive",
             )
+
+    def _open(self, url: str, body: BinaryIO | None, size: int | None) -> Any:
+        """The archive's bytes: ``body`` (already sent here, ``size`` bytes) or the URL's."""
+        if body is not None:
+            return Body(body, size, self._count_bytes)
+        # here: httpx costs ~0.1 s to import, every command
+        from grid.sources import http
+        from grid.sources.http_stream import HttpStream
+
+        self._client = http.client(self._allow_private)
+        self._closers.append(self._client)
+        return HttpStream(self._client, url, self._allow_private, self._count_bytes)
 
     def _count_bytes(self, n: int) -> None:
         self.downloaded += n

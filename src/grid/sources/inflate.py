@@ -238,3 +238,29 @@ class Member(io.RawIOBase):
     def close(self) -> None:
         self._f.close()
         super().close()
+
+
+class Body(io.RawIOBase):
+    """An archive's bytes from a stream at hand (not a URL), counted as they are read like a
+    download's (the compression-ratio limit needs the count)."""
+
+    ranges = False  # a zip from here is spooled
+    final_url = ""
+    content_type = "application/x-tar"
+
+    def __init__(self, raw: BinaryIO, total: int | None, on_read: Callable[[int], None]) -> None:
+        super().__init__()
+        self._raw, self.total, self._on_read = raw, total, on_read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self._on_read(len(data))
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()

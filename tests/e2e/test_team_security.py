@@ -28,6 +28,7 @@ import pytest
 from tests.e2e import test_team_security_cells_accounts as accounts
 from tests.e2e import test_team_security_cells_datastores as datastores
 from tests.e2e import test_team_security_cells_runs as runs
+from tests.e2e import test_team_security_cells_uploads as uploads
 from tests.e2e import test_team_security_cells_web as web
 from tests.e2e.team_matrix import (
     CALLERS,
@@ -85,6 +86,12 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("DELETE", DS): _row(200, 200, 404),
     # let in: the import starts (and ends in an error line: the archive URL is private)
     ("POST", DS + "/imports"): _row(200, 200, 404),
+    # uploads in parts (the web page's): only a writer of the datastore; let in, a finish
+    # before the parts are sent is refused
+    ("POST", DS + "/uploads"): _row(201, 201, 404),
+    ("GET", DS + "/uploads/{upload_id}"): _row(200, 200, 404),
+    ("PUT", DS + "/uploads/{upload_id}/parts/{part}"): _row(204, 204, 404),
+    ("POST", DS + "/uploads/{upload_id}/finish"): _row(400, 400, 404),
     ("POST", OBJECTS): _row(200, 200, 404, run_key=200),  # a run key: GET of its run's
     ("GET", PACKS): _row(200, 200, 404),
     ("POST", CHECK): _row(200, 200, 404),
@@ -123,7 +130,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
 # Cells that show a server bug: (route, caller) -> reason, each run as a strict xfail.
 KNOWN_BUGS: dict[tuple[tuple[str, str], str], str] = {}
 
-CELLS = accounts.CELLS | datastores.CELLS | runs.CELLS | web.CELLS
+CELLS = accounts.CELLS | datastores.CELLS | runs.CELLS | uploads.CELLS | web.CELLS
 
 
 def _cells() -> list[Any]:

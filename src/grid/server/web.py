@@ -27,7 +27,6 @@ router = APIRouter(include_in_schema=False)
 _STATIC = {
     "htmx.min.js": "text/javascript",
     "grid.css": "text/css",
-    "upload.js": "text/javascript",
     "create.js": "text/javascript",
 }
 SESSION_SECONDS = 12 * 3600

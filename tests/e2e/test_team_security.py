@@ -117,6 +117,11 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/ui/datastores/{owner}/{name}/versions"): _row(
         200, 200, 404, refused=200, run_key=200
     ),
+    ("GET", "/ui/runs/new"): _row(200, 200, 200, refused=303, run_key=303),
+    ("GET", "/ui/runs/versions"): _row(200, 200, 404, refused=200, run_key=200),
+    # let in: the command to type (this server runs no code), or what is wrong with the form
+    ("POST", "/ui/runs"): _row(200, 200, 200),
+    ("GET", "/ui/runs/{run_id}/log"): WEB_PAGE,  # only the caller's own runs
     ("GET", "/ui/datastores/{owner}/{name}/{number:int}"): WEB_PAGE,
     ("GET", "/ui/datastores/{owner}/{name}/{number:int}/file"): WEB_PAGE,
     ("GET", "/ui/datastores/{owner}/{name}/{number:int}/raw"): WEB_PAGE,

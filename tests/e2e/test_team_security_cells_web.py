@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.e2e.team_matrix import OTHER, Cell, World, registrar
+from tests.e2e.team_matrix import OTHER, Cell, World, hex_id, registrar
+from tests.e2e.test_team_security_cells_runs import _as_if_missing, _end, _target
 
 CELLS: dict[tuple[str, str], Cell] = {}
 cell = registrar(CELLS)
@@ -149,3 +150,70 @@ for _path, _query, _shows in (
     ("/ui/datastores/{owner}/{name}/diff", "?a=1&b=1", "diff"),
 ):
     cell("GET", _path)(_version_route(_path.replace("{number:int}", "1"), _query, _shows))
+
+
+@cell("GET", "/ui/runs/new")
+def _new_run_page(w: World, who: str, status: int) -> None:
+    r = w.call("GET", "/ui/runs/new", w.key_of(who))
+    w.expect(r, status)
+    if status == 303:
+        assert r.headers["location"] == "/ui/sign-in"
+        return
+    for owner in w.sees(w.key_of(who)):  # the datastores offered: the caller's to read only
+        mine = {w.owner.name: w.personal, w.team: w.team_ds}.get(owner)
+        if mine:
+            assert mine in r.text
+
+
+@cell("GET", "/ui/runs/versions")
+def _version_options(w: World, who: str, status: int) -> None:
+    for p in w.probes(who):
+        path = f"/ui/runs/versions?datastore={p.owner}/{p.name}"
+        r = w.call("GET", path, p.key)
+        w.expect(r, status, f"({who})")
+        if status == 200 and (p.key in (w.run_key, None) or w.sees(p.key) == set()):
+            assert r.headers.get("hx-redirect") == "/ui/sign-in" and r.text == ""
+        elif status == 200:
+            assert '<option value="1">1</option>' in r.text
+        else:
+            w.assert_as_if_missing(r, p, "GET", "/ui/runs/versions?datastore={owner}/{name}")
+
+
+def _auth(key: str | None) -> dict[str, str]:
+    return {} if key is None else {"Authorization": f"Bearer {key}"}
+
+
+@cell("POST", "/ui/runs")
+def _start_run(w: World, who: str, status: int) -> None:
+    for p in w.probes(who):
+        form = {"kind": "run", "command": "true", "datastore": f"{p.owner}/{p.name}"}
+        r = w.http.post("/ui/runs", data=form, headers=_auth(p.key))
+        w.responses += 1
+        w.assert_nothing_leaks(r, f"POST /ui/runs {form}", w.sees(p.key))
+        w.expect(r, status, f"({who})")
+        if status != 200:
+            continue
+        if p.owner in w.sees(p.key):  # this server runs no code: the command to type
+            assert "grid run --datastore" in r.text and p.name in r.text
+        else:
+            ghost = dict(form, datastore=f"{p.owner}/ghost-{hex_id()}")
+            missing = w.http.post("/ui/runs", data=ghost, headers=_auth(p.key))
+            assert r.text.replace(p.name, "X") == missing.text.replace(
+                ghost["datastore"].split("/")[1], "X"
+            )
+
+
+@cell("GET", "/ui/runs/{run_id}/log")
+def _run_log(w: World, who: str, status: int) -> None:
+    for p in w.probes(who):
+        run = _target(w, who, p)
+        path = f"/ui/runs/{run['id']}/log"
+        r = w.call("GET", path, p.key)
+        w.expect(r, status, f"({who})")
+        if status == 303:
+            assert r.headers["location"] == "/ui/sign-in"
+        elif status == 200:
+            assert "The log is on matrix" in r.text  # not this server's: never read
+        else:
+            _as_if_missing(w, r, "GET", "/ui/runs/{run_id}/log", p, run["id"])
+        _end(w, run)

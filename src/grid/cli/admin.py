@@ -127,12 +127,26 @@ def server(
             "read by the user's machine with theirs.",
         ),
     ] = None,
+    run_executor: Annotated[
+        str | None,
+        typer.Option(
+            "--run-executor",
+            metavar="local|slurm",
+            help="Let the web page start runs and sessions with this executor, as this "
+            "server's OS user (for a team that trusts each other; default: the page shows "
+            "the command to type instead).",
+        ),
+    ] = None,
 ) -> None:
     """Run the team-mode API server: accounts, keys and datastores."""
     from grid.server.run import serve
     from grid.server.storage import default_storage
     from grid.settings import Settings
 
+    if run_executor not in (None, "local", "slurm"):
+        raise UsageError(
+            f"--run-executor {run_executor!r} is not an executor", rule="local or slurm"
+        )
     home = Settings.from_env().home
     if not database_url:
         os.makedirs(home, exist_ok=True)
@@ -150,4 +164,5 @@ def server(
         workers,
         allow_private_urls,
         tuple(s3_import_buckets or ()),
+        run_executor,
     )

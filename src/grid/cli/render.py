@@ -20,7 +20,15 @@ from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
-from grid.records import FAILED, PROCESSING, SUCCEEDED, DatastoreInfo, FileInfo, VersionInfo
+from grid.records import (
+    FAILED,
+    PROCESSING,
+    SUCCEEDED,
+    UPLOADING,
+    DatastoreInfo,
+    FileInfo,
+    VersionInfo,
+)
 
 _STATUS_STYLE = {SUCCEEDED: "green", FAILED: "red"}
 
@@ -101,7 +109,7 @@ def print_json(value: Any) -> None:
 def _status(v: VersionInfo) -> str:
     style = _STATUS_STYLE.get(v.status, "yellow")
     text = f"[{style}]{v.status}[/{style}]"
-    if v.status == PROCESSING and v.progress_done is not None:
+    if v.status in (UPLOADING, PROCESSING) and v.progress_done is not None:
         done = human_bytes(v.progress_done)
         if v.progress_total:
             share = min(100, v.progress_done * 100 // v.progress_total)

@@ -29,6 +29,7 @@ from grid.server import (
     web,
     web_browse,
     web_runs,
+    web_start,
 )
 from grid.server.access import Access
 from grid.server.auth import Caller
@@ -86,14 +87,16 @@ def create_app(
     scratch: str | None = None,
     allow_private_urls: bool = False,
     s3_import_buckets: frozenset[str] = frozenset(),
+    run_executor: str | None = None,
 ) -> FastAPI:
     """The application over the catalog at ``database_url`` (migrated on first use) and the
     object store at ``storage_url``. ``scratch``: a local folder for manifests being checked
     and imports; ``allow_private_urls``: archive URLs may point at loopback and private
     addresses (refused by default: the server would fetch them from inside its network);
     ``s3_import_buckets``: buckets it imports from with its own credentials (``*``: any but
-    its storage's; users' other S3 sources are read by their own machines). Archive limits
-    come from the server's GRID_ARCHIVE_MAX_* settings."""
+    its storage's; users' other S3 sources are read by their own machines); ``run_executor``:
+    the web page may start runs and sessions with it (``local`` or ``slurm``; None: it shows
+    the command to type). Archive limits come from the server's GRID_ARCHIVE_MAX_* settings."""
     catalog = Catalog(database_url, owner=None)
     accounts = Accounts(catalog)
     objects = open_storage(storage_url)
@@ -117,6 +120,7 @@ def create_app(
         if storage_url.startswith("s3://")
         else None,
         secret=secret,
+        run_executor=run_executor,
     )
     for module in (
         datastores_api,
@@ -126,6 +130,7 @@ def create_app(
         runs_api,
         web,
         web_runs,
+        web_start,
         web_browse,
     ):
         app.include_router(module.router)
@@ -173,4 +178,5 @@ def app_from_env() -> FastAPI:
         s3_import_buckets=frozenset(
             b for b in os.environ.get("GRID_S3_IMPORT_BUCKETS", "").split(",") if b
         ),
+        run_executor=os.environ.get("GRID_RUN_EXECUTOR") or None,
     )

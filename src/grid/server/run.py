@@ -15,11 +15,13 @@ def serve(
     workers: int = 1,
     allow_private_urls: bool = False,
     s3_import_buckets: tuple[str, ...] = (),
+    run_executor: str | None = None,
 ) -> None:
     """Serve the API on ``host:port`` with ``workers`` processes until stopped, keeping bytes
     in ``storage_url`` (``s3://bucket/prefix`` or a folder); ``allow_private_urls``: imports
     may fetch from loopback and private addresses; ``s3_import_buckets``: the buckets imports
-    may read with the server's credentials (``*``: any but its storage's)."""
+    may read with the server's credentials (``*``: any but its storage's); ``run_executor``:
+    the web page starts runs with it (``local``, ``slurm``; None: it does not)."""
     import os
 
     import uvicorn
@@ -30,6 +32,7 @@ def serve(
     os.environ["GRID_SERVER_STORAGE"] = storage_url
     os.environ["GRID_ALLOW_PRIVATE_URLS"] = "1" if allow_private_urls else "0"
     os.environ["GRID_S3_IMPORT_BUCKETS"] = ",".join(s3_import_buckets)
+    os.environ["GRID_RUN_EXECUTOR"] = run_executor or ""
     uvicorn.run(
         "grid.server.app:app_from_env",
         factory=True,

@@ -32,6 +32,7 @@ class ServerState:
     s3_import_buckets: frozenset[str] = frozenset()  # "*": any, but never storage_bucket
     storage_bucket: str | None = None
     secret: str = ""  # the installation's signing secret (web pages' CSRF tokens)
+    run_executor: str | None = None  # the web page starts runs with it (None: it does not)
 
 
 def server_state(request: Request) -> ServerState:

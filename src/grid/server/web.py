@@ -21,7 +21,17 @@ from grid.records import FAILED, Principal
 from grid.server.auth import COOKIE, principal
 from grid.server.datastores_api import Owned, list_datastores
 from grid.server.state import server_state
-from grid.server.web_common import HERE, page, render, signed_in, size, style, to_sign_in, when
+from grid.server.web_common import (
+    HERE,
+    page,
+    progress,
+    render,
+    signed_in,
+    size,
+    style,
+    to_sign_in,
+    when,
+)
 
 router = APIRouter(include_in_schema=False)
 _STATIC = {
@@ -48,6 +58,7 @@ def _rows(items: list[Owned], q: str) -> list[dict[str, Any]]:
                 "files": f"{v.files:,}" if v else "-",
                 "size": size(v.size) if v else "-",
                 "status": status,
+                "progress": progress(v),
                 "style": style(status),
                 "reason": v.reason if v and v.status == FAILED else "",
                 "created": when(v.created_at if v else d.created_at),
@@ -133,6 +144,7 @@ def _versions(request: Request, who: Principal, owner: str, name: str) -> dict[s
             {
                 "number": v.number,
                 "status": v.status,
+                "progress": progress(v),
                 "style": style(v.status),
                 "reason": v.reason or "",
                 "files": f"{v.files:,}",

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from grid.errors import ForbiddenError, UnauthorizedError
-from grid.records import FAILED, SUCCEEDED, Principal
+from grid.records import FAILED, SUCCEEDED, Principal, VersionInfo
 from grid.server.auth import csrf_token, principal
 
 HERE = Path(__file__).parent
@@ -43,6 +43,16 @@ def size(n: float) -> str:
 def style(status: str) -> str:
     """The CSS class suffix of a status: succeeded, failed, or other (still moving)."""
     return {SUCCEEDED: "succeeded", FAILED: "failed"}.get(status, "other")
+
+
+def progress(v: VersionInfo | None) -> str:
+    """How far an unfinished version has come (``45% of 1.2 GB``), or nothing."""
+    if v is None or v.status in (SUCCEEDED, FAILED) or v.progress_done is None:
+        return ""
+    if v.progress_total:
+        share = min(100, v.progress_done * 100 // v.progress_total)
+        return f"{share}% of {size(v.progress_total)}"
+    return size(v.progress_done)
 
 
 def when(t: datetime | None) -> str:

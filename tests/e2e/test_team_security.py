@@ -122,6 +122,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     # let in: the command to type (this server runs no code), or what is wrong with the form
     ("POST", "/ui/runs"): _row(200, 200, 200),
     ("GET", "/ui/runs/{run_id}/log"): WEB_PAGE,  # only the caller's own runs
+    ("POST", "/ui/runs/{run_id}/stop"): _row(200, 200, 404),  # not started here: where to
     ("GET", "/ui/datastores/{owner}/{name}/{number:int}"): WEB_PAGE,
     ("GET", "/ui/datastores/{owner}/{name}/{number:int}/file"): WEB_PAGE,
     ("GET", "/ui/datastores/{owner}/{name}/{number:int}/raw"): WEB_PAGE,

@@ -217,3 +217,24 @@ def _run_log(w: World, who: str, status: int) -> None:
         else:
             _as_if_missing(w, r, "GET", "/ui/runs/{run_id}/log", p, run["id"])
         _end(w, run)
+
+
+@cell("POST", "/ui/runs/{run_id}/stop")
+def _stop_run(w: World, who: str, status: int) -> None:
+    for p in w.probes(who):
+        run = _target(w, who, p)
+        r = w.call("POST", f"/ui/runs/{run['id']}/stop", p.key)
+        w.expect(r, status, f"({who})")
+        if status == 200:  # started elsewhere: this server says where to stop it
+            assert f"grid run stop {run['id']}" in r.text and "matrix" in r.text
+        elif status == 404:
+            _as_if_missing(w, r, "POST", "/ui/runs/{run_id}/stop", p, run["id"])
+        assert (
+            w.call(
+                "GET",
+                f"/v1/runs/{run['id']}",
+                w.owner.key if who not in ("owner", "member") else p.key,
+            ).json()["status"]
+            == "queued"
+        )
+        _end(w, run)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from grid.client.remote import RemoteClient
@@ -96,5 +97,32 @@ def test_a_server_that_runs_no_code_shows_the_command(browser, team_server, tmp_
         assert command.inner_text() == want
         forged = context.request.post("/ui/runs", form={"kind": "run", "command": "id"})
         assert forged.status == 403  # the cookie without the page's CSRF token
+    finally:
+        context.close()
+
+
+def test_start_a_session_open_its_lab_and_stop_it(browser, runner, tmp_path, monkeypatch):
+    database, url = runner
+    alice, alice_key = new_user(database)
+    _cats(url, alice_key, tmp_path, monkeypatch)
+    context = browser.new_context(base_url=url)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # "Stop session N (nb)?"
+    try:
+        sign_in(page, alice, alice_key)
+        page.goto("/ui/runs/new")
+        page.get_by_label("Session (JupyterLab)").check()
+        page.get_by_label("Name (optional)").fill("nb")
+        page.get_by_role("button", name="Start").click()
+        page.wait_for_url("**/ui/runs", timeout=120_000)
+        row = page.locator("tr", has_text="nb")
+        lab = row.get_by_role("link", name="Open JupyterLab")
+        href = lab.get_attribute("href")
+        assert href is not None and "token=" in href
+        assert httpx.get(href, follow_redirects=True, timeout=30).status_code == 200
+        assert "cats:2" in row.inner_text()  # the latest, by default
+        row.get_by_role("button", name="Stop").click()
+        row.get_by_text("stopped").wait_for(timeout=60_000)
+        assert row.get_by_role("link", name="Open JupyterLab").count() == 0
     finally:
         context.close()

@@ -37,6 +37,7 @@ def runs_page(request: Request) -> Response:
                 "host": r.host,
                 "started": when(r.started_at or r.created_at),
                 "url": r.detail("url") if live and r.kind == "session" else "",
+                "live": live,
             }
         )
     return page(request, who, "runs.html", runs=runs)

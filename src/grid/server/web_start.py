@@ -21,7 +21,7 @@ from fastapi import APIRouter, Form, Request, Response
 
 from grid.catalog.runs import RunRegistry
 from grid.errors import GridError, UsageError
-from grid.records import SUCCEEDED, Principal
+from grid.records import SUCCEEDED, Principal, RunInfo
 from grid.server.auth import principal
 from grid.server.datastores_api import list_datastores
 from grid.server.state import ServerState, server_state
@@ -106,7 +106,7 @@ def start_run(
         return render("run_command.html", command=shown)
     if kind == "run":
         line[2:2] = ["--executor", state.run_executor]
-    done = _spawn(state, request, who, line)
+    done = _spawn(state, request, who, line, KEY_SECONDS)
     if done.returncode != 0:
         why = (done.stderr.strip().splitlines() or ["it failed"])[-1]
         return render("run_command.html", error=why)
@@ -140,12 +140,13 @@ def user_home(state: ServerState, who: Principal) -> str:
 
 
 def _spawn(
-    state: ServerState, request: Request, who: Principal, line: list[str]
+    state: ServerState, request: Request, who: Principal, line: list[str], seconds: float
 ) -> subprocess.CompletedProcess[str]:
+    """``grid LINE...`` as ``who``, with a key of theirs good for ``seconds``."""
     home = user_home(state, who)
     work = os.path.join(home, "work")
     os.makedirs(work, exist_ok=True)
-    key, _ = state.accounts.create_key(who.user, KEY_SECONDS)
+    key, _ = state.accounts.create_key(who.user, seconds)
     host, port = request.scope["server"]
     env = {k: v for k, v in os.environ.items() if k not in _SERVER_ONLY}
     env.update(GRID_HOME=home, GRID_URL=f"http://{host}:{port}", GRID_API_KEY=key)
@@ -161,6 +162,31 @@ def _spawn(
     )
 
 
+def _started_here(state: ServerState, who: Principal, run: RunInfo) -> str | None:
+    """The log file of ``run`` if this server started it (its log is in ``who``'s home
+    here), else None."""
+    home = os.path.realpath(user_home(state, who))
+    path = os.path.realpath(run.log_path or "")
+    return path if path.startswith(home + os.sep) and os.path.isfile(path) else None
+
+
+@router.post("/ui/runs/{run_id}/stop")
+def stop_run(request: Request, run_id: int) -> Response:
+    """Stop a run or session this server started (else: where to stop it)."""
+    who = principal(request)  # a form post: the CSRF token is required
+    state = server_state(request)
+    run = RunRegistry(state.access.owner(who, who.user).catalog).get(run_id)
+    if state.run_executor is None or _started_here(state, who, run) is None:
+        return render(
+            "run_command.html", command=f"grid {run.kind} stop {run.id}", elsewhere=run.host
+        )
+    done = _spawn(state, request, who, [run.kind, "stop", str(run.id)], 120)
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["it failed"])[-1]
+        return render("run_command.html", error=why)
+    return Response(status_code=200, headers={"HX-Trigger": "refresh"})
+
+
 @router.get("/ui/runs/{run_id}/log")
 def run_log(request: Request, run_id: int) -> Response:
     """The end of a run's log, when this server started it (live while it runs)."""
@@ -169,10 +195,9 @@ def run_log(request: Request, run_id: int) -> Response:
         return to_sign_in()
     state = server_state(request)
     run = RunRegistry(state.access.owner(who, who.user).catalog).get(run_id)
-    home = os.path.realpath(user_home(state, who))
-    path = os.path.realpath(run.log_path or "")
+    path = _started_here(state, who, run)
     text, where = None, run.host
-    if path.startswith(home + os.sep) and os.path.isfile(path):
+    if path is not None:
         with open(path, "rb") as f:
             f.seek(max(0, os.path.getsize(path) - LOG_TAIL))
             text = f.read().decode("utf-8", errors="replace")

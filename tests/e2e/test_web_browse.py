@@ -158,3 +158,23 @@ def test_another_user_and_a_signed_out_browser_see_nothing(two_versions):
             r = browser_of_bob.get(path)
             assert r.status_code == 404, path
             assert alice not in r.text and "notes" not in r.text
+
+
+def test_no_page_scrolls_sideways_on_a_phone(browser, two_versions):
+    url, (alice, alice_key), _, _ = two_versions
+    context = browser.new_context(base_url=url, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        sign_in(page, alice, alice_key)
+        base = f"/ui/datastores/{alice}/zoo"
+        for path in (
+            "/ui/", base, f"{base}/1", f"{base}/1/file?path=table.csv", f"{base}/diff?a=1&b=2",
+            "/ui/runs", "/ui/runs/new",
+        ):  # fmt: skip
+            page.goto(path)
+            sideways = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert sideways == 0, path
+    finally:
+        context.close()

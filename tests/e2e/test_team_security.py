@@ -87,11 +87,12 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     # let in: the import starts (and ends in an error line: the archive URL is private)
     ("POST", DS + "/imports"): _row(200, 200, 404),
     # uploads in parts (the web page's): only a writer of the datastore; let in, a finish
-    # before the parts are sent is refused
+    # before the parts are sent is refused, and so is a part said stored that was not
     ("POST", DS + "/uploads"): _row(201, 201, 404),
     ("GET", DS + "/uploads/{upload_id}"): _row(200, 200, 404),
     ("PUT", DS + "/uploads/{upload_id}/parts/{part}"): _row(204, 204, 404),
     ("POST", DS + "/uploads/{upload_id}/finish"): _row(400, 400, 404),
+    ("POST", DS + "/uploads/{upload_id}/parts/{part}/stored"): _row(400, 400, 404),
     ("POST", OBJECTS): _row(200, 200, 404, run_key=200),  # a run key: GET of its run's
     ("GET", PACKS): _row(200, 200, 404),
     ("POST", CHECK): _row(200, 200, 404),

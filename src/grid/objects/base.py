@@ -114,6 +114,11 @@ class ObjectStore(ABC):
         it cannot replace an object that exists."""
         return None
 
+    def browser_may(self, origin: str, method: str) -> bool:
+        """Whether a web page served from ``origin`` may send ``method`` to this store's
+        presigned URLs (an S3 bucket's CORS rules allow it); False where there are none."""
+        return False
+
     def exists(self, key: str) -> bool:
         """Return whether ``key`` exists."""
         try:

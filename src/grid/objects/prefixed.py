@@ -55,6 +55,9 @@ class PrefixedStore(ObjectStore):
     ) -> str | None:
         return self.inner.presign(self._k(key), method, seconds, create_only=create_only)
 
+    def browser_may(self, origin: str, method: str) -> bool:
+        return self.inner.browser_may(origin, method)
+
     def local_path(self, key: str) -> str | None:
         return self.inner.local_path(self._k(key))
 

@@ -8,6 +8,7 @@ PUT is durable once it returns, so ``sync`` has nothing to do. Hot paths never l
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -73,6 +74,7 @@ class S3Store(ObjectStore):
 
         self._client_error = ClientError
         self._errors = (ClientError, BotoCoreError)
+        self._cors: tuple[float, list[dict[str, Any]]] | None = None
 
     def _name(self, key: str) -> str:
         validate_key(key)
@@ -153,6 +155,21 @@ class S3Store(ObjectStore):
             params["IfNoneMatch"] = "*"  # a signed header: a PUT without it is refused
         url: str = self._s3.generate_presigned_url(operation, Params=params, ExpiresIn=seconds)
         return url
+
+    def browser_may(self, origin: str, method: str) -> bool:
+        """From the bucket's CORS rules, read at most once a minute."""
+        now = time.monotonic()
+        if self._cors is None or now - self._cors[0] > 60:
+            try:
+                rules = self._s3.get_bucket_cors(Bucket=self.bucket).get("CORSRules", [])
+            except self._errors:
+                rules = []  # none set (or not readable): browsers are refused
+            self._cors = (now, rules)
+        return any(
+            method in rule.get("AllowedMethods", [])
+            and any(o in ("*", origin) for o in rule.get("AllowedOrigins", []))
+            for rule in self._cors[1]
+        )
 
     def get(self, key: str) -> bytes:
         try:

@@ -3,6 +3,10 @@ with the same fingerprint, to resume it), ``PUT .../uploads/ID/parts/N`` stores 
 ``GET .../uploads/ID`` tells which parts are stored, and ``POST .../uploads/ID/finish``
 imports the whole as the next version, its progress streamed as the imports route streams it
 (``grid.service.staged_upload`` says how).
+
+Where the store's CORS rules let the page's origin PUT (an S3 bucket set up for it), the
+start also gives a presigned URL per missing part: the bytes then go straight to the store,
+as the CLI's packs do, and ``POST .../parts/N/stored`` has the server check and count each.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from grid.objects.prefixed import PrefixedStore
 from grid.server.auth import Caller
 from grid.server.imports_api import stream_import
 from grid.server.state import ServerState, server_state
+from grid.server.storage import URL_SECONDS
 from grid.service import create
 from grid.service.names import validate_name
 from grid.service.staged_upload import PART_SIZE, StagedUploads, Upload
@@ -46,6 +51,11 @@ class UploadOut(BaseModel):
     parts: int
     received: list[int]
     finishing: bool
+    urls: dict[int, str] = Field(
+        default_factory=dict,
+        description="where the page PUTs each missing part straight to the store (when the "
+        "store's CORS rules let the page's origin do so; else to the parts route)",
+    )
 
 
 def _uploads(state: ServerState, caller: Caller, owner: str, name: str) -> StagedUploads:
@@ -53,16 +63,31 @@ def _uploads(state: ServerState, caller: Caller, owner: str, name: str) -> Stage
     return StagedUploads(view.catalog, PrefixedStore(state.objects, view.name), view.name)
 
 
-def _out(uploads: StagedUploads, upload: Upload) -> UploadOut:
+def _out(uploads: StagedUploads, upload: Upload, direct: bool = False) -> UploadOut:
+    received = uploads.received(upload)
+    urls: dict[int, str] = {}
+    if direct:
+        for n in sorted(set(range(upload.parts)) - set(received)):
+            url = uploads.part_url(upload, n, URL_SECONDS)
+            if url is None:
+                break
+            urls[n] = url
     return UploadOut(
         id=upload.id,
         version=upload.number,
         size=upload.size,
         part_size=PART_SIZE,
         parts=upload.parts,
-        received=uploads.received(upload),
+        received=received,
         finishing=upload.finishing,
+        urls=urls,
     )
+
+
+def _direct(request: Request, state: ServerState) -> bool:
+    """Whether the page asking may send parts straight to the store (its CORS rules)."""
+    origin = request.headers.get("origin") or str(request.base_url).rstrip("/")
+    return state.objects.browser_may(origin, "PUT")
 
 
 @router.post("/{owner}/{name}/uploads", status_code=201)
@@ -71,9 +96,10 @@ def start_upload(
 ) -> UploadOut:
     """Start an upload for the next version of ``owner/name`` (or find the one begun)."""
     validate_name(name)
-    uploads = _uploads(server_state(request), caller, owner, name)
+    state = server_state(request)
+    uploads = _uploads(state, caller, owner, name)
     upload = uploads.start(name, body.size, body.files, body.fingerprint, body.label)
-    return _out(uploads, upload)
+    return _out(uploads, upload, _direct(request, state))
 
 
 @router.get("/{owner}/{name}/uploads/{upload_id}")
@@ -101,6 +127,16 @@ async def put_part(
                 rule="send the parts the upload's start told",
             )
     done = await run_in_threadpool(uploads.put_part, upload, part, bytes(data))
+    return Response(status_code=204, headers={"Upload-Offset": str(done)})
+
+
+@router.post("/{owner}/{name}/uploads/{upload_id}/parts/{part}/stored", status_code=204)
+def part_stored(
+    request: Request, caller: Caller, owner: str, name: str, upload_id: str, part: int
+) -> Response:
+    """Part ``part`` was PUT straight to the store: check it, and count it."""
+    uploads = _uploads(server_state(request), caller, owner, name)
+    done = uploads.stored(uploads.get(upload_id), part)
     return Response(status_code=204, headers={"Upload-Offset": str(done)})
 
 

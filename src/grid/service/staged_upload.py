@@ -128,16 +128,44 @@ class StagedUploads:
             UsageError: no such part, or not its length.
             ConflictError: the upload is being imported.
         """
+        self._check_part(upload, n, len(data))
+        self._objects.put(self._part(upload.id, n), [data])
+        return self._received_bytes(upload)
+
+    def part_url(self, upload: Upload, n: int, seconds: int) -> str | None:
+        """A URL a browser PUTs part ``n`` to, straight to the store (None: the store has
+        none; the part goes through ``put_part``)."""
+        return self._objects.presign(self._part(upload.id, n), "PUT", seconds)
+
+    def stored(self, upload: Upload, n: int) -> int:
+        """Part ``n`` was sent to its URL: check it is there, whole; like ``put_part``.
+
+        Raises:
+            UsageError: it is missing or not its length.
+        """
+        try:
+            size = self._objects.size(self._part(upload.id, n))
+        except NotFoundError:
+            raise UsageError(
+                f"part {n} is not in the store: send it again",
+                rule="PUT the part to its URL before saying it is stored",
+            ) from None
+        self._check_part(upload, n, size)
+        return self._received_bytes(upload)
+
+    def _check_part(self, upload: Upload, n: int, length: int) -> None:
         if upload.finishing:
             raise ConflictError("this upload is complete and being stored as a version")
-        if not 0 <= n < upload.parts or len(data) != upload.part_length(n):
+        if not 0 <= n < upload.parts or length != upload.part_length(n):
             raise UsageError(
-                f"part {n} of this upload must be {upload.part_length(n)} bytes, not {len(data)}"
+                f"part {n} of this upload must be {upload.part_length(n)} bytes, not {length}"
                 if 0 <= n < upload.parts
                 else f"this upload has parts 0 to {upload.parts - 1}, not {n}",
                 rule="send the parts the upload's start told",
             )
-        self._objects.put(self._part(upload.id, n), [data])
+
+    def _received_bytes(self, upload: Upload) -> int:
+        """Renew the version's hold and record the bytes received; return them."""
         if not self._catalog.renew(upload.name, upload.number, upload.lease):
             self._hold(upload)
         done = sum(upload.part_length(i) for i in self.received(upload))

@@ -2,7 +2,9 @@
 //
 // An upload is a tar stream built here from the picked files (sorted by path, so the same
 // files always make the same bytes), cut into the parts the server asks for and sent with
-// PUT, three at a time, each retried after a dropped connection. The server names the upload
+// PUT, three at a time, each retried after a dropped connection: to the server, or straight
+// to the object store where its CORS rules let this page (the server then gives a presigned
+// URL per part, as it gives the CLI for packs). The server names the upload
 // by a fingerprint of the paths, sizes and times: picking the same files again (after a
 // reload) finds the parts already stored, and only the rest is sent. Then the server stores
 // it as a version through the same import as an archive URL (the same dedup as the CLI).
@@ -202,15 +204,16 @@
     });
   }
 
-  function sendPart(url, blob, onProgress) {
+  // A part goes to the server, or (url given by the server) straight to the store.
+  function sendPart(url, direct, blob, onProgress) {
     return new Promise(function (resolve, reject) {
       var xhr = new XMLHttpRequest();
       xhr.open("PUT", url);
-      xhr.setRequestHeader("X-CSRF-Token", CSRF);
+      if (!direct) { xhr.setRequestHeader("X-CSRF-Token", CSRF); }
       xhr.setRequestHeader("Content-Type", "application/octet-stream");
       xhr.upload.onprogress = function (e) { onProgress(e.loaded); };
       xhr.onload = function () {
-        if (xhr.status === 204) { resolve(); return; }
+        if (xhr.status === 204 || (direct && xhr.status === 200)) { resolve(); return; }
         var p = {}; try { p = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
         var err = new Error(p.detail || ("The server answered " + xhr.status + "."));
         err.permanent = xhr.status < 500; reject(err);
@@ -297,9 +300,14 @@
           var n = todo.shift();
           if (n === undefined) { return Promise.resolve(); }
           var blob = part(stream, n, up.part_size);
+          var direct = up.urls && up.urls[n];
+          var progress = function (done) { inFlight[n] = done; show(); };
           return withRetries(function () {
             inFlight[n] = 0;
-            return sendPart(base + "/" + up.id + "/parts/" + n, blob, function (done) { inFlight[n] = done; show(); });
+            if (!direct) { return sendPart(base + "/" + up.id + "/parts/" + n, false, blob, progress); }
+            return sendPart(direct, true, blob, progress).then(function () {
+              return request("POST", base + "/" + up.id + "/parts/" + n + "/stored");
+            });
           }, function (err, tries) {
             delete inFlight[n];
             say("upload-status", "The connection dropped (" + err.message + "); trying again (" + tries + ")…", true);

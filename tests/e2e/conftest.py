@@ -40,3 +40,11 @@ def cli(home):
         return Result(p.returncode, p.stdout, p.stderr)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless chromium shared by the session's web tests (skipped without chromium)."""
+    from tests.web import chromium_or_skip, launch
+
+    yield from launch(chromium_or_skip())

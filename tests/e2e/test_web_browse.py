@@ -6,22 +6,16 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from grid.client.remote import RemoteClient
 from tests.team import new_user
-from tests.web import chromium_or_skip, launch, sign_in
+from tests.web import chromium_or_skip, sign_in
 
 pytestmark = pytest.mark.slow
-sync_api = chromium_or_skip()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    yield from launch(sync_api)
+chromium_or_skip()
 
 
 def _png(width: int, height: int) -> bytes:

@@ -16,29 +16,18 @@ import pytest
 
 from grid.service.staged_upload import PART_SIZE
 from tests.archive_server import ArchiveServer
-from tests.team import new_user, start_server, stop
-from tests.web import chromium_or_skip, launch, sign_in
+from tests.team import new_user
+from tests.web import chromium_or_skip, grid_server, sign_in
 
 pytestmark = pytest.mark.slow
-sync_api = chromium_or_skip()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    yield from launch(sync_api)
+chromium_or_skip()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[tuple[str, str]]:
     """A server that may fetch archives from loopback (the test's HTTP server)."""
-    root = tmp_path_factory.mktemp("web-create")
-    database = f"sqlite:///{root / 'server.db'}"
-    with open(root / "server.log", "wb") as log:
-        proc, url = start_server(
-            database, str(root / "objects"), root / "home", log, "--allow-private-urls"
-        )
-        yield database, url
-        stop(proc)
+    with grid_server(tmp_path_factory.mktemp("web-create"), "", "--allow-private-urls") as s:
+        yield s
 
 
 def _folder(root, name: str, count: int, size: int):

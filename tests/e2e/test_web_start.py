@@ -10,29 +10,18 @@ import httpx
 import pytest
 
 from grid.client.remote import RemoteClient
-from tests.team import new_user, start_server, stop
-from tests.web import chromium_or_skip, launch, sign_in
+from tests.team import new_user
+from tests.web import chromium_or_skip, grid_server, signed_in
 
 pytestmark = pytest.mark.slow
-sync_api = chromium_or_skip()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    yield from launch(sync_api)
+chromium_or_skip()
 
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory) -> Iterator[tuple[str, str]]:
     """A server that starts runs (local executor)."""
-    root = tmp_path_factory.mktemp("web-start")
-    database = f"sqlite:///{root / 'server.db'}"
-    with open(root / "server.log", "wb") as log:
-        proc, url = start_server(
-            database, str(root / "objects"), root / "home", log, "--run-executor", "local"
-        )
-        yield database, url
-        stop(proc)
+    with grid_server(tmp_path_factory.mktemp("web-start"), "", "--run-executor", "local") as s:
+        yield s
 
 
 def _cats(url: str, key: str, tmp_path, monkeypatch) -> None:
@@ -49,10 +38,7 @@ def test_start_a_run_with_a_picked_version_and_read_its_log(browser, runner, tmp
     database, url = runner
     alice, alice_key = new_user(database)
     _cats(url, alice_key, tmp_path, monkeypatch)
-    context = browser.new_context(base_url=url)
-    page = context.new_page()
-    try:
-        sign_in(page, alice, alice_key)
+    with signed_in(browser, url, alice, alice_key) as page:
         page.get_by_role("link", name="Runs and sessions").click()
         page.get_by_role("link", name="Start a run or session").click()
         assert page.get_by_label("Datastore", exact=True).input_value() == "cats"
@@ -76,18 +62,13 @@ def test_start_a_run_with_a_picked_version_and_read_its_log(browser, runner, tmp
         page.goto("/ui/runs/new")
         page.get_by_role("button", name="Start").click()  # a run without a command
         page.get_by_text("Not started: a run needs a command").wait_for()
-    finally:
-        context.close()
 
 
 def test_a_server_that_runs_no_code_shows_the_command(browser, team_server, tmp_path, monkeypatch):
     database, url = team_server
     alice, alice_key = new_user(database)
     _cats(url, alice_key, tmp_path, monkeypatch)
-    context = browser.new_context(base_url=url)
-    page = context.new_page()
-    try:
-        sign_in(page, alice, alice_key)
+    with signed_in(browser, url, alice, alice_key) as page:
         page.goto("/ui/runs/new")
         page.get_by_label("Command (runs only)").fill("python train.py --lr 0.1")
         page.get_by_role("button", name="Start").click()
@@ -95,21 +76,16 @@ def test_a_server_that_runs_no_code_shows_the_command(browser, team_server, tmp_
         command.wait_for()
         want = "grid run --datastore cats sh -c 'python train.py --lr 0.1'"
         assert command.inner_text() == want
-        forged = context.request.post("/ui/runs", form={"kind": "run", "command": "id"})
+        forged = page.request.post("/ui/runs", form={"kind": "run", "command": "id"})
         assert forged.status == 403  # the cookie without the page's CSRF token
-    finally:
-        context.close()
 
 
 def test_start_a_session_open_its_lab_and_stop_it(browser, runner, tmp_path, monkeypatch):
     database, url = runner
     alice, alice_key = new_user(database)
     _cats(url, alice_key, tmp_path, monkeypatch)
-    context = browser.new_context(base_url=url)
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())  # "Stop session N (nb)?"
-    try:
-        sign_in(page, alice, alice_key)
+    with signed_in(browser, url, alice, alice_key) as page:
+        page.on("dialog", lambda dialog: dialog.accept())  # "Stop session N (nb)?"
         page.goto("/ui/runs/new")
         page.get_by_label("Session (JupyterLab)").check()
         page.get_by_label("Name (optional)").fill("nb")
@@ -124,5 +100,3 @@ def test_start_a_session_open_its_lab_and_stop_it(browser, runner, tmp_path, mon
         row.get_by_role("button", name="Stop").click()
         row.get_by_text("stopped").wait_for(timeout=60_000)
         assert row.get_by_role("link", name="Open JupyterLab").count() == 0
-    finally:
-        context.close()

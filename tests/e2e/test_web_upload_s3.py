@@ -13,16 +13,11 @@ import boto3
 import pytest
 
 from grid.client.remote import RemoteClient
-from tests.team import new_user, start_server, stop
-from tests.web import chromium_or_skip, launch, sign_in
+from tests.team import new_user
+from tests.web import chromium_or_skip, grid_server, sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3]
-sync_api = chromium_or_skip()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    yield from launch(sync_api)
+chromium_or_skip()
 
 
 @pytest.fixture
@@ -30,14 +25,9 @@ def s3_server(seaweedfs_endpoint, tmp_path) -> Iterator[tuple[str, str, str]]:
     """A server on SeaweedFS with a bucket of its own: (database, URL, bucket)."""
     bucket = f"grid-web-{uuid.uuid4().hex[:10]}"
     boto3.client("s3", endpoint_url=seaweedfs_endpoint).create_bucket(Bucket=bucket)
-    database = f"sqlite:///{tmp_path / 'server.db'}"
-    with open(tmp_path / "server.log", "wb") as log:
-        proc, url = start_server(
-            database, f"s3://{bucket}/grid", tmp_path / "home", log,
-            AWS_ENDPOINT_URL=seaweedfs_endpoint,
-        )  # fmt: skip
+    storage = f"s3://{bucket}/grid"
+    with grid_server(tmp_path, storage, AWS_ENDPOINT_URL=seaweedfs_endpoint) as (database, url):
         yield database, url, bucket
-        stop(proc)
 
 
 def _upload(browser, url: str, user: str, key: str, folder) -> list[str]:

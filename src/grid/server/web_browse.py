@@ -54,8 +54,12 @@ def _crumbs(path: str) -> list[tuple[str, str]]:
     return [(p, "/".join(parts[: i + 1])) for i, p in enumerate(parts)]
 
 
-def _base(owner: str, name: str) -> str:
-    return f"/ui/datastores/{quote(owner, safe='')}/{quote(name, safe='')}"
+def _names(who: Principal, owner: str, name: str) -> dict[str, str]:
+    """The datastore's pages' address, and its name as the caller reads it."""
+    return {
+        "base": f"/ui/datastores/{quote(owner, safe='')}/{quote(name, safe='')}",
+        "shown": name if owner == who.user else f"{owner}/{name}",
+    }
 
 
 @router.get("/ui/datastores/{owner}/{name}/{number:int}")
@@ -74,10 +78,7 @@ def folder_page(
         request,
         who,
         "folder.html",
-        owner=owner,
-        name=name,
-        base=_base(owner, name),
-        shown=name if owner == who.user else f"{owner}/{name}",
+        **_names(who, owner, name),
         number=number,
         path=listing.path,
         crumbs=_crumbs(listing.path),
@@ -107,8 +108,7 @@ def file_page(request: Request, owner: str, name: str, number: int, path: str) -
         request,
         who,
         "file.html",
-        base=_base(owner, name),
-        shown=name if owner == who.user else f"{owner}/{name}",
+        **_names(who, owner, name),
         number=number,
         path=path,
         parent=parent,
@@ -178,8 +178,7 @@ def diff_page(request: Request, owner: str, name: str, a: int, b: int) -> Respon
         request,
         who,
         "diff.html",
-        base=_base(owner, name),
-        shown=name if owner == who.user else f"{owner}/{name}",
+        **_names(who, owner, name),
         a=report.a,
         b=report.b,
         sections=sections,

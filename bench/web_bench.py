@@ -61,6 +61,7 @@ def _port() -> int:
 @contextlib.contextmanager
 def _server(work: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
     """A one-machine server with a user: (URL, API key, env of a logged-in CLI)."""
+    work.mkdir(parents=True)
     env = {**os.environ, "GRID_HOME": str(work / "server-home"), "GRID_FSYNC": "0"}
     database = f"sqlite:///{work / 'server.db'}"
     made = subprocess.run(

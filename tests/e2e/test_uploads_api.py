@@ -12,6 +12,7 @@ import tarfile
 
 import httpx
 import pytest
+import sqlalchemy
 
 from grid.client.remote import RemoteClient
 from grid.service.staged_upload import PART_SIZE
@@ -136,3 +137,27 @@ def test_bad_parts_are_refused_and_others_see_nothing(alice, team_server):
     assert "error" in end and "not a .zip, .tar" in end["error"]["detail"]
     versions = h.get(f"/v1/datastores/{user}/bad/versions").json()
     assert all(v["status"] != "succeeded" for v in versions)
+
+
+def test_gc_keeps_a_live_uploads_parts_and_clears_an_abandoned_one(alice, team_server, tmp_path):
+    url, user, key, h = alice
+    database, _ = team_server
+    data = _tar({"a.bin": os.urandom(5000)})
+    base = f"/v1/datastores/{user}/left/uploads"
+    body = {"size": len(data), "files": 1, "fingerprint": "fp-abandoned"}
+    up = h.post(base, json=body).json()
+    assert h.put(f"{base}/{up['id']}/parts/0", content=data).status_code == 204
+    with RemoteClient(url, key, str(tmp_path / "home")) as c:
+        assert c.gc(grace=0).retired_deleted == 0  # the upload holds its version: kept
+        assert h.get(f"{base}/{up['id']}").json()["received"] == [0]
+        engine = sqlalchemy.create_engine(database)  # a day later: the browser never came back
+        with engine.begin() as db:
+            db.execute(
+                sqlalchemy.text("UPDATE versions SET lease_expires_at = :t WHERE source LIKE :s"),
+                {"t": "2000-01-01 00:00:00", "s": f"upload {up['id'][:12]}%"},
+            )
+        engine.dispose()
+        assert c.gc(grace=0).retired_deleted == 2  # its part and its record
+    assert h.get(f"{base}/{up['id']}").status_code == 404
+    again = h.post(base, json=body).json()  # starting it again sends everything anew
+    assert again["id"] == up["id"] and again["received"] == []

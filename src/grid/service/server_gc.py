@@ -4,8 +4,9 @@ A pack is deleted only if no succeeded version of the owner uses it, it was regi
 ago than the grace period, and no create of the owner holds a live lease (one may be about to
 commit a version that reuses an old pack). The pack is unregistered first, so no commit can
 accept it any more, and then deleted. Uploads no commit took (a create given up on), older
-than the grace period, go too, also only while no create runs; a create resumed later
-uploads them again. Packs are not repacked in team mode (yet).
+than the grace period, go too, also only while no create runs (and so do the parts of a
+browser's upload given up on); a create resumed later uploads them again. Packs are not
+repacked in team mode (yet).
 """
 
 from __future__ import annotations
@@ -80,8 +81,9 @@ def _clear_uploads(
     area: OwnerArea, known: set[str], before: float, report: GcReport, dry_run: bool
 ) -> None:
     """Delete packs and manifests older than ``before`` that neither the pack record nor any
-    version knows: uploads that no commit took."""
-    for folder in ("packs/", "manifests/"):
+    version knows (uploads that no commit took), and the parts of browser uploads given up on
+    (``grid.service.staged_upload``: a live one holds a lease, so gc waits)."""
+    for folder in ("packs/", "manifests/", "uploads/"):
         for info in area.objects.list(area.key(folder)):
             if info.key.rsplit("/", 1)[-1] in known or info.modified >= before:
                 continue

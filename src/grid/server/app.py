@@ -29,7 +29,6 @@ from grid.server import (
     web,
     web_browse,
     web_runs,
-    web_start,
 )
 from grid.server.access import Access
 from grid.server.auth import Caller
@@ -130,7 +129,6 @@ def create_app(
         runs_api,
         web,
         web_runs,
-        web_start,
         web_browse,
     ):
         app.include_router(module.router)

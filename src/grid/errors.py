@@ -46,6 +46,7 @@ class GridError(Exception):
     """
 
     code = "error"
+    request_id: str | None = None  # set on one rebuilt from a server's answer
 
     def __init__(self, message: str, **attrs: object) -> None:
         super().__init__(message)
@@ -252,10 +253,18 @@ def storage_error(exc: OSError, doing: str, **attrs: object) -> StorageError:
 _BY_CODE[GridError.code] = GridError
 
 
-def rebuild(code: str, message: str, attrs: Mapping[str, object] | None = None) -> GridError:
+def rebuild(
+    code: str,
+    message: str,
+    attrs: Mapping[str, object] | None = None,
+    request_id: str | None = None,
+) -> GridError:
     """The exception ``to_dict`` described (a GridError for a code this version does not
-    know: a newer server's)."""
-    return _BY_CODE.get(code, GridError)(message, **dict(attrs or {}))
+    know: a newer server's); ``request_id``: the server's id of the request that failed
+    (kept as the exception's ``request_id``, for ``--debug``)."""
+    exc = _BY_CODE.get(code, GridError)(message, **dict(attrs or {}))
+    exc.request_id = request_id
+    return exc
 
 
 def codes() -> dict[str, type[GridError]]:

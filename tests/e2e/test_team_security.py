@@ -68,6 +68,9 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("HEAD", "/openapi.json"): PUBLIC,
     ("GET", "/v1/health"): PUBLIC,
+    ("GET", "/healthz"): PUBLIC,  # operations: for probes and Prometheus, no key
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
     ("GET", "/v1/whoami"): _row(200, 200, 200, run_key=200),
     ("GET", "/v1/keys"): _row(200, 200, 200),
     ("POST", "/v1/keys"): _row(201, 201, 201),

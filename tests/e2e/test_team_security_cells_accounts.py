@@ -35,7 +35,14 @@ def _public(method: str, path: str) -> Cell:
     return run
 
 
-for _method, _path in [("GET", "/openapi.json"), ("HEAD", "/openapi.json"), ("GET", "/v1/health")]:
+for _method, _path in [
+    ("GET", "/openapi.json"),
+    ("HEAD", "/openapi.json"),
+    ("GET", "/v1/health"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+]:
     CELLS[_method, _path] = _public(_method, _path)
 
 

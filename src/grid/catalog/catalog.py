@@ -141,6 +141,11 @@ class Catalog:
     def close(self) -> None:
         self.engine.dispose()
 
+    def ping(self) -> None:
+        """Ask the database a trivial question (raises whatever the driver raises)."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
     def _migrate(self) -> None:
         with self.engine.begin() as conn:
             if self.engine.dialect.name == "postgresql":

@@ -122,6 +122,9 @@ def report(exc: BaseException, debug: bool) -> int:
             break
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
+        request_id = getattr(exc, "request_id", None)
+        if request_id:
+            print(f"grid: the server's request id: {request_id}", file=sys.stderr)
     message = _one_line(exc)
     denied = _unwritable_home(exc)
     if denied is not None:

@@ -104,4 +104,4 @@ class ApiSession:
                 f"the grid server at {self.url} answered {response.status_code} to {method} {path}",
                 transient=response.status_code >= 500,
             ) from None
-        raise e.rebuild(code, detail, attrs)
+        raise e.rebuild(code, detail, attrs, response.headers.get("x-request-id"))

@@ -27,6 +27,10 @@ class Access:
         self._catalog = catalog
         self._ids: dict[str, int] = {}  # owners are never renamed or removed: safe to keep
 
+    def ping(self) -> None:
+        """The database answers (raises what its driver raises when it does not)."""
+        self._catalog.ping()
+
     def visible(self, caller: Principal) -> list[str]:
         """The owners whose datastores ``caller`` sees: themself first, then their teams."""
         return [caller.user, *sorted(caller.teams)]

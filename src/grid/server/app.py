@@ -24,6 +24,7 @@ from grid.server import (
     datastores_api,
     imports_api,
     objects_api,
+    operations,
     runs_api,
     uploads_api,
     web,
@@ -32,6 +33,7 @@ from grid.server import (
 )
 from grid.server.access import Access
 from grid.server.auth import Caller
+from grid.server.operations import RequestLog, log_to_stderr
 from grid.server.problems import problem
 from grid.server.state import ServerState
 from grid.server.storage import ObjectUrls, open_storage
@@ -121,7 +123,9 @@ def create_app(
         secret=secret,
         run_executor=run_executor,
     )
+    app.add_middleware(RequestLog)
     for module in (
+        operations,
         datastores_api,
         imports_api,
         uploads_api,
@@ -168,7 +172,9 @@ def create_app(
 
 
 def app_from_env() -> FastAPI:
-    """The application for a uvicorn worker: ``GRID_DATABASE_URL``, ``GRID_SERVER_STORAGE``."""
+    """The application for a uvicorn worker: ``GRID_DATABASE_URL``, ``GRID_SERVER_STORAGE``
+    (its request lines go to stderr)."""
+    log_to_stderr()
     return create_app(
         os.environ["GRID_DATABASE_URL"],
         os.environ["GRID_SERVER_STORAGE"],

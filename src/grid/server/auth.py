@@ -50,6 +50,7 @@ def principal(request: Request) -> Principal:
         if not hmac.compare_digest(sent, csrf_token(request, caller.key_id)):
             raise ForbiddenError("this page's request lacks its CSRF token: reload the page")
     check_route(request, caller)
+    request.state.user = caller.user  # for the request's log line
     return caller
 
 

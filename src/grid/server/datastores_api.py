@@ -25,6 +25,7 @@ from grid.records import (
 )
 from grid.server.access import Access, OwnerView
 from grid.server.auth import Caller
+from grid.server.operations import VERIFIED
 from grid.server.run_scope import check_version
 from grid.server.state import server_state
 from grid.service.publish import OwnerArea, commit
@@ -205,6 +206,7 @@ def commit_version(
     area = OwnerArea(state.objects, view.name, view.id)
     try:
         done = commit(area, state.packs, current, state.scratch)
+        VERIFIED.inc(done.stored_bytes)
     except GridError as exc:
         if not getattr(exc, "transient", False):
             with contextlib.suppress(GridError):

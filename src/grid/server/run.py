@@ -33,6 +33,10 @@ def serve(
     os.environ["GRID_ALLOW_PRIVATE_URLS"] = "1" if allow_private_urls else "0"
     os.environ["GRID_S3_IMPORT_BUCKETS"] = ",".join(s3_import_buckets)
     os.environ["GRID_RUN_EXECUTOR"] = run_executor or ""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # the workers' metrics, summed
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="grid-metrics-")
     uvicorn.run(
         "grid.server.app:app_from_env",
         factory=True,

@@ -22,6 +22,7 @@ from grid.errors import GridError, UsageError
 from grid.objects.prefixed import PrefixedStore
 from grid.server.auth import Caller
 from grid.server.imports_api import stream_import
+from grid.server.operations import RECEIVED
 from grid.server.state import ServerState, server_state
 from grid.server.storage import URL_SECONDS
 from grid.service import create
@@ -127,6 +128,7 @@ async def put_part(
                 rule="send the parts the upload's start told",
             )
     done = await run_in_threadpool(uploads.put_part, upload, part, bytes(data))
+    RECEIVED.labels("upload part").inc(len(data))
     return Response(status_code=204, headers={"Upload-Offset": str(done)})
 
 
@@ -136,7 +138,9 @@ def part_stored(
 ) -> Response:
     """Part ``part`` was PUT straight to the store: check it, and count it."""
     uploads = _uploads(server_state(request), caller, owner, name)
-    done = uploads.stored(uploads.get(upload_id), part)
+    upload = uploads.get(upload_id)
+    done = uploads.stored(upload, part)
+    RECEIVED.labels("upload part, straight to the store").inc(upload.part_length(part))
     return Response(status_code=204, headers={"Upload-Offset": str(done)})
 
 

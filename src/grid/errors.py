@@ -7,7 +7,8 @@
     │   ├── DatastoreNotFoundError
     │   ├── VersionNotFoundError
     │   ├── PathNotFoundError
-    │   └── RunNotFoundError
+    │   ├── RunNotFoundError
+    │   └── JobNotFoundError
     ├── ConflictError         the request clashes with current state
     │   └── VersionNotReadyError
     ├── SourceError           the data to import could not be read
@@ -120,6 +121,14 @@ class RunNotFoundError(NotFoundError):
     code = "run_not_found"
 
     run: str = ""
+
+
+class JobNotFoundError(NotFoundError):
+    """No job with that id (of the caller's owners)."""
+
+    code = "job_not_found"
+
+    job: int = 0
 
 
 class ConflictError(GridError):

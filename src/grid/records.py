@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 UPLOADING = "uploading"
 PROCESSING = "processing"
@@ -153,3 +154,25 @@ class RunInfo:
     def detail(self, key: str) -> str:
         """One of ``details`` ('' if absent)."""
         return dict(self.details).get(key, "")
+
+
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """Work a server handed to its workers (an import, a check, gc, a scheduled re-import)."""
+
+    id: int
+    kind: str
+    owner: str
+    payload: dict[str, Any]
+    state: str  # one of JOB_STATES
+    attempts: int  # claims so far (a worker that died leaves its claim counted)
+    worker: str  # who holds (or last held) it
+    lease_until: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: dict[str, Any]
+    error: str

@@ -120,3 +120,15 @@ def test_one_of_several_concurrent_resumers_takes_a_stopped_version(url):
     finally:
         for c in catalogs:
             c.close()
+
+
+def test_the_head_revision_the_catalog_checks_is_the_newest_migration():
+    """A new migration must move HEAD_REVISION too (else every open runs alembic again)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from grid.catalog import catalog
+
+    cfg = Config()
+    cfg.set_main_option("script_location", catalog._MIGRATIONS)
+    assert ScriptDirectory.from_config(cfg).get_current_head() == catalog.HEAD_REVISION

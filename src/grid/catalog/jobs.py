@@ -99,6 +99,14 @@ class JobQueue:
             job.lease_until = self._catalog.now() + timedelta(seconds=lease_seconds)
             return True
 
+    def report(self, job_id: int, worker: str, progress: dict[str, Any]) -> None:
+        """Record how far ``worker`` has come with a job it holds (its ``result`` until it
+        ends: ``{"progress": ...}``)."""
+        with self._catalog.transaction() as s:
+            job = s.get(Job, job_id, with_for_update=True)
+            if job is not None and job.state == RUNNING and job.worker == worker:
+                job.result = json.dumps({"progress": progress}, default=str)
+
     def finish(
         self,
         job_id: int,
@@ -117,7 +125,7 @@ class JobQueue:
             if job.state != RUNNING or job.worker != worker:
                 raise ConflictError(f"job {job_id} is no longer held by {worker}: {job.state}")
             job.state = FAILED if error is not None else SUCCEEDED
-            job.result, job.error = json.dumps(result or {}), error or ""
+            job.result, job.error = json.dumps(result or {}, default=str), error or ""
             job.finished_at, job.lease_until = self._catalog.now(), None
             return self._info(s, job)
 

@@ -137,6 +137,14 @@ def server(
             "the command to type instead).",
         ),
     ] = None,
+    no_jobs: Annotated[
+        bool,
+        typer.Option(
+            "--no-jobs",
+            help="Run no jobs (imports) in this server's processes: `grid worker` processes "
+            "do (default: each server process also works on jobs).",
+        ),
+    ] = False,
 ) -> None:
     """Run the team-mode API server: accounts, keys and datastores."""
     from grid.server.run import serve
@@ -165,4 +173,52 @@ def server(
         allow_private_urls,
         tuple(s3_import_buckets or ()),
         run_executor,
+        jobs=not no_jobs,
     )
+
+
+def worker(
+    database_url: DatabaseUrl = None,
+    storage_url: Annotated[
+        str | None,
+        typer.Option(
+            "--storage-url",
+            envvar="GRID_SERVER_STORAGE",
+            metavar="URL",
+            help="The servers' storage (s3://BUCKET/PREFIX or a folder).",
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Jobs run at once.")] = 1,
+    lease: Annotated[
+        float,
+        typer.Option(
+            "--lease",
+            min=1,
+            metavar="SECONDS",
+            help="How long a job this worker holds waits for it after it stopped renewing "
+            "(kill -9, a machine gone) before another worker takes it over.",
+        ),
+    ] = 30.0,
+) -> None:
+    """Run jobs (imports) for the servers on the same database and storage, until stopped
+    (a job follows the rules of the server that accepted it, e.g. --allow-private-urls)."""
+    import signal
+    import threading
+
+    from grid.server.state import open_state
+    from grid.server.worker import Worker
+
+    if not database_url or not storage_url:
+        raise UsageError(
+            "give the servers' database and storage: --database-url URL --storage-url URL",
+            rule="a worker works for the servers on one database and storage",
+        )
+    state = open_state(database_url, storage_url)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    runner = Worker(state, lease_seconds=lease)
+    print(f"grid worker {runner.name}: {concurrency} at a time", file=sys.stderr)
+    try:
+        runner.serve(stop, concurrency)
+    except KeyboardInterrupt:
+        stop.set()

@@ -9,7 +9,7 @@ and one storage serve the same answers.
 from __future__ import annotations
 
 import os
-import tempfile
+import threading
 from datetime import datetime
 
 from fastapi import FastAPI, Request, Response
@@ -17,8 +17,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from grid import errors as e
-from grid.catalog import Accounts, Catalog
-from grid.catalog.packs import PackRegistry
 from grid.records import ApiKeyInfo
 from grid.server import (
     datastores_api,
@@ -31,14 +29,10 @@ from grid.server import (
     web_browse,
     web_runs,
 )
-from grid.server.access import Access
 from grid.server.auth import Caller
 from grid.server.operations import RequestLog, log_to_stderr
 from grid.server.problems import problem
-from grid.server.state import ServerState
-from grid.server.storage import ObjectUrls, open_storage
-from grid.settings import Settings
-from grid.sources.archive_rules import ArchiveLimits
+from grid.server.state import open_state
 
 API = "/v1"
 
@@ -98,31 +92,17 @@ def create_app(
     its storage's; users' other S3 sources are read by their own machines); ``run_executor``:
     the web page may start runs and sessions with it (``local`` or ``slurm``; None: it shows
     the command to type). Archive limits come from the server's GRID_ARCHIVE_MAX_* settings."""
-    catalog = Catalog(database_url, owner=None)
-    accounts = Accounts(catalog)
-    objects = open_storage(storage_url)
-    settings = Settings.from_env()
-    app = FastAPI(title="grid", version="1", docs_url=None, redoc_url=None)
-    app.state.grid = ServerState(
-        accounts=accounts,
-        access=Access(catalog),
-        packs=PackRegistry(catalog),
-        objects=objects,
-        urls=ObjectUrls(objects, secret := catalog.signing_secret()),
-        scratch=scratch or os.path.join(tempfile.gettempdir(), "grid-server"),
-        limits=ArchiveLimits(
-            max_bytes=settings.archive_max_size,
-            max_entries=settings.archive_max_files,
-            max_ratio=settings.archive_max_ratio,
-        ),
+    state = open_state(
+        database_url,
+        storage_url,
+        scratch=scratch,
         allow_private_urls=allow_private_urls,
         s3_import_buckets=s3_import_buckets,
-        storage_bucket=storage_url[5:].split("/", 1)[0]
-        if storage_url.startswith("s3://")
-        else None,
-        secret=secret,
         run_executor=run_executor,
     )
+    accounts = state.accounts
+    app = FastAPI(title="grid", version="1", docs_url=None, redoc_url=None)
+    app.state.grid = state
     app.add_middleware(RequestLog)
     for module in (
         operations,
@@ -175,7 +155,7 @@ def app_from_env() -> FastAPI:
     """The application for a uvicorn worker: ``GRID_DATABASE_URL``, ``GRID_SERVER_STORAGE``
     (its request lines go to stderr)."""
     log_to_stderr()
-    return create_app(
+    app = create_app(
         os.environ["GRID_DATABASE_URL"],
         os.environ["GRID_SERVER_STORAGE"],
         allow_private_urls=os.environ.get("GRID_ALLOW_PRIVATE_URLS") == "1",
@@ -184,3 +164,10 @@ def app_from_env() -> FastAPI:
         ),
         run_executor=os.environ.get("GRID_RUN_EXECUTOR") or None,
     )
+    if os.environ.get("GRID_SERVER_JOBS", "1") != "0":  # else `grid worker` processes do
+        from grid.server.worker import Worker
+
+        worker = Worker(app.state.grid)
+        stop = threading.Event()
+        threading.Thread(target=worker.serve, args=(stop,), daemon=True).start()
+    return app

@@ -1,10 +1,11 @@
 """``POST /v1/datastores/{owner}/{name}/imports``: the server makes a version from an archive
 URL or an S3 prefix itself (``grid.service.server_import``).
 
-The answer streams progress as JSON lines while the import runs and ends with
-``{"version": ...}`` or ``{"error": problem}``. The import runs on in the server if the client
-goes away (its version's status and progress show in ``grid datastore``); running the same
-create again resumes it if the server stopped.
+The import is a job (``grid.server.worker``): a worker runs it (a thread of every server, or
+``grid worker`` processes), and the answer follows it, streaming progress as JSON lines while
+it runs and ending with ``{"version": ...}`` or ``{"error": problem}``. It runs on if the
+client goes away (its version's status and progress show in ``grid datastore``), and if its
+worker dies, another takes it over once its lease lapses and finishes the same version.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -21,6 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from grid.catalog.jobs import ENDED, JobQueue
 from grid.errors import GridError, UsageError
 from grid.reports import CreateProgress
 from grid.server.access import OwnerView
@@ -35,6 +38,8 @@ from grid.sources.http import check_url
 
 router = APIRouter(prefix="/v1/datastores")
 _BEAT = 1.0  # seconds between lines at most: a keep-alive for proxies
+_POLL = 0.5  # seconds between looks at a job a worker runs
+_NDJSON = "application/x-ndjson"
 
 
 class ImportIn(BaseModel):
@@ -75,12 +80,43 @@ def import_version(
     state = server_state(request)
     _check_source(state, body)
     view = state.access.owner(caller, owner, name)
-    options = create.SourceOptions(
-        endpoint_url=body.endpoint_url,
-        limits=_limits(state.limits, body),
-        keep_root=body.keep_root,
-    )
-    return stream_import(state, view, name, body.source, options, body.skip_unchanged)
+    payload = {
+        "name": name,
+        "source": body.source,
+        "endpoint_url": body.endpoint_url,
+        "keep_root": body.keep_root,
+        "skip_unchanged": body.skip_unchanged,
+        "limits": dataclasses.asdict(_limits(state.limits, body)),
+        # the accepting server's rule, which any worker then follows
+        "allow_private_urls": state.allow_private_urls,
+    }
+    job = JobQueue(state.catalog).enqueue(view.id, "import", payload)
+    return StreamingResponse(_follow(state, job.id), media_type=_NDJSON)
+
+
+def _follow(state: ServerState, job_id: int) -> Iterator[str]:
+    """The lines of an import a worker runs: its version's progress, then its end."""
+    jobs = JobQueue(state.catalog)
+    shown = None
+    while True:
+        job = jobs.get(job_id)
+        if job.state in ENDED:
+            last = job.result.get("progress")
+            if last is not None and last != shown:
+                yield json.dumps({"progress": last}) + "\n"
+            if "version" in job.result:
+                yield json.dumps({"version": job.result["version"]}, default=str) + "\n"
+            else:
+                problem = job.result.get("error") or body_of(GridError(job.error or job.state))
+                yield json.dumps({"error": problem}) + "\n"
+            return
+        progress = job.result.get("progress")
+        if progress is not None and progress != shown:
+            yield json.dumps({"progress": progress}) + "\n"
+            shown = progress
+        else:
+            yield "\n"  # keep-alive for proxies and the client's read timeout
+        time.sleep(_POLL)
 
 
 def stream_import(

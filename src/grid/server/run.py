@@ -16,12 +16,15 @@ def serve(
     allow_private_urls: bool = False,
     s3_import_buckets: tuple[str, ...] = (),
     run_executor: str | None = None,
+    *,
+    jobs: bool = True,
 ) -> None:
     """Serve the API on ``host:port`` with ``workers`` processes until stopped, keeping bytes
     in ``storage_url`` (``s3://bucket/prefix`` or a folder); ``allow_private_urls``: imports
     may fetch from loopback and private addresses; ``s3_import_buckets``: the buckets imports
     may read with the server's credentials (``*``: any but its storage's); ``run_executor``:
-    the web page starts runs with it (``local``, ``slurm``; None: it does not)."""
+    the web page starts runs with it (``local``, ``slurm``; None: it does not); ``jobs``:
+    each process also runs jobs (else `grid worker` processes do)."""
     import os
 
     import uvicorn
@@ -33,6 +36,7 @@ def serve(
     os.environ["GRID_ALLOW_PRIVATE_URLS"] = "1" if allow_private_urls else "0"
     os.environ["GRID_S3_IMPORT_BUCKETS"] = ",".join(s3_import_buckets)
     os.environ["GRID_RUN_EXECUTOR"] = run_executor or ""
+    os.environ["GRID_SERVER_JOBS"] = "1" if jobs else "0"
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # the workers' metrics, summed
         import tempfile
 

@@ -1,0 +1,166 @@
+"""Workers: processes (``grid worker``), or a thread of each ``grid server``, that claim jobs
+from the catalog's jobs table (``grid.catalog.jobs``) and run them.
+
+A worker holds its job under a lease it renews every third of its length; if the worker dies
+(kill -9, a machine gone), the lease lapses and another worker takes the job over. Jobs are
+idempotent: an import taken over resumes the same version (its create's own lease lapsed
+too), reading only what is missing. Kinds: ``import`` (an archive URL or an ``s3://``
+prefix, made into the next version of a datastore).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from grid.catalog.jobs import JobQueue
+from grid.errors import ConflictError, GridError
+from grid.records import JobInfo
+from grid.server.access import OwnerView
+from grid.server.problems import body_of
+from grid.server.reading import owner_context
+from grid.server.state import ServerState
+from grid.service import create
+from grid.sources.archive_rules import ArchiveLimits
+
+LEASE_SECONDS = 30.0
+IDLE_SECONDS = 1.0  # between looks at an empty queue
+
+
+Report = Callable[[dict[str, Any]], None]
+
+
+def import_job(state: ServerState, job: JobInfo, report: Report) -> dict[str, Any]:
+    """Make (or resume) the version the payload asks for, reporting its progress; its record
+    as the result."""
+    from grid.service.server_import import import_source
+
+    p = job.payload
+    owner_id = state.catalog.owner_id_of(job.owner)
+    if owner_id is None:
+        raise GridError(f"owner {job.owner!r} is gone")
+    view = OwnerView(job.owner, owner_id, state.catalog.acting_for(owner_id))
+    options = create.SourceOptions(
+        endpoint_url=p.get("endpoint_url"),
+        limits=ArchiveLimits(**p["limits"]) if p.get("limits") else state.limits,
+        keep_root=bool(p.get("keep_root")),
+    )
+    scratch = os.path.join(state.scratch, f"job-{job.id}-{uuid.uuid4().hex[:8]}")
+    rules = dataclasses.replace(state, allow_private_urls=bool(p.get("allow_private_urls")))
+    ctx = owner_context(rules, view, scratch)
+    try:
+        version = import_source(
+            ctx,
+            state.packs,
+            view.id,
+            p["source"],
+            p["name"],
+            options=options,
+            progress=lambda made: report(dataclasses.asdict(made)),
+            skip_unchanged=bool(p.get("skip_unchanged")),
+        )
+        return {"version": dataclasses.asdict(version)}
+    finally:
+        ctx.store.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+HANDLERS: dict[str, Callable[[ServerState, JobInfo, Report], dict[str, Any]]] = {
+    "import": import_job
+}
+REPORT_EVERY = 0.5  # seconds between progress records of a job, at most
+
+
+class _Throttled:
+    """Passes on a report at most every ``REPORT_EVERY`` seconds; ``flush`` the last."""
+
+    def __init__(self, send: Report) -> None:
+        self._send, self._last = send, 0.0
+        self._held: dict[str, Any] | None = None
+
+    last: dict[str, Any] | None = None  # the latest report, sent or held
+
+    def __call__(self, progress: dict[str, Any]) -> None:
+        self._held = self.last = progress
+        if time.monotonic() - self._last >= REPORT_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._held is not None:
+            with contextlib.suppress(GridError):
+                self._send(self._held)
+            self._held, self._last = None, time.monotonic()
+
+
+class Worker:
+    """Claims and runs jobs for ``state``'s database and storage, as ``name``."""
+
+    def __init__(
+        self, state: ServerState, name: str | None = None, lease_seconds: float = LEASE_SECONDS
+    ) -> None:
+        self.state = state
+        self.jobs = JobQueue(state.catalog)
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease_seconds = lease_seconds
+
+    def run_one(self) -> JobInfo | None:
+        """Claim one job and run it to its end; None when the queue is empty."""
+        job = self.jobs.claim(self.name, self.lease_seconds, list(HANDLERS))
+        if job is None:
+            return None
+        done = threading.Event()
+        beat = threading.Thread(target=self._renew, args=(job.id, done), daemon=True)
+        beat.start()
+        result: dict[str, Any] | None = None
+        error: str | None = None
+        reporter = _Throttled(lambda p: self.jobs.report(job.id, self.name, p))
+        try:
+            result = HANDLERS[job.kind](self.state, job, reporter)
+            if reporter.last is not None:  # the end shows how far it came
+                result = {"progress": reporter.last, **result}
+        except GridError as exc:
+            error, result = exc.message, {"error": body_of(exc)}
+        except Exception as exc:  # a bug: the job fails with it, the worker goes on
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            result = {"error": body_of(GridError(error))}
+        finally:
+            done.set()
+            beat.join()
+        with contextlib.suppress(ConflictError):  # taken over or cancelled meanwhile
+            return self.jobs.finish(job.id, self.name, result=result, error=error)
+        return self.jobs.get(job.id)
+
+    def _renew(self, job_id: int, done: threading.Event) -> None:
+        while not done.wait(self.lease_seconds / 3):
+            with contextlib.suppress(GridError):
+                if not self.jobs.renew(job_id, self.name, self.lease_seconds):
+                    return  # cancelled or taken over: its end will not be recorded
+
+    def serve(self, stop: threading.Event, concurrency: int = 1) -> None:
+        """Run jobs on ``concurrency`` threads until ``stop`` is set."""
+
+        def loop() -> None:
+            while not stop.is_set():
+                try:
+                    ran = self.run_one()
+                except GridError:  # the database is away: try again shortly
+                    ran = None
+                if ran is None:
+                    stop.wait(IDLE_SECONDS)
+
+        threads = [
+            threading.Thread(target=loop, name=f"grid-worker-{i}", daemon=True)
+            for i in range(concurrency)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()

@@ -1,0 +1,108 @@
+"""Workers as real processes (`grid worker`) for a server that runs no jobs itself
+(`--no-jobs`): an import is a job a worker runs; a worker killed with kill -9 mid-import
+leaves a job that another worker takes over once the lease lapses, finishing the same
+version, which then verifies and reads back byte for byte."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import tarfile
+import threading
+import time
+
+import pytest
+
+from grid.catalog import Catalog
+from grid.catalog.jobs import JobQueue
+from grid.client.remote import RemoteClient
+from tests.archive_server import ArchiveServer
+from tests.team import GRID, new_user
+from tests.web import grid_server
+
+pytestmark = pytest.mark.slow
+
+
+def _tar_gz(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=1) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def _worker(database: str, storage: str, log, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*GRID, "worker", "--database-url", database, "--storage-url", storage, *args],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def _wait(what, seconds: float = 60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got = what()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_a_worker_killed_mid_import_is_replaced_and_the_same_version_finishes(tmp_path):
+    files = {f"set/{i:03d}.bin": os.urandom(200_000) for i in range(40)}
+    archive = _tar_gz(files)
+    storage = str(tmp_path / "objects")
+    with (
+        ArchiveServer() as archives,
+        grid_server(tmp_path, storage, "--no-jobs", "--allow-private-urls") as (database, url),
+    ):
+        archives.served.files["/set.tar.gz"] = archive
+        archives.served.stall_after = len(archive) // 2  # the first download stops halfway
+        _, key = new_user(database)
+        log = open(tmp_path / "workers.log", "wb")  # noqa: SIM115 - closed below
+        first = _worker(database, storage, log, "--lease", "3")
+        made: dict[str, object] = {}
+        with RemoteClient(url, key, str(tmp_path / "laptop")) as client:
+
+            def create() -> None:
+                try:
+                    made["version"] = client.create(archives.url("/set.tar.gz"), "set")
+                except Exception as exc:  # shown by the assertion below
+                    made["error"] = exc
+
+            asking = threading.Thread(target=create)
+            asking.start()
+
+            def halfway():
+                versions = client.versions("set") if client.list() else []
+                return [v for v in versions if (v.progress_done or 0) >= len(archive) // 2]
+
+            (held,) = _wait(halfway)
+            os.kill(first.pid, signal.SIGKILL)  # mid-import
+            first.wait()
+            archives.served.stall_after = None
+            archives.served.resume.set()
+            second = _worker(database, storage, log, "--lease", "3")
+            try:
+                asking.join(120)
+                assert "error" not in made, made
+                version = made["version"]
+                assert version.number == held.number == 1  # the same version, finished
+                assert version.status == "succeeded" and version.files == len(files)
+                assert client.verify("set", 1).ok
+                for name, data in list(files.items())[:5]:
+                    assert client.read_bytes("set", 1, name.removeprefix("set/")) == data
+                assert [v.number for v in client.versions("set")] == [1]
+                catalog = Catalog(database, owner=None)
+                (job,) = JobQueue(catalog).list([catalog.owner_id_of(client.username)])
+                catalog.close()
+                assert job.kind == "import" and job.state == "succeeded" and job.attempts == 2
+                assert job.result["version"]["number"] == 1
+            finally:
+                second.terminate()
+                second.wait(30)
+                log.close()

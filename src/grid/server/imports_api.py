@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 
 from fastapi import APIRouter, Request
@@ -29,7 +26,6 @@ from grid.reports import CreateProgress
 from grid.server.access import OwnerView
 from grid.server.auth import Caller
 from grid.server.problems import body_of
-from grid.server.reading import owner_context
 from grid.server.state import ServerState, server_state
 from grid.service import create
 from grid.service.names import validate_name
@@ -214,18 +210,15 @@ class _Feed:
 
 
 def _run(job: _Job, feed: _Feed) -> None:
-    from grid.service.server_import import import_source
+    from grid.server.worker import import_into
 
-    scratch = os.path.join(job.state.scratch, f"import-{uuid.uuid4().hex}")
-    ctx = owner_context(job.state, job.view, scratch)
     try:
-        version = import_source(
-            ctx,
-            job.state.packs,
-            job.view.id,
-            job.source,
+        version = import_into(
+            job.state,
+            job.view,
             job.name,
-            options=job.options,
+            job.source,
+            job.options,
             progress=feed.progress,
             warn=feed.warn,
             skip_unchanged=job.skip_unchanged,
@@ -237,6 +230,3 @@ def _run(job: _Job, feed: _Feed) -> None:
         feed.end({"error": body_of(exc)})
     except BaseException as exc:  # never lose the stream's end
         feed.end({"error": body_of(GridError(f"internal error: {type(exc).__name__}: {exc}"))})
-    finally:
-        ctx.close()
-        shutil.rmtree(scratch, ignore_errors=True)

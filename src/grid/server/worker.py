@@ -23,13 +23,15 @@ from typing import Any
 
 from grid.catalog.jobs import JobQueue
 from grid.errors import ConflictError, GridError
-from grid.records import JobInfo
+from grid.records import JobInfo, VersionInfo
+from grid.reports import Progress
 from grid.server.access import OwnerView
 from grid.server.problems import body_of
 from grid.server.reading import owner_context
 from grid.server.state import ServerState
 from grid.service import create
 from grid.sources.archive_rules import ArchiveLimits
+from grid.tree import Warn
 
 LEASE_SECONDS = 30.0
 IDLE_SECONDS = 1.0  # between looks at an empty queue
@@ -38,11 +40,43 @@ IDLE_SECONDS = 1.0  # between looks at an empty queue
 Report = Callable[[dict[str, Any]], None]
 
 
+def import_into(
+    state: ServerState,
+    view: OwnerView,
+    name: str,
+    source: str,
+    options: create.SourceOptions,
+    *,
+    progress: Progress | None = None,
+    warn: Warn | None = None,
+    skip_unchanged: bool = False,
+) -> VersionInfo:
+    """Make (or resume) the next version of ``view``'s ``name`` from ``source``, in a scratch
+    folder of its own (``grid.service.server_import``)."""
+    from grid.service.server_import import import_source
+
+    scratch = os.path.join(state.scratch, f"import-{uuid.uuid4().hex}")
+    ctx = owner_context(state, view, scratch)
+    try:
+        return import_source(
+            ctx,
+            state.packs,
+            view.id,
+            source,
+            name,
+            options=options,
+            progress=progress,
+            warn=warn,
+            skip_unchanged=skip_unchanged,
+        )
+    finally:
+        ctx.store.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def import_job(state: ServerState, job: JobInfo, report: Report) -> dict[str, Any]:
     """Make (or resume) the version the payload asks for, reporting its progress; its record
     as the result."""
-    from grid.service.server_import import import_source
-
     p = job.payload
     owner_id = state.catalog.owner_id_of(job.owner)
     if owner_id is None:
@@ -53,24 +87,17 @@ def import_job(state: ServerState, job: JobInfo, report: Report) -> dict[str, An
         limits=ArchiveLimits(**p["limits"]) if p.get("limits") else state.limits,
         keep_root=bool(p.get("keep_root")),
     )
-    scratch = os.path.join(state.scratch, f"job-{job.id}-{uuid.uuid4().hex[:8]}")
     rules = dataclasses.replace(state, allow_private_urls=bool(p.get("allow_private_urls")))
-    ctx = owner_context(rules, view, scratch)
-    try:
-        version = import_source(
-            ctx,
-            state.packs,
-            view.id,
-            p["source"],
-            p["name"],
-            options=options,
-            progress=lambda made: report(dataclasses.asdict(made)),
-            skip_unchanged=bool(p.get("skip_unchanged")),
-        )
-        return {"version": dataclasses.asdict(version)}
-    finally:
-        ctx.store.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+    version = import_into(
+        rules,
+        view,
+        p["name"],
+        p["source"],
+        options,
+        progress=lambda made: report(dataclasses.asdict(made)),
+        skip_unchanged=bool(p.get("skip_unchanged")),
+    )
+    return {"version": dataclasses.asdict(version)}
 
 
 HANDLERS: dict[str, Callable[[ServerState, JobInfo, Report], dict[str, Any]]] = {

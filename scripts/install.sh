@@ -8,10 +8,11 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     # cron: `grid datastore schedule` installs crontab entries;
     # tar, zip, unzip: archive tests compare with what the standard tools make and extract;
     # postgresql: the catalog of team mode (tests start throwaway clusters with initdb);
+    # nginx: the load balancer in front of two `grid server` processes in the scale-out tests;
     # slurm-wlm + munge: `grid run --executor slurm` (tests start a one-machine cluster with
     # scripts/slurm-local.sh); chromium: the web pages' tests drive it with Playwright
     need=""
-    for pkg in util-linux fuse3 libfuse3-dev pkg-config cron tar zip unzip postgresql slurm-wlm munge chromium; do
+    for pkg in util-linux fuse3 libfuse3-dev pkg-config cron tar zip unzip postgresql nginx slurm-wlm munge chromium; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
     done
     if [ -n "$need" ]; then

@@ -10,7 +10,8 @@
     │   ├── RunNotFoundError
     │   └── JobNotFoundError
     ├── ConflictError         the request clashes with current state
-    │   └── VersionNotReadyError
+    │   ├── VersionNotReadyError
+    │   └── JobCancelledError     a job's owner cancelled it while it ran
     ├── SourceError           the data to import could not be read
     │   └── ArchiveError      an archive is hostile, corrupt, truncated or over a limit
     ├── IntegrityError        stored bytes do not match their id, or the format is unknown
@@ -143,6 +144,14 @@ class VersionNotReadyError(ConflictError):
     code = "version_not_ready"
 
     status: str = ""
+
+
+class JobCancelledError(ConflictError):
+    """A job was cancelled (``grid job cancel``) while it ran: its work stopped there."""
+
+    code = "job_cancelled"
+
+    job: int = 0
 
 
 class SourceError(GridError):

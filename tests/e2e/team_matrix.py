@@ -205,7 +205,12 @@ class World:
         problem = r.json()
         assert set(problem) == PROBLEM and problem["status"] == status, problem
         if status == 404:
-            assert problem["code"] in ("not_found", "datastore_not_found", "run_not_found"), problem
+            assert problem["code"] in (
+                "not_found",
+                "datastore_not_found",
+                "run_not_found",
+                "job_not_found",
+            ), problem
         if status == 401 and r.request.url.path.startswith("/v1/objects/"):
             assert problem["code"] == "unauthorized", problem
         elif status == 401:  # one answer, whatever was wrong with the key

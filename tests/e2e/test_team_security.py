@@ -27,6 +27,7 @@ import pytest
 
 from tests.e2e import test_team_security_cells_accounts as accounts
 from tests.e2e import test_team_security_cells_datastores as datastores
+from tests.e2e import test_team_security_cells_jobs as jobs
 from tests.e2e import test_team_security_cells_runs as runs
 from tests.e2e import test_team_security_cells_uploads as uploads
 from tests.e2e import test_team_security_cells_web as web
@@ -109,6 +110,10 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/v1/runs/{run_id}/detach"): _row(200, 200, 404),
     ("POST", "/v1/runs/{run_id}/key"): _row(201, 201, 404),
     ("GET", VERSION + "/runs"): _row(200, 200, 404),
+    # jobs: those of the caller's owners (themself, their teams); another's is not found
+    ("GET", "/v1/jobs"): _row(200, 200, 200),
+    ("GET", "/v1/jobs/{job_id}"): _row(200, 200, 404),
+    ("POST", "/v1/jobs/{job_id}/cancel"): _row(200, 200, 404),
     # the web pages: what the API shows each caller; refused keys get the sign-in page
     ("GET", "/ui/static/{name}"): PUBLIC,
     ("GET", "/ui/sign-in"): _row(303, 303, 303, refused=200, run_key=200),
@@ -140,7 +145,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
 # Cells that show a server bug: (route, caller) -> reason, each run as a strict xfail.
 KNOWN_BUGS: dict[tuple[tuple[str, str], str], str] = {}
 
-CELLS = accounts.CELLS | datastores.CELLS | runs.CELLS | uploads.CELLS | web.CELLS
+CELLS = accounts.CELLS | datastores.CELLS | jobs.CELLS | runs.CELLS | uploads.CELLS | web.CELLS
 
 
 def _cells() -> list[Any]:

@@ -9,7 +9,7 @@ from typing import Any, NoReturn, TextIO, cast
 
 import typer
 
-from grid.cli import account, admin, datastore, run, session
+from grid.cli import account, admin, datastore, job, run, session
 from grid.cli.errors import StdoutError, report
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app.add_typer(datastore.app, name="datastore")
 app.add_typer(admin.app, name="admin")
 app.add_typer(run.app, name="run")
 app.add_typer(session.app, name="session")
+app.add_typer(job.app, name="job")
 app.command("server")(admin.server)
 app.command("worker")(admin.worker)
 app.command("login")(account.login)

@@ -33,6 +33,7 @@ _TABLE: list[tuple[type[BaseException], int, str]] = [
     (e.VersionNotFoundError, 3, "`grid datastore show NAME` lists its versions"),
     (e.PathNotFoundError, 3, "`grid datastore ls NAME:VERSION [DIR]` lists the paths"),
     (e.RunNotFoundError, 3, "`grid run list` and `grid session list` show them"),
+    (e.JobNotFoundError, 3, "`grid job list` shows them"),
     (e.NotFoundError, 3, ""),
     (e.VersionNotReadyError, 4, "wait for it to succeed, or pick another version"),
     (e.ConflictError, 4, ""),

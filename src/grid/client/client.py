@@ -8,14 +8,17 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 
 from grid.catalog import Catalog
+from grid.catalog.jobs import JobQueue
 from grid.catalog.runs import RunRegistry
 from grid.client.service_client import ServiceClient
 from grid.errors import InvalidNameError, UsageError, storage_error
 from grid.objects import LocalDirectory, ObjectStore
 from grid.objects.urls import open_url
+from grid.records import JobInfo
 from grid.service import create
 from grid.service.context import Context
 from grid.service.home_guard import check_home
@@ -106,12 +109,31 @@ class Client(ServiceClient):
             gc_grace=settings.gc_grace if gc_grace is None else gc_grace,
         )
 
+        self._catalog = catalog
         self._runs = LocalRuns(RunRegistry(catalog), catalog.owner_id)
 
     @property
     def runs(self) -> RunPort:
         """The runs and sessions of this installation."""
         return self._runs
+
+    def _jobs(self) -> tuple[JobQueue, list[int]]:
+        return JobQueue(self._catalog), [self._catalog.owner_id]
+
+    def jobs(self, limit: int = 1000) -> builtins.list[JobInfo]:
+        """The jobs of this installation's catalog (none: it runs its work itself)."""
+        queue, owners = self._jobs()
+        return queue.list(owners, limit)
+
+    def job(self, job_id: int) -> JobInfo:
+        """One job of this installation's catalog."""
+        queue, owners = self._jobs()
+        return queue.get(job_id, owners)
+
+    def cancel_job(self, job_id: int) -> JobInfo:
+        """Cancel a job of this installation's catalog."""
+        queue, owners = self._jobs()
+        return queue.cancel(job_id, owners)
 
     def close(self) -> None:
         """Release database connections."""

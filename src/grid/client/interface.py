@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-from grid.records import DatastoreInfo, FileInfo, RunInfo, VersionInfo
+from grid.records import DatastoreInfo, FileInfo, JobInfo, RunInfo, VersionInfo
 from grid.reports import DiffReport, DownloadReport, GcReport, Progress, VerifyReport
 from grid.service.names import parse_ref
 from grid.service.runs import RunPort
@@ -189,6 +189,20 @@ class DatastoreClient(ABC):
     @abstractmethod
     def version_runs(self, name: str, version: int) -> builtins.list[RunInfo]:
         """The runs and sessions, of anyone, that attached ``name:version`` (lineage)."""
+
+    # -- jobs: work a server's workers do (imports, scheduled re-imports, gc) -----------------
+    @abstractmethod
+    def jobs(self, limit: int = 1000) -> builtins.list[JobInfo]:
+        """The newest jobs of the caller's owners, newest first (an embedded installation
+        runs its work itself: it has none)."""
+
+    @abstractmethod
+    def job(self, job_id: int) -> JobInfo:
+        """One job of the caller's owners (``JobNotFoundError`` if none)."""
+
+    @abstractmethod
+    def cancel_job(self, job_id: int) -> JobInfo:
+        """Cancel a job that has not ended (``ConflictError`` if it has)."""
 
     @staticmethod
     def default_name(source: str) -> str:

@@ -23,9 +23,9 @@ from grid.client.presigned import PresignedObjects
 from grid.client.remote_catalog import RemoteCatalog
 from grid.client.remote_runs import RemoteRuns
 from grid.client.service_client import ServiceClient
-from grid.client.wire import datastore_from, version_from
+from grid.client.wire import datastore_from, job_from, version_from
 from grid.errors import Interrupted, StorageError, UsageError, rebuild, storage_error
-from grid.records import DatastoreInfo, VersionInfo
+from grid.records import DatastoreInfo, JobInfo, VersionInfo
 from grid.reports import CreateProgress, GcReport, Progress
 from grid.service import create
 from grid.service.context import Context
@@ -247,6 +247,19 @@ class RemoteClient(ServiceClient):
             owner, data = row["owner"], row["datastore"]
             out.append(datastore_from(data, None if owner == me else f"{owner}/{data['name']}"))
         return out
+
+    def jobs(self, limit: int = 1000) -> builtins.list[JobInfo]:
+        """The newest jobs of the caller and their teams, newest first."""
+        return [job_from(j) for j in self.api.call("GET", f"/v1/jobs?limit={int(limit)}")]
+
+    def job(self, job_id: int) -> JobInfo:
+        """One job of the caller or their teams."""
+        return job_from(self.api.call("GET", f"/v1/jobs/{int(job_id)}"))
+
+    def cancel_job(self, job_id: int) -> JobInfo:
+        """Cancel a job of the caller or their teams that has not ended."""
+        path = f"/v1/jobs/{int(job_id)}/cancel"
+        return job_from(self.api.call("POST", path, idempotent=True))
 
     def gc(
         self, *, dry_run: bool = False, repack_below: float = 0.5, grace: float | None = None

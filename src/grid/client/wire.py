@@ -7,7 +7,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from grid.records import Attachment, DatastoreInfo, RunInfo, VersionInfo
+from grid.records import Attachment, DatastoreInfo, JobInfo, RunInfo, VersionInfo
 
 _TIMES = ("created_at", "finished_at", "lease_expires_at")
 
@@ -73,4 +73,25 @@ def run_from(data: dict[str, Any]) -> RunInfo:
         job_id=data.get("job_id", ""),
         details=tuple((str(k), str(v)) for k, v in data.get("details", ())),
         lease_expires_at=_time(data.get("lease_expires_at")),
+    )
+
+
+def job_from(data: dict[str, Any]) -> JobInfo:
+    """A ``JobInfo`` from its JSON."""
+    created = _time(data["created_at"])
+    assert created is not None
+    return JobInfo(
+        id=int(data["id"]),
+        kind=data["kind"],
+        owner=data["owner"],
+        payload=dict(data.get("payload") or {}),
+        state=data["state"],
+        attempts=int(data["attempts"]),
+        worker=data.get("worker", ""),
+        lease_until=_time(data.get("lease_until")),
+        created_at=created,
+        started_at=_time(data.get("started_at")),
+        finished_at=_time(data.get("finished_at")),
+        result=dict(data.get("result") or {}),
+        error=data.get("error", ""),
     )

@@ -21,6 +21,7 @@ from grid.records import ApiKeyInfo
 from grid.server import (
     datastores_api,
     imports_api,
+    jobs_api,
     objects_api,
     operations,
     runs_api,
@@ -108,6 +109,7 @@ def create_app(
         operations,
         datastores_api,
         imports_api,
+        jobs_api,
         uploads_api,
         objects_api,
         runs_api,

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from grid.catalog.jobs import JobQueue
-from grid.errors import ConflictError, GridError
+from grid.errors import ConflictError, GridError, JobCancelledError
 from grid.records import JobInfo, VersionInfo
 from grid.reports import Progress
 from grid.server.access import OwnerView
@@ -35,6 +35,7 @@ from grid.tree import Warn
 
 LEASE_SECONDS = 30.0
 IDLE_SECONDS = 1.0  # between looks at an empty queue
+CHECK_SECONDS = 2.0  # between lease renewals at most (a cancel shows within this)
 
 
 Report = Callable[[dict[str, Any]], None]
@@ -122,7 +123,7 @@ class _Throttled:
 
     def flush(self) -> None:
         if self._held is not None:
-            with contextlib.suppress(GridError):
+            with contextlib.suppress(GridError):  # the database away a moment: next time
                 self._send(self._held)
             self._held, self._last = None, time.monotonic()
 
@@ -143,14 +144,20 @@ class Worker:
         job = self.jobs.claim(self.name, self.lease_seconds, list(HANDLERS))
         if job is None:
             return None
-        done = threading.Event()
-        beat = threading.Thread(target=self._renew, args=(job.id, done), daemon=True)
+        done, lost = threading.Event(), threading.Event()
+        beat = threading.Thread(target=self._renew, args=(job.id, done, lost), daemon=True)
         beat.start()
         result: dict[str, Any] | None = None
         error: str | None = None
+
         reporter = _Throttled(lambda p: self.jobs.report(job.id, self.name, p))
+
+        def report(progress: dict[str, Any]) -> None:
+            if lost.is_set():  # raised into the handler, which stops there (a create fails)
+                raise JobCancelledError(f"job {job.id} was cancelled", job=job.id)
+            reporter(progress)
         try:
-            result = HANDLERS[job.kind](self.state, job, reporter)
+            result = HANDLERS[job.kind](self.state, job, report)
             if reporter.last is not None:  # the end shows how far it came
                 result = {"progress": reporter.last, **result}
         except GridError as exc:
@@ -165,11 +172,14 @@ class Worker:
             return self.jobs.finish(job.id, self.name, result=result, error=error)
         return self.jobs.get(job.id)
 
-    def _renew(self, job_id: int, done: threading.Event) -> None:
-        while not done.wait(self.lease_seconds / 3):
+    def _renew(self, job_id: int, done: threading.Event, lost: threading.Event) -> None:
+        """Renew the lease (often enough that a cancel stops the job within seconds); set
+        ``lost`` once the job is no longer this worker's (cancelled, or taken over)."""
+        while not done.wait(min(self.lease_seconds / 3, CHECK_SECONDS)):
             with contextlib.suppress(GridError):
                 if not self.jobs.renew(job_id, self.name, self.lease_seconds):
-                    return  # cancelled or taken over: its end will not be recorded
+                    lost.set()
+                    return  # its end will not be recorded
 
     def serve(self, stop: threading.Event, concurrency: int = 1) -> None:
         """Run jobs on ``concurrency`` threads until ``stop`` is set."""

@@ -332,7 +332,12 @@ def team_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("team-server")
     database = f"sqlite:///{root / 'server.db'}"
     log = open(root / "server.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc, url = start_server(database, str(root / "objects"), root / "home", log)
+    # it imports S3 prefixes of matrix-bucket only (the security matrix's schedules), through
+    # an endpoint nobody listens on
+    proc, url = start_server(
+        database, str(root / "objects"), root / "home", log,
+        "--allow-s3-import", "matrix-bucket", AWS_ENDPOINT_URL="http://127.0.0.1:9",
+    )  # fmt: skip
     yield database, url
     stop(proc)
     log.close()

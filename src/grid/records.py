@@ -176,3 +176,17 @@ class JobInfo:
     finished_at: datetime | None
     result: dict[str, Any]
     error: str
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """A re-import a server keeps: ``source`` into ``name`` every ``every_seconds``."""
+
+    name: str
+    owner: str
+    source: str
+    every_seconds: int
+    keep_last: int | None
+    next_at: datetime
+    created_at: datetime
+    last_job: JobInfo | None  # the latest run's job, if any

@@ -29,6 +29,7 @@ from tests.e2e import test_team_security_cells_accounts as accounts
 from tests.e2e import test_team_security_cells_datastores as datastores
 from tests.e2e import test_team_security_cells_jobs as jobs
 from tests.e2e import test_team_security_cells_runs as runs
+from tests.e2e import test_team_security_cells_schedules as schedules
 from tests.e2e import test_team_security_cells_uploads as uploads
 from tests.e2e import test_team_security_cells_web as web
 from tests.e2e.team_matrix import (
@@ -114,6 +115,10 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/v1/jobs"): _row(200, 200, 200),
     ("GET", "/v1/jobs/{job_id}"): _row(200, 200, 404),
     ("POST", "/v1/jobs/{job_id}/cancel"): _row(200, 200, 404),
+    # schedules the server keeps: set and removed by a writer of the datastore
+    ("PUT", DS + "/schedule"): _row(200, 200, 404),
+    ("DELETE", DS + "/schedule"): _row(204, 204, 404),
+    ("GET", "/v1/schedules"): _row(200, 200, 200),
     # the web pages: what the API shows each caller; refused keys get the sign-in page
     ("GET", "/ui/static/{name}"): PUBLIC,
     ("GET", "/ui/sign-in"): _row(303, 303, 303, refused=200, run_key=200),
@@ -145,7 +150,15 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
 # Cells that show a server bug: (route, caller) -> reason, each run as a strict xfail.
 KNOWN_BUGS: dict[tuple[tuple[str, str], str], str] = {}
 
-CELLS = accounts.CELLS | datastores.CELLS | jobs.CELLS | runs.CELLS | uploads.CELLS | web.CELLS
+CELLS = (
+    accounts.CELLS
+    | datastores.CELLS
+    | jobs.CELLS
+    | runs.CELLS
+    | schedules.CELLS
+    | uploads.CELLS
+    | web.CELLS
+)
 
 
 def _cells() -> list[Any]:

@@ -34,7 +34,7 @@ from grid.records import (
 
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
 # The newest migration; checked with one query so that Alembic is imported only to migrate.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 _ALLOCATE_TRIES = 20
 _MIGRATE_LOCK = 0x67726964  # "grid": the advisory lock migrations hold on PostgreSQL
 

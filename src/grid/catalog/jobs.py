@@ -48,20 +48,29 @@ class JobQueue:
     def enqueue(self, owner_id: int, kind: str, payload: dict[str, Any]) -> JobInfo:
         """A new queued job."""
         with self._catalog.transaction() as s:
-            job = Job(
-                owner_id=owner_id,
-                kind=kind,
-                payload=json.dumps(payload),
-                state=QUEUED,
-                attempts=0,
-                worker="",
-                created_at=self._catalog.now(),
-                result="{}",
-                error="",
-            )
-            s.add(job)
-            s.flush()
-            return self._info(s, job)
+            return self._info(s, self.add(s, owner_id, kind, payload))
+
+    def add(self, s: Any, owner_id: int, kind: str, payload: dict[str, Any]) -> Job:
+        """A new queued job in the open transaction ``s`` (another table's change commits
+        with it)."""
+        job = Job(
+            owner_id=owner_id,
+            kind=kind,
+            payload=json.dumps(payload),
+            state=QUEUED,
+            attempts=0,
+            worker="",
+            created_at=self._catalog.now(),
+            result="{}",
+            error="",
+        )
+        s.add(job)
+        s.flush()
+        return job
+
+    def info_of(self, s: Any, job: Job) -> JobInfo:
+        """The record of row ``job`` of the open transaction ``s``."""
+        return self._info(s, job)
 
     def claim(self, worker: str, lease_seconds: float, kinds: Sequence[str]) -> JobInfo | None:
         """The next job for ``worker`` (queued, or running with a lapsed lease), now held by

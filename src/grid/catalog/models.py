@@ -183,3 +183,24 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     result: Mapped[str] = mapped_column(Text, default="{}")
     error: Mapped[str] = mapped_column(Text, default="")
+
+
+class Schedule(Base):
+    """A re-import kept by the server: ``source`` (an archive URL or ``s3://`` prefix) into
+    datastore ``name`` of an owner every ``every_seconds``; ``options`` (JSON) are the
+    import's; ``fingerprint`` is what the source looked like at the last version made, so an
+    unchanged source makes none."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(Text)
+    every_seconds: Mapped[int] = mapped_column(Integer)
+    keep_last: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    options: Mapped[str] = mapped_column(Text, default="{}")
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    fingerprint: Mapped[str] = mapped_column(Text, default="")
+    last_job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -18,6 +18,7 @@ from grid.cli.progress import CreateDisplay
 from grid.client import DatastoreClient, connect
 from grid.errors import IntegrityError, Interrupted, UsageError
 from grid.settings import Settings, parse_duration, parse_size
+from grid.sources.archive import is_url
 
 app = typer.Typer(
     help="Versioned datasets: create them from folders and files, list, browse and read them.",
@@ -513,13 +514,36 @@ def schedule(
         int | None,
         typer.Option("--keep-last", metavar="N", min=1, help="Keep only the N newest versions."),
     ] = None,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option("--endpoint-url", help="S3-compatible endpoint of an s3:// SOURCE."),
+    ] = None,
 ) -> None:
-    """Create a version of SOURCE on a timer (a crontab entry; replaces NAME's schedule)."""
+    """Create a version of SOURCE on a timer, replacing NAME's schedule. Logged in, an archive
+    URL or s3:// prefix is kept by the server and run by its workers (a version only when the
+    source changed); anything else is a crontab entry on this machine."""
     with connect() as client:
-        client.parse_ref(name)  # the name rule, checked now rather than at the first run
+        _, number = client.parse_ref(name)  # the name rule, now rather than at the first run
+        if number is not None:
+            raise UsageError(
+                f"--name {name!r} names a version: a schedule makes new versions of a datastore",
+                rule="--name takes NAME (or TEAM/NAME), without :VERSION",
+            )
+        if client.keeps_schedules and (is_url(source) or source.startswith("s3://")):
+            kept = client.schedule(
+                source, name, schedules_.seconds(every), keep_last, endpoint_url=endpoint_url
+            )
+            print(
+                f"scheduled {render.safe_name(kept.name)} on the server: every {every} "
+                f"from {render.safe_text(kept.source)} (first turn now; `grid job list` "
+                "shows the turns)"
+            )
+            return
     extra = ["--skip-unchanged"] if skip_unchanged else []
     if keep_last is not None:
         extra += ["--keep-last", str(keep_last)]
+    if endpoint_url is not None:
+        extra += ["--endpoint-url", endpoint_url]
     s = schedules_.install(Settings.from_env().home, source, name, every, extra)
     print(f"scheduled {name}: {s.cron}  (log: {s.log})")
     if schedules_.cron_running() is False:
@@ -532,21 +556,31 @@ def schedule(
 
 @app.command()
 def unschedule(name: Annotated[str, typer.Argument(help="Datastore name.")]) -> None:
-    """Remove a datastore's schedule."""
+    """Remove a datastore's schedule (the server's, when logged in and it keeps one; else
+    the crontab entry)."""
+    with connect() as client:
+        if client.keeps_schedules and any(s.name == name for s in client.schedules()):
+            client.unschedule(name)
+            print(f"unscheduled {render.safe_name(name)} on the server")
+            return
     schedules_.remove(name)
-    print(f"unscheduled {name}")
+    print(f"unscheduled {render.safe_name(name)}")
 
 
 @app.command("schedules")
 def list_schedules(as_json: Json = False) -> None:
-    """The scheduled creates in your crontab."""
-    items = schedules_.schedules()
-    if as_json:
-        render.print_json(items)
-    elif not items:
+    """The scheduled creates: the server's (when logged in), then those in your crontab."""
+    with connect() as client:
+        kept = client.schedules() if client.keeps_schedules else []
+    items = schedules_.schedules() if schedules_.has_crontab() else []
+    if as_json:  # the server's first, each with its source and interval
+        render.print_json([*kept, *items])
+    elif not items and not kept:
         print(
             "no schedules: `grid datastore schedule FOLDER --name NAME` adds one", file=sys.stderr
         )
     else:
+        for k in kept:
+            print("\t".join(render.safe_text(x) for x in schedules_.server_line(k)))
         for s in items:
             print(f"{s.name}\t{s.cron}\t{s.log}")

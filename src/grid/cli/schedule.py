@@ -22,6 +22,8 @@ import sys
 from dataclasses import dataclass
 
 from grid.errors import ConflictError, NotFoundError, UsageError
+from grid.records import ScheduleInfo
+from grid.sources.archive import is_url
 
 TAG = "# grid-schedule:"
 _CRON_DAEMONS = ("cron", "crond", "fcron", "cronie", "busybox")
@@ -55,6 +57,41 @@ def cron_spec(every: str) -> str:
     if (unit == "d" and n == 1) or (unit == "h" and n == 24):
         return "0 0 * * *"
     raise UsageError(f"cannot run every {every}", rule=rule)
+
+
+def seconds(every: str) -> int:
+    """``every`` (as ``cron_spec`` takes it) in seconds."""
+    cron_spec(every)  # the same intervals as the crontab's, and the same error
+    m = re.fullmatch(r"\s*(\d+)\s*([mhd])\s*", every.lower())
+    assert m is not None
+    return int(m.group(1)) * {"m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def server_line(s: ScheduleInfo) -> tuple[str, str, str]:
+    """A server's schedule as ``grid datastore schedules`` lists it: name, interval and
+    source, and how its last turn went."""
+    every = (
+        f"every {s.every_seconds // 3600}h"
+        if s.every_seconds % 3600 == 0
+        else (f"every {s.every_seconds // 60}m")
+    )
+    last = s.last_job
+    if last is None:
+        turn = "no turn yet"
+    else:
+        version = last.result.get("version")
+        made = (
+            f"made {s.name}:{version['number']}"
+            if isinstance(version, dict)
+            else ("unchanged" if last.result.get("unchanged") else last.error or last.state)
+        )
+        turn = f"last turn: {made} (job {last.id})"
+    return s.name, f"{every} (server)", f"{s.source}  {turn}"
+
+
+def has_crontab() -> bool:
+    """Whether this machine has ``crontab`` (the server's schedules need none)."""
+    return shutil.which("crontab") is not None
 
 
 def _crontab() -> str:
@@ -143,9 +180,13 @@ def schedules() -> list[Schedule]:
 def install(home: str, source: str, name: str, every: str, extra: list[str]) -> Schedule:
     """Add (or replace) the schedule of datastore ``name``."""
     spec = cron_spec(every)
-    source = os.path.abspath(source)
-    if not os.path.exists(source):
-        raise UsageError(f"{source} does not exist", rule="SOURCE must be a folder or a file")
+    if not (is_url(source) or source.startswith("s3://")):  # a URL is fetched at each run
+        source = os.path.abspath(source)
+        if not os.path.exists(source):
+            raise UsageError(
+                f"{source} does not exist",
+                rule="SOURCE must be a folder, a file, an archive URL or an s3:// prefix",
+            )
     grid = shutil.which("grid") or os.path.join(os.path.dirname(sys.executable), "grid")
     logs = os.path.join(home, "logs")
     os.makedirs(logs, exist_ok=True)

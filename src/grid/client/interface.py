@@ -14,7 +14,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-from grid.records import DatastoreInfo, FileInfo, JobInfo, RunInfo, VersionInfo
+from grid.errors import NotFoundError, UsageError
+from grid.records import DatastoreInfo, FileInfo, JobInfo, RunInfo, ScheduleInfo, VersionInfo
 from grid.reports import DiffReport, DownloadReport, GcReport, Progress, VerifyReport
 from grid.service.names import parse_ref
 from grid.service.runs import RunPort
@@ -58,6 +59,8 @@ class VersionReader(Protocol):
 class DatastoreClient(ABC):
     """Every datastore operation of one caller; the same meaning, results and errors whoever
     implements it. Use as a context manager, or ``close()``."""
+
+    keeps_schedules = False  # a grid server keeps schedules of URLs and S3 prefixes
 
     @abstractmethod
     def close(self) -> None:
@@ -203,6 +206,32 @@ class DatastoreClient(ABC):
     @abstractmethod
     def cancel_job(self, job_id: int) -> JobInfo:
         """Cancel a job that has not ended (``ConflictError`` if it has)."""
+
+    # -- schedules a server keeps (an embedded installation schedules with cron) -------------
+    def schedule(
+        self,
+        source: str,
+        name: str,
+        every_seconds: int,
+        keep_last: int | None = None,
+        *,
+        endpoint_url: str | None = None,
+    ) -> ScheduleInfo:
+        """Have the server re-import ``source`` (an archive URL or ``s3://`` prefix) into
+        ``name`` every ``every_seconds``, making a version only when it changed."""
+        raise UsageError(
+            "only a grid server keeps schedules: `grid login` first, or schedule with cron "
+            "(`grid datastore schedule` does that when not logged in)",
+            rule="server-side schedules need team mode",
+        )
+
+    def unschedule(self, name: str) -> None:
+        """Remove the server's schedule of ``name`` (``NotFoundError`` if none)."""
+        raise NotFoundError(f"no schedule for {name!r}", name=name)
+
+    def schedules(self) -> builtins.list[ScheduleInfo]:
+        """The schedules the server keeps for the caller and their teams."""
+        return []
 
     @staticmethod
     def default_name(source: str) -> str:

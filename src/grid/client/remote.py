@@ -23,9 +23,9 @@ from grid.client.presigned import PresignedObjects
 from grid.client.remote_catalog import RemoteCatalog
 from grid.client.remote_runs import RemoteRuns
 from grid.client.service_client import ServiceClient
-from grid.client.wire import datastore_from, job_from, version_from
+from grid.client.wire import datastore_from, job_from, schedule_from, version_from
 from grid.errors import Interrupted, StorageError, UsageError, rebuild, storage_error
-from grid.records import DatastoreInfo, JobInfo, VersionInfo
+from grid.records import DatastoreInfo, JobInfo, ScheduleInfo, VersionInfo
 from grid.reports import CreateProgress, GcReport, Progress
 from grid.service import create
 from grid.service.context import Context
@@ -49,6 +49,8 @@ class RemoteClient(ServiceClient):
         cache_size: bytes of verified blobs kept on disk for random reads (default
             ``GRID_CACHE_SIZE``, else 10 GiB).
     """
+
+    keeps_schedules = True
 
     def __init__(
         self, url: str, api_key: str, home: str | None = None, *, cache_size: int | None = None
@@ -260,6 +262,46 @@ class RemoteClient(ServiceClient):
         """Cancel a job of the caller or their teams that has not ended."""
         path = f"/v1/jobs/{int(job_id)}/cancel"
         return job_from(self.api.call("POST", path, idempotent=True))
+
+    def _schedule_path(self, name: str) -> str:
+        owner, plain = split_owner(name)
+        where = quote(owner or self.username, safe="")
+        return f"/v1/datastores/{where}/{quote(plain, safe='')}/schedule"
+
+    def schedule(
+        self,
+        source: str,
+        name: str,
+        every_seconds: int,
+        keep_last: int | None = None,
+        *,
+        endpoint_url: str | None = None,
+    ) -> ScheduleInfo:
+        """Have the server re-import ``source`` into ``name`` (``TEAM/NAME`` for a team's)
+        every ``every_seconds``; a version only when the source changed."""
+        body = {
+            "source": source,
+            "every_seconds": every_seconds,
+            "keep_last": keep_last,
+            "endpoint_url": endpoint_url,
+            "max_size": self._limits.max_bytes,
+            "max_files": self._limits.max_entries,
+            "max_ratio": self._limits.max_ratio,
+        }
+        data = self.api.call("PUT", self._schedule_path(name), body, idempotent=True)
+        return schedule_from(data, name)
+
+    def unschedule(self, name: str) -> None:
+        """Remove the server's schedule of ``name``."""
+        self.api.call("DELETE", self._schedule_path(name), idempotent=True)
+
+    def schedules(self) -> builtins.list[ScheduleInfo]:
+        """The schedules of the caller (by name) and their teams (``TEAM/NAME``)."""
+        me = self.username
+        return [
+            schedule_from(d, None if d["owner"] == me else f"{d['owner']}/{d['name']}")
+            for d in self.api.call("GET", "/v1/schedules")
+        ]
 
     def gc(
         self, *, dry_run: bool = False, repack_below: float = 0.5, grace: float | None = None

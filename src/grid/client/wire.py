@@ -7,7 +7,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from grid.records import Attachment, DatastoreInfo, JobInfo, RunInfo, VersionInfo
+from grid.records import Attachment, DatastoreInfo, JobInfo, RunInfo, ScheduleInfo, VersionInfo
 
 _TIMES = ("created_at", "finished_at", "lease_expires_at")
 
@@ -94,4 +94,21 @@ def job_from(data: dict[str, Any]) -> JobInfo:
         finished_at=_time(data.get("finished_at")),
         result=dict(data.get("result") or {}),
         error=data.get("error", ""),
+    )
+
+
+def schedule_from(data: dict[str, Any], name: str | None = None) -> ScheduleInfo:
+    """A ``ScheduleInfo`` from its JSON (``name`` renames it, e.g. ``team/name``)."""
+    next_at, created = _time(data["next_at"]), _time(data["created_at"])
+    assert next_at is not None and created is not None
+    last = data.get("last_job")
+    return ScheduleInfo(
+        name=name or data["name"],
+        owner=data["owner"],
+        source=data["source"],
+        every_seconds=int(data["every_seconds"]),
+        keep_last=data.get("keep_last"),
+        next_at=next_at,
+        created_at=created,
+        last_job=None if last is None else job_from(last),
     )

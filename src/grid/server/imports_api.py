@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from grid.catalog.jobs import ENDED, JobQueue
 from grid.errors import GridError, UsageError
+from grid.records import Principal
 from grid.reports import CreateProgress
 from grid.server.access import OwnerView
 from grid.server.auth import Caller
@@ -66,6 +67,27 @@ def import_version(
     request: Request, caller: Caller, owner: str, name: str, body: ImportIn
 ) -> StreamingResponse:
     """Make the next version of ``owner/name`` from an archive URL or ``s3://`` prefix."""
+    state = server_state(request)
+    view, limits = check_import(state, caller, owner, name, body)
+    payload = {
+        "name": name,
+        "source": body.source,
+        "endpoint_url": body.endpoint_url,
+        "keep_root": body.keep_root,
+        "skip_unchanged": body.skip_unchanged,
+        "limits": dataclasses.asdict(limits),
+        # the accepting server's rule, which any worker then follows
+        "allow_private_urls": state.allow_private_urls,
+    }
+    job = JobQueue(state.catalog).enqueue(view.id, "import", payload)
+    return StreamingResponse(_follow(state, job.id), media_type=_NDJSON)
+
+
+def check_import(
+    state: ServerState, caller: Principal, owner: str, name: str, body: ImportIn
+) -> tuple[OwnerView, create.ArchiveLimits]:
+    """The owner an import of ``body`` goes to, and its limits; refuse what the server must
+    not import (a folder, another bucket, an address inside its network, a bad name)."""
     if not (is_url(body.source) or body.source.startswith("s3://")):
         raise UsageError(
             f"{body.source[:200]!r} is not an archive URL or an s3:// prefix",
@@ -73,21 +95,9 @@ def import_version(
             "uploads folders itself",
         )
     validate_name(name)
-    state = server_state(request)
     _check_source(state, body)
     view = state.access.owner(caller, owner, name)
-    payload = {
-        "name": name,
-        "source": body.source,
-        "endpoint_url": body.endpoint_url,
-        "keep_root": body.keep_root,
-        "skip_unchanged": body.skip_unchanged,
-        "limits": dataclasses.asdict(_limits(state.limits, body)),
-        # the accepting server's rule, which any worker then follows
-        "allow_private_urls": state.allow_private_urls,
-    }
-    job = JobQueue(state.catalog).enqueue(view.id, "import", payload)
-    return StreamingResponse(_follow(state, job.id), media_type=_NDJSON)
+    return view, _limits(state.limits, body)
 
 
 def _follow(state: ServerState, job_id: int) -> Iterator[str]:

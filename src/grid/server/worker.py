@@ -5,7 +5,8 @@ A worker holds its job under a lease it renews every third of its length; if the
 (kill -9, a machine gone), the lease lapses and another worker takes the job over. Jobs are
 idempotent: an import taken over resumes the same version (its create's own lease lapsed
 too), reading only what is missing. Kinds: ``import`` (an archive URL or an ``s3://``
-prefix, made into the next version of a datastore).
+prefix, made into the next version of a datastore) and ``schedule`` (a turn of a schedule
+the server keeps, ``grid.server.scheduled``); workers also queue the due schedules' turns.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from grid.catalog.jobs import JobQueue
+from grid.catalog.schedules import ScheduleBook
 from grid.errors import ConflictError, GridError, JobCancelledError
 from grid.records import JobInfo, VersionInfo
 from grid.reports import Progress
@@ -36,6 +38,7 @@ from grid.tree import Warn
 LEASE_SECONDS = 30.0
 IDLE_SECONDS = 1.0  # between looks at an empty queue
 CHECK_SECONDS = 2.0  # between lease renewals at most (a cancel shows within this)
+FIRE_SECONDS = 5.0  # between looks for due schedules
 
 
 Report = Callable[[dict[str, Any]], None]
@@ -75,34 +78,50 @@ def import_into(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def owner_view(state: ServerState, job: JobInfo) -> OwnerView:
+    """The owner a job works for."""
+    owner_id = state.catalog.owner_id_of(job.owner)
+    if owner_id is None:
+        raise GridError(f"owner {job.owner!r} is gone")
+    return OwnerView(job.owner, owner_id, state.catalog.acting_for(owner_id))
+
+
+def options_of(state: ServerState, payload: dict[str, Any]) -> create.SourceOptions:
+    """An import's options as a job's payload has them (the accepting server's limits)."""
+    limits = payload.get("limits")
+    return create.SourceOptions(
+        endpoint_url=payload.get("endpoint_url"),
+        limits=ArchiveLimits(**limits) if limits else state.limits,
+        keep_root=bool(payload.get("keep_root")),
+    )
+
+
 def import_job(state: ServerState, job: JobInfo, report: Report) -> dict[str, Any]:
     """Make (or resume) the version the payload asks for, reporting its progress; its record
     as the result."""
     p = job.payload
-    owner_id = state.catalog.owner_id_of(job.owner)
-    if owner_id is None:
-        raise GridError(f"owner {job.owner!r} is gone")
-    view = OwnerView(job.owner, owner_id, state.catalog.acting_for(owner_id))
-    options = create.SourceOptions(
-        endpoint_url=p.get("endpoint_url"),
-        limits=ArchiveLimits(**p["limits"]) if p.get("limits") else state.limits,
-        keep_root=bool(p.get("keep_root")),
-    )
     rules = dataclasses.replace(state, allow_private_urls=bool(p.get("allow_private_urls")))
     version = import_into(
         rules,
-        view,
+        owner_view(state, job),
         p["name"],
         p["source"],
-        options,
+        options_of(state, p),
         progress=lambda made: report(dataclasses.asdict(made)),
         skip_unchanged=bool(p.get("skip_unchanged")),
     )
     return {"version": dataclasses.asdict(version)}
 
 
+def _schedule_job(state: ServerState, job: JobInfo, report: Report) -> dict[str, Any]:
+    from grid.server.scheduled import schedule_job
+
+    return schedule_job(state, job, report)
+
+
 HANDLERS: dict[str, Callable[[ServerState, JobInfo, Report], dict[str, Any]]] = {
-    "import": import_job
+    "import": import_job,
+    "schedule": _schedule_job,
 }
 REPORT_EVERY = 0.5  # seconds between progress records of a job, at most
 
@@ -138,6 +157,7 @@ class Worker:
         self.jobs = JobQueue(state.catalog)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease_seconds = lease_seconds
+        self._fire_lock, self._next_fire = threading.Lock(), 0.0
 
     def run_one(self) -> JobInfo | None:
         """Claim one job and run it to its end; None when the queue is empty."""
@@ -181,12 +201,22 @@ class Worker:
                     lost.set()
                     return  # its end will not be recorded
 
+    def fire_schedules(self) -> None:
+        """Queue the jobs of due schedules, looking every ``FIRE_SECONDS`` at most (any
+        worker may: each schedule fires once, ``grid.catalog.schedules``)."""
+        with self._fire_lock:
+            if time.monotonic() < self._next_fire:
+                return
+            self._next_fire = time.monotonic() + FIRE_SECONDS
+        ScheduleBook(self.state.catalog).fire_due()
+
     def serve(self, stop: threading.Event, concurrency: int = 1) -> None:
         """Run jobs on ``concurrency`` threads until ``stop`` is set."""
 
         def loop() -> None:
             while not stop.is_set():
                 try:
+                    self.fire_schedules()
                     ran = self.run_one()
                 except GridError:  # the database is away: try again shortly
                     ran = None

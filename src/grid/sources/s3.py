@@ -15,6 +15,7 @@ folder, empty or not; one with a body is refused.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import stat
 from collections.abc import Iterator
@@ -175,6 +176,21 @@ class S3Source:
             key_path(obj["Key"], path)
             children.append((name, path, obj))
         return sorted(children, key=lambda c: c[0])
+
+    def fingerprint(self) -> str:
+        """A digest of every object's key, ETag and size under the prefix: it changes when
+        any object does (a schedule makes no version while it stays the same)."""
+        digest = hashlib.sha256()
+        try:
+            pages = self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    digest.update(f"{obj['Key']}\0{obj.get('ETag', '')}\0{obj['Size']}\n".encode())
+        except self._errors as exc:
+            raise self._problem(exc, "list") from exc
+        return "s3:" + digest.hexdigest()
 
     def is_empty(self) -> bool:
         folders, objects = self._level(f"{self.prefix}/" if self.prefix else "")

@@ -36,6 +36,9 @@ class Settings:
         once past, its create counts as stopped and the version may be resumed elsewhere.
     GRID_NETWORK_FS: more filesystem types (comma-separated, as /proc/mounts names them) to
         treat as shared between machines, beside nfs, cifs, ceph, lustre, gpfs and the like.
+    GRID_DB_POOL_SIZE, GRID_DB_MAX_OVERFLOW: connections to PostgreSQL each server or worker
+        process keeps, and may open more at peaks (default 10 and 20): the database must
+        allow (processes x (both summed)) connections.
     """
 
     home: str
@@ -51,6 +54,8 @@ class Settings:
     host_id: str = ""
     lease_seconds: float = 60.0
     network_fs: tuple[str, ...] = ()
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -70,6 +75,8 @@ class Settings:
             host_id=env.get("GRID_HOST_ID") or socket.gethostname(),
             lease_seconds=parse_duration(env.get("GRID_LEASE_SECONDS") or "60", minimum=1),
             network_fs=tuple(t for t in (env.get("GRID_NETWORK_FS") or "").split(",") if t),
+            db_pool_size=parse_count(env.get("GRID_DB_POOL_SIZE") or "10"),
+            db_max_overflow=parse_count(env.get("GRID_DB_MAX_OVERFLOW") or "20", minimum=0),
         )
 
 
@@ -113,17 +120,17 @@ def parse_duration(text: str, minimum: float = 0) -> float:
     return value
 
 
-def parse_count(text: str) -> int:
-    """A whole number of entries (``1000000``, ``1e6``).
+def parse_count(text: str, minimum: int = 1) -> int:
+    """A whole number of entries (``1000000``, ``1e6``), at least ``minimum``.
 
     Raises:
-        UsageError: not a positive whole number.
+        UsageError: not a whole number of at least ``minimum``.
     """
     try:
         value = float(text)
     except ValueError:
-        value = 0.0
-    if value < 1 or value != int(value):
+        value = -1.0
+    if not minimum <= value < 2**63 or value != int(value):  # also refuses nan and inf
         raise UsageError(f"{text!r} is not a count", rule="a count is a whole number, e.g. 1000000")
     return int(value)
 

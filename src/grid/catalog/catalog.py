@@ -14,11 +14,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, inspect, select, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from grid.catalog.engine import (
+    MAX_OVERFLOW,
+    POOL_SIZE,
+    database_error,
+    lost,
+    open_engine,
+    reason_of,
+    shown,
+)
 from grid.catalog.models import Datastore, Installation, Owner, Version
 from grid.catalog.runs import refuse_in_use
 from grid.errors import ConflictError, DatastoreNotFoundError, StorageError, VersionNotFoundError
@@ -69,39 +78,41 @@ def _record(name: str, v: Version) -> VersionInfo:
 Stopped = Callable[[VersionInfo], bool]
 
 
-def _sqlite_setup(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-        dbapi_conn.execute("PRAGMA journal_mode=WAL")
-        dbapi_conn.execute("PRAGMA synchronous=NORMAL")
-        dbapi_conn.execute("PRAGMA foreign_keys=ON")
-        dbapi_conn.execute("PRAGMA busy_timeout=60000")
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 class Catalog:
     """Metadata of one installation.
 
     Args:
         url: SQLAlchemy database URL (``sqlite:///path`` or ``postgresql://...``).
         owner: the owner every call acts for.
+        pool_size, max_overflow: this process's connections to PostgreSQL, kept and at peaks
+            (``grid.catalog.engine``; GRID_DB_POOL_SIZE, GRID_DB_MAX_OVERFLOW).
+
+    Raises:
+        StorageError: the database cannot be opened (transient if it cannot be reached).
     """
 
-    def __init__(self, url: str, owner: str | None = "local", *, clock: Any = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        owner: str | None = "local",
+        *,
+        clock: Any = None,
+        pool_size: int = POOL_SIZE,
+        max_overflow: int = MAX_OVERFLOW,
+    ) -> None:
         self.url = url
         self._now = clock or (lambda: datetime.now(UTC))
+        engine: Engine | None = None
         try:
-            self.engine = create_engine(url)
-            if self.engine.dialect.name == "sqlite":
-                _sqlite_setup(self.engine)
+            engine = self.engine = open_engine(url, pool_size=pool_size, max_overflow=max_overflow)
             self._migrate()
         except sa_exc.SQLAlchemyError as exc:
-            reason = getattr(exc, "orig", None) or exc  # the driver's words, not SQL and a link
-            raise StorageError(f"cannot open the catalog at {url}: {reason}") from exc
+            if engine is not None:
+                engine.dispose()
+            raise StorageError(
+                f"cannot open the catalog at {shown(url)}: {reason_of(exc)}",
+                transient=engine is not None and lost(exc, engine),
+            ) from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # A server's catalog acts for no owner of its own (None): only accounts use it.
         self.owner_id = self._owner(owner) if owner is not None else 0
@@ -169,8 +180,11 @@ class Catalog:
         try:
             with self._sessions.begin() as session:
                 yield session
-        except sa_exc.OperationalError as exc:
-            raise StorageError(f"catalog database error: {exc.orig}") from exc
+        except sa_exc.SQLAlchemyError as exc:
+            error = database_error(exc, self.engine)  # None: the caller's (IntegrityError)
+            if error is None:
+                raise
+            raise error from exc
 
     def transaction(self) -> AbstractContextManager[Session]:
         """A write transaction on the catalog's database (for the package's other modules)."""

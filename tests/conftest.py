@@ -252,61 +252,96 @@ def s3_bucket(s3_endpoint):
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
 
-@pytest.fixture(scope="session")
-def postgres_server():
+class PostgresCluster:
     """A throwaway PostgreSQL cluster on a free 127.0.0.1 port (Debian's postgresql; initdb
-    refuses root, so the cluster runs as the postgres user). Yields a URL without a database
-    name; ``postgres_url`` makes a fresh database per test."""
-    import pwd
-    import shutil
-    import subprocess
-    import time
+    refuses root, so the cluster runs as the postgres user); ``url`` has no database name.
+    ``restart`` stops it as an operator would (``-m fast``) and starts it again."""
 
+    def __init__(self) -> None:
+        import pathlib
+        import pwd
+        import tempfile
+
+        # not under pytest's temporary folders: those are private to root, and the server runs
+        # as the postgres user
+        self.root = pathlib.Path(tempfile.mkdtemp(prefix="grid-test-postgres-"))
+        self.data, sockets = self.root / "data", self.root / "run"
+        self.log = self.root / "postgres.log"
+        sockets.mkdir()
+        self._as_postgres: list[str] = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.chmod(self.root, 0o755)
+            for path in (self.root, sockets):
+                os.chown(path, user.pw_uid, user.pw_gid)
+            self._as_postgres = ["runuser", "-u", "postgres", "--"]
+        self.port = _free_port()
+        self._options = (
+            f"-h 127.0.0.1 -p {self.port} -k {sockets} -c fsync=off -c max_connections=200"
+        )
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
+        self._pg_ctl("initdb", "-o", "-A trust -U postgres")
+        self.start()
+
+    def _pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self._as_postgres, f"{PG_BIN}/pg_ctl", "-D", str(self.data), *args],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        """Start the cluster and wait until it takes connections."""
+        import time
+
+        # -l: the server's output to a file (else it would hold this call's pipe open)
+        self._pg_ctl("-l", str(self.log), "-w", "start", "-o", self._options)
+        deadline = time.monotonic() + 30
+        while subprocess.run(
+            [f"{PG_BIN}/pg_isready", "-h", "127.0.0.1", "-p", str(self.port)], capture_output=True
+        ).returncode:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"postgres did not start: {self.log.read_text()}")
+            time.sleep(0.1)
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the cluster: ``fast`` ends every session (rolling back their transactions),
+        ``immediate`` as a crash would."""
+        self._pg_ctl("-m", mode, "-w", "stop")
+
+    def restart(self, down: float = 0.0) -> None:
+        """Stop (``-m fast``), stay down ``down`` seconds, start; return once it answers."""
+        import time
+
+        self.stop()
+        time.sleep(down)
+        self.start()
+
+    def remove(self) -> None:
+        import shutil
+
+        with contextlib.suppress(subprocess.SubprocessError):
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """The session's PostgreSQL cluster (``PostgresCluster``); skips where none is installed.
+    A test that restarts it leaves it running."""
     if not os.path.exists(f"{PG_BIN}/initdb"):
         pytest.skip("PostgreSQL is not installed (scripts/install.sh installs it)")
-    import pathlib
-    import tempfile
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.remove()
 
-    # not under pytest's temporary folders: those are private to root, and the server runs
-    # as the postgres user
-    root = pathlib.Path(tempfile.mkdtemp(prefix="grid-test-postgres-"))
-    data, sockets = root / "data", root / "run"
-    sockets.mkdir()
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        os.chmod(root, 0o755)
-        for path in (root, sockets):
-            os.chown(path, user.pw_uid, user.pw_gid)
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    subprocess.run(
-        [*as_postgres, f"{PG_BIN}/initdb", "-D", str(data), "-A", "trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-    )
-    log = root / "postgres.log"
-    subprocess.run(
-        [
-            *as_postgres, f"{PG_BIN}/pg_ctl", "-D", str(data), "-l", str(log), "-w", "start",
-            "-o", f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off -c max_connections=200",
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while subprocess.run(
-        [f"{PG_BIN}/pg_isready", "-h", "127.0.0.1", "-p", str(port)], capture_output=True
-    ).returncode:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"postgres did not start: {log.read_text()}")
-        time.sleep(0.2)
-    yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    subprocess.run(
-        [*as_postgres, f"{PG_BIN}/pg_ctl", "-D", str(data), "-m", "immediate", "stop"],
-        capture_output=True,
-    )
-    shutil.rmtree(root, ignore_errors=True)
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_cluster):
+    """The URL (without a database name) of the session's PostgreSQL cluster;
+    ``postgres_url`` makes a fresh database per test."""
+    return postgres_cluster.url
 
 
 @pytest.fixture

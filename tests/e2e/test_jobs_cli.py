@@ -12,6 +12,7 @@ import tarfile
 import threading
 import time
 
+import httpx
 import pytest
 
 from tests.archive_server import ArchiveServer
@@ -125,6 +126,9 @@ def test_jobs_are_listed_shown_and_cancelled_by_their_owner_only(tmp_path):
             j["state"] for j in json.loads(_grid(url, key, home, "job", "list", "--json").stdout)
         ]
         assert states == ["succeeded", "cancelled"]
+        text = httpx.get(f"{url}/metrics").text  # the jobs table, by kind and state
+        assert 'grid_jobs{kind="import",state="succeeded"} 1.0' in text
+        assert 'grid_jobs{kind="import",state="cancelled"} 1.0' in text
 
 
 def test_an_embedded_installation_has_no_jobs(cli):

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from grid.catalog.models import Job, Owner
 from grid.errors import ConflictError, JobNotFoundError
@@ -178,6 +178,14 @@ class JobQueue:
                 .limit(limit)
             )
             return [self._info(s, job) for job in rows]
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """How many jobs there are of each (kind, state)."""
+        with self._catalog.transaction() as s:
+            rows = s.execute(
+                select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state)
+            )
+            return {(kind, state): int(n) for kind, state, n in rows}
 
     def _row(self, s: Any, job_id: int, lock: bool = False) -> Job:
         job = s.get(Job, job_id, with_for_update=lock) if job_id > 0 else None

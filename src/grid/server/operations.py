@@ -11,12 +11,14 @@ before the workers start. A route is logged and counted by its template
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,16 +26,18 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from grid.catalog.jobs import JobQueue
+from grid.errors import GridError
 from grid.server.state import server_state
 
 router = APIRouter(include_in_schema=False)
@@ -138,11 +142,29 @@ def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ok" if ready else "not ready", **checks}, 200 if ready else 503)
 
 
+class _Jobs:
+    """``grid_jobs``: the jobs table by kind and state, read at each scrape (every server
+    and worker shares it, so any process answers for all)."""
+
+    def __init__(self, catalog: Any) -> None:
+        self._catalog = catalog
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("grid_jobs", "Jobs by kind and state", labels=["kind", "state"])
+        with contextlib.suppress(GridError):  # the database away: /readyz says so
+            for (kind, state), n in sorted(JobQueue(self._catalog).counts().items()):
+                family.add_metric([kind, state], n)
+        yield family
+
+
 @router.get("/metrics")
-def metrics() -> Response:
-    """Prometheus text: every process's metrics when there are several."""
-    registry: Any = REGISTRY
+def metrics(request: Request) -> Response:
+    """Prometheus text: every process's metrics when there are several, and the jobs."""
+    registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        for collector in (REQUESTS, LATENCY, RECEIVED, VERIFIED):
+            registry.register(collector)
+    registry.register(_Jobs(server_state(request).catalog))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

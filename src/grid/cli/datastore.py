@@ -18,7 +18,6 @@ from grid.cli.progress import CreateDisplay
 from grid.client import DatastoreClient, connect
 from grid.errors import IntegrityError, Interrupted, UsageError
 from grid.settings import Settings, parse_duration, parse_size
-from grid.sources.archive import is_url
 
 app = typer.Typer(
     help="Versioned datasets: create them from folders and files, list, browse and read them.",
@@ -529,7 +528,7 @@ def schedule(
                 f"--name {name!r} names a version: a schedule makes new versions of a datastore",
                 rule="--name takes NAME (or TEAM/NAME), without :VERSION",
             )
-        if client.keeps_schedules and (is_url(source) or source.startswith("s3://")):
+        if client.keeps_schedules and client.fetchable(source):
             kept = client.schedule(
                 source, name, schedules_.seconds(every), keep_last, endpoint_url=endpoint_url
             )

@@ -21,9 +21,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from grid.client import DatastoreClient
 from grid.errors import ConflictError, NotFoundError, UsageError
 from grid.records import ScheduleInfo
-from grid.sources.archive import is_url
 
 TAG = "# grid-schedule:"
 _CRON_DAEMONS = ("cron", "crond", "fcron", "cronie", "busybox")
@@ -180,7 +180,7 @@ def schedules() -> list[Schedule]:
 def install(home: str, source: str, name: str, every: str, extra: list[str]) -> Schedule:
     """Add (or replace) the schedule of datastore ``name``."""
     spec = cron_spec(every)
-    if not (is_url(source) or source.startswith("s3://")):  # a URL is fetched at each run
+    if not DatastoreClient.fetchable(source):  # a URL is fetched at each run
         source = os.path.abspath(source)
         if not os.path.exists(source):
             raise UsageError(

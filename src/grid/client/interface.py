@@ -234,6 +234,14 @@ class DatastoreClient(ABC):
         return []
 
     @staticmethod
+    def fetchable(source: str) -> bool:
+        """Whether ``source`` is one a server can fetch itself: an archive URL or an
+        ``s3://`` prefix (a folder or file is this machine's)."""
+        from grid.sources.archive import is_url
+
+        return is_url(source) or source.startswith("s3://")
+
+    @staticmethod
     def default_name(source: str) -> str:
         """The datastore name ``create`` uses for ``source`` when none is given."""
         from grid.service.create_source import default_name

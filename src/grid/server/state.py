@@ -55,9 +55,14 @@ def open_state(
     from grid.settings import Settings
     from grid.sources.archive_rules import ArchiveLimits
 
-    catalog = Catalog(database_url, owner=None)
-    objects = open_storage(storage_url)
     settings = Settings.from_env()
+    catalog = Catalog(
+        database_url,
+        owner=None,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+    objects = open_storage(storage_url)
     secret = catalog.signing_secret()
     return ServerState(
         catalog=catalog,

@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from grid.errors import ConflictError, GridError, UsageError
+from grid.catalog import Catalog
+from grid.errors import ConflictError, GridError, NotFoundError, UsageError
 from grid.records import (
     FAILED,
     SUCCEEDED,
@@ -121,12 +122,36 @@ def version(request: Request, caller: Caller, owner: str, name: str, number: int
 def new_version(
     request: Request, caller: Caller, owner: str, name: str, body: NewVersion
 ) -> VersionInfo:
-    """Allocate the next version, held by the caller's create."""
+    """Allocate the next version, held by the caller's create; a retried request (its
+    first answer was lost) gets the version it made, not a second one."""
     from grid.service.names import validate_name
 
     view = _access(request).owner(caller, owner, name)
     validate_name(name)
-    return view.catalog.new_version(name, body.source, body.manifest_id, body.lease())
+    made = _made_before(view.catalog, name, body)
+    return made or view.catalog.new_version(name, body.source, body.manifest_id, body.lease())
+
+
+def _made_before(catalog: Catalog, name: str, body: NewVersion) -> VersionInfo | None:
+    """The version of ``name`` the create of ``body`` already holds, if any."""
+    for ref in catalog.manifest_users(body.manifest_id):
+        datastore, _, number = ref.rpartition(":")
+        if datastore == name:
+            with contextlib.suppress(NotFoundError):
+                made = catalog.version(name, int(number))
+                if _held_by(made, body):
+                    return made
+    return None
+
+
+def _held_by(v: VersionInfo, body: NewVersion) -> bool:
+    """Whether ``v`` is unfinished and held by the create of ``body`` (each create names a
+    fresh manifest id: only a retry of that create's request finds its version so)."""
+    return (
+        v.status in UNFINISHED
+        and v.manifest_id == body.manifest_id
+        and (v.host, v.pid) == (body.host, body.pid)
+    )
 
 
 @router.post("/{owner}/{name}/versions/{number}/takeover")
@@ -134,12 +159,16 @@ def takeover(
     request: Request, caller: Caller, owner: str, name: str, number: int, body: Takeover
 ) -> VersionInfo:
     """Resume a version whose create stopped (the client judged it so): only if nobody took
-    it over since."""
+    it over since (a retried request of the create that took it gets it again)."""
 
     def unchanged(v: VersionInfo) -> bool:
         return v.number == number and (v.host, v.pid) == (body.expect_host, body.expect_pid)
 
     catalog = _view(request, caller, owner, name).catalog
+    with contextlib.suppress(NotFoundError):  # gone: refused below, as when taken over
+        current = catalog.version(name, number)
+        if _held_by(current, body):
+            return current
     taken = catalog.resume_version(name, body.source, body.manifest_id, body.lease(), unchanged)
     if taken is None:
         raise ConflictError(f"{name}:{number} was taken over or finished meanwhile")

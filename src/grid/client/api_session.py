@@ -11,7 +11,10 @@ from typing import Any, NoReturn
 from grid import errors as e
 
 _TIMEOUT = 60.0
-_BACKOFF = (0.2, 0.5, 1.0, 2.0)  # seconds between tries of an idempotent request
+# Seconds between tries of an idempotent request: 7.7 s in all, longer than a load balancer
+# takes to stop sending to a dead server (nginx: at once, on a refused connection) and about
+# what a lone server takes to restart.
+_BACKOFF = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
 class ApiSession:

@@ -20,13 +20,8 @@ from grid.errors import NotFoundError, ServerUnreachableError, StorageError, Usa
 from grid.objects.base import Buffer, ObjectInfo, ObjectStore, validate_key
 
 _CREATE = {"If-None-Match": "*"}
-_KEEP_URL = 1800.0
-_BACKOFF = (
-    0.2,
-    0.5,
-    1.0,
-    2.0,
-)  # seconds between tries  # seconds a URL is reused (the server gives an hour)
+_KEEP_URL = 1800.0  # seconds a URL is reused (the server gives an hour)
+_BACKOFF = (0.2, 0.5, 1.0, 2.0, 4.0)  # seconds between tries (as ``ApiSession``)
 _TIMEOUT = 120.0
 
 

@@ -3,6 +3,8 @@
 
 A version becomes ``succeeded`` only by the server's commit, which checks the uploaded packs
 and manifest first; the client's create asks for it when it would mark the version succeeded.
+Every request of a create may be tried again (a server behind a load balancer stopped): the
+server answers a repeated one as it answered the first.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from urllib.parse import quote
 
 from grid.client.api_session import ApiSession
 from grid.client.wire import datastore_from, version_from
-from grid.errors import ConflictError, DatastoreNotFoundError
+from grid.errors import ConflictError, DatastoreNotFoundError, NotFoundError, StorageError
 from grid.records import SUCCEEDED, UNFINISHED, DatastoreInfo, Lease, VersionInfo
 from grid.service.catalog_port import Stopped
 
 _KEEP_SUCCEEDED = 2.0
+_DISCARD_BACKOFF = (0.5, 2.0)  # seconds before a lost discard is checked and sent again
 
 
 def _holder(lease: Lease) -> dict[str, Any]:
@@ -32,6 +35,7 @@ class RemoteCatalog:
         self.owner = owner
         self._base = f"/v1/datastores/{quote(owner, safe='')}"
         self._succeeded: dict[tuple[str, int], tuple[VersionInfo, float]] = {}
+        self._made: dict[tuple[str, int], str] = {}  # this client's versions: manifest ids
 
     def _ds(self, name: str) -> str:
         return f"{self._base}/{quote(name, safe='')}"
@@ -46,7 +50,12 @@ class RemoteCatalog:
     # -- writes ----------------------------------------------------------------------------
     def new_version(self, name: str, source: str, manifest_id: str, lease: Lease) -> VersionInfo:
         body = {"source": source, "manifest_id": manifest_id, **_holder(lease)}
-        return version_from(self._api.call("POST", f"{self._ds(name)}/versions", body))
+        answer = self._api.call("POST", f"{self._ds(name)}/versions", body, idempotent=True)
+        return self._remember(version_from(answer))
+
+    def _remember(self, v: VersionInfo) -> VersionInfo:
+        self._made[(v.datastore, v.number)] = v.manifest_id
+        return v
 
     def resume_version(
         self, name: str, source: str, manifest_id: str, lease: Lease, stopped: Stopped
@@ -69,7 +78,9 @@ class RemoteCatalog:
             }
             try:
                 path = f"{self._ds(name)}/versions/{v.number}/takeover"
-                return version_from(self._api.call("POST", path, body))
+                return self._remember(
+                    version_from(self._api.call("POST", path, body, idempotent=True))
+                )
             except ConflictError:
                 continue
         return None
@@ -91,10 +102,30 @@ class RemoteCatalog:
         return marked
 
     def discard_version(self, name: str, number: int) -> None:
-        self._api.call("DELETE", f"{self._ds(name)}/versions/{number}?discard=true")
+        """As ``Catalog.discard_version``, for a version this client made. A discarded number
+        may go to the next create, so a request whose answer was lost is sent again only
+        while the version is still this client's; found gone, it is done."""
+        path, mine = f"{self._ds(name)}/versions/{number}", self._made.get((name, number))
+        for delay in (*_DISCARD_BACKOFF, None):
+            try:
+                self._api.call("DELETE", f"{path}?discard=true")
+                return
+            except NotFoundError:
+                return
+            except StorageError as exc:  # unreachable, or a 5xx
+                if delay is None or not exc.transient or mine is None:
+                    raise
+            time.sleep(delay)
+            try:
+                now = version_from(self._api.call("GET", path))
+            except NotFoundError:
+                return
+            if now.manifest_id != mine or now.status not in UNFINISHED:
+                return  # the number went to another create after this one's was discarded
 
     def _patch(self, name: str, number: int, body: dict[str, Any]) -> None:
-        self._api.call("PATCH", f"{self._ds(name)}/versions/{number}", body)
+        """Status or progress of an unfinished version: sending the same again is harmless."""
+        self._api.call("PATCH", f"{self._ds(name)}/versions/{number}", body, idempotent=True)
 
     def set_status(
         self,
@@ -113,7 +144,7 @@ class RemoteCatalog:
         if status == SUCCEEDED:
             assert lease is not None, "a create commits the version it holds"
             path = f"{self._ds(name)}/versions/{number}/commit"
-            self._api.call("POST", path, _holder(lease), wait=True)
+            self._api.call("POST", path, _holder(lease), wait=True, idempotent=True)
             return
         body: dict[str, Any] = {
             "status": status,

@@ -68,3 +68,25 @@ def test_clients_learn_verified_packs_after_their_cursor(registry):
     assert packs.since(ids["bob"], 0) == []
     packs.unregister(ids["alice"], P1)
     assert [row[0] for row in packs.listing(ids["alice"])] == [P2]
+
+
+def test_gc_drops_a_pack_only_while_no_create_holds_a_lease(registry):
+    from grid.records import Lease
+
+    packs, ids, now = registry
+    for pid in (P1, P2):
+        packs.register(ids["alice"], pid)
+        packs.mark_verified(ids["alice"], pid, 100, b"t")
+    catalog = packs._catalog.acting_for(ids["alice"])
+    v = catalog.new_version("cats", "/src", "c" * 32, Lease("laptop", 7, 60))
+    assert not packs.drop_unless_busy(ids["alice"], P1)  # a create holds a lease: kept
+    assert packs.verified(ids["alice"], [P1]) and packs.gone_since(ids["alice"], 0) == []
+    assert packs.drop_unless_busy(ids["bob"], P1)  # bob's creates are his own
+    now[0] += timedelta(seconds=61)  # the create stopped renewing
+    assert packs.drop_unless_busy(ids["alice"], P1)
+    assert packs.verified(ids["alice"], [P1, P2]) == {P2: (100, b"t")}
+    (gone,) = packs.gone_since(ids["alice"], 0)
+    assert gone[1] == P1 and packs.gone_since(ids["alice"], gone[0]) == []
+    assert packs.gone_since(ids["bob"], 0)[0][1] == P1  # each owner's own record
+    catalog.renew("cats", v.number, Lease("laptop", 7, 60))
+    assert not packs.drop_unless_busy(ids["alice"], P2)

@@ -315,3 +315,34 @@ def test_cli_team_flag_creates_for_the_team(team_server, mixed_tree, tmp_path):
         timeout=60,
     )
     assert r.returncode == 0 and r.stdout == files["train/cat/0001.jpg"]
+
+
+def test_a_pack_gc_dropped_is_forgotten_by_every_client_before_it_uploads(team_server, tmp_path):
+    """A laptop that uploaded a pack last week still lists it in its own index; after another
+    machine deleted the version and ran gc, the laptop's next create learns the pack is gone
+    (once it holds its version's lease) and uploads those blobs again."""
+    from grid.client.remote import RemoteClient
+
+    database, url = team_server
+    _, key = new_user(database)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    files = {f"f{i}.bin": os.urandom(200_000) for i in range(5)}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    with (
+        RemoteClient(url, key, str(tmp_path / "laptop")) as laptop,
+        RemoteClient(url, key, str(tmp_path / "desktop")) as desktop,
+    ):
+        laptop.create(str(folder), "ds")
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "x.bin").write_bytes(os.urandom(1000))
+        laptop.create(str(other), "other")  # its sync learns the packs of ds:1
+        desktop.delete("ds", 1)
+        assert desktop.gc(grace=0).packs_deleted >= 1
+        again = laptop.create(str(folder), "ds")
+        assert again.status == "succeeded" and again.stored_bytes >= 1_000_000
+        assert laptop.verify("ds", again.number).ok
+        for name, data in files.items():
+            assert desktop.read_bytes("ds", again.number, name) == data

@@ -43,7 +43,7 @@ from grid.records import (
 
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
 # The newest migration; checked with one query so that Alembic is imported only to migrate.
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 _ALLOCATE_TRIES = 20
 _MIGRATE_LOCK = 0x67726964  # "grid": the advisory lock migrations hold on PostgreSQL
 
@@ -227,6 +227,7 @@ class Catalog:
         for _ in range(_ALLOCATE_TRIES):
             try:
                 with self._tx() as s:
+                    s.get(Owner, self.owner_id, with_for_update=True)  # as gc's drops do
                     ds = s.scalar(
                         select(Datastore).where(
                             Datastore.owner_id == self.owner_id, Datastore.name == name
@@ -268,6 +269,7 @@ class Catalog:
         """Take over, under ``lease``, the newest unfinished version of ``name`` made from
         ``source`` whose create has ``stopped``; None if there is none."""
         with self._tx() as s:
+            s.get(Owner, self.owner_id, with_for_update=True)  # as gc's drops do
             ds = s.scalar(
                 select(Datastore).where(
                     Datastore.owner_id == self.owner_id,

@@ -204,3 +204,14 @@ class Schedule(Base):
     fingerprint: Mapped[str] = mapped_column(Text, default="")
     last_job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class GonePack(Base):
+    """A pack gc deleted: clients that learned it (``Pack.seq``) forget it when they sync
+    (``seq`` here orders the deletions)."""
+
+    __tablename__ = "gone_packs"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), index=True)
+    pack_id: Mapped[str] = mapped_column(String(64))
+    gone_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

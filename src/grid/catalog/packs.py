@@ -12,15 +12,16 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy import exc as sa_exc
 
 from grid.catalog.catalog import Catalog
-from grid.catalog.models import Pack
+from grid.catalog.models import Datastore, GonePack, Owner, Pack, Version
 from grid.errors import ConflictError
+from grid.records import UNFINISHED
 
 _IN_BATCH = 500  # ids per IN (...): SQLite and PostgreSQL both take this many bound values
-STALE = 600.0  # seconds after which an unfinished check is taken over
+STALE = 60.0  # seconds after which an unfinished check is taken over (its server died)
 
 
 def _utc(value: datetime) -> datetime:
@@ -129,6 +130,42 @@ class PackRegistry:
         """Drop a pack that failed its check (or was deleted)."""
         with self._catalog.transaction() as s:
             s.execute(delete(Pack).where(Pack.owner_id == owner_id, Pack.pack_id == pack_id))
+
+    def drop_unless_busy(self, owner_id: int, pack_id: str) -> bool:
+        """gc's drop of a pack no version needs: in one transaction that holds the owner's
+        row (as every new or resumed version's does), refused (False) while any create of
+        the owner holds a live lease, else the pack is unregistered and recorded as gone.
+
+        A create learns what its owner stores only once it holds its lease (``gone_since``
+        makes it forget what was dropped before), so it never reuses a pack gc drops."""
+        with self._catalog.transaction() as s:
+            s.get(Owner, owner_id, with_for_update=True)
+            busy = s.scalar(
+                select(func.count())
+                .select_from(Version)
+                .join(Datastore, Version.datastore_id == Datastore.id)
+                .where(
+                    Datastore.owner_id == owner_id,
+                    Version.status.in_(UNFINISHED),
+                    Version.lease_expires_at > self._catalog.now(),
+                )
+            )
+            if busy:
+                return False
+            s.execute(delete(Pack).where(Pack.owner_id == owner_id, Pack.pack_id == pack_id))
+            s.add(GonePack(owner_id=owner_id, pack_id=pack_id, gone_at=self._catalog.now()))
+            return True
+
+    def gone_since(self, owner_id: int, after: int, limit: int = 1000) -> list[tuple[int, str]]:
+        """Packs of the owner gc dropped after cursor ``after``: ``(seq, pack_id)`` in order."""
+        with self._catalog.transaction() as s:
+            rows = s.execute(
+                select(GonePack.seq, GonePack.pack_id)
+                .where(GonePack.owner_id == owner_id, GonePack.seq > after)
+                .order_by(GonePack.seq)
+                .limit(limit)
+            )
+            return [(seq, pid) for seq, pid in rows]
 
     def listing(self, owner_id: int) -> list[tuple[str, int, datetime, bool]]:
         """Every pack of the owner: ``(pack_id, size, registered at, verified)``."""

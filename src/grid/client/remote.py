@@ -127,32 +127,37 @@ class RemoteClient(ServiceClient):
             lease_seconds=s.lease_seconds,
             gc_grace=s.gc_grace,
             server_checked=True,
+            on_held=lambda: self._sync_packs(owner, store),
         )
 
-    def _before_create(self, ctx: Context) -> None:
-        """Learn the packs the owner got since the last create (their trailers say which
-        blobs they hold), so that only blobs the owner lacks are uploaded."""
-        assert isinstance(ctx.catalog, RemoteCatalog)
-        owner = ctx.catalog.owner
+    def _sync_packs(self, owner: str, store: Store) -> None:
+        """Learn the packs ``owner`` got since the last sync (their trailers say which blobs
+        they hold), so that only blobs the owner lacks are uploaded, and forget those gc
+        dropped since. Run once a create holds its version: gc drops nothing then."""
         cursor_path = os.path.join(self._root, owner, "packs.cursor")
         try:
             with open(cursor_path) as f:
-                cursor = int(f.read().strip() or 0)
-        except (OSError, ValueError):
-            cursor = 0
+                fields = f.read().split()
+            cursor, gone = int(fields[0]), int(fields[1]) if len(fields) > 1 else 0
+        except (OSError, ValueError, IndexError):
+            cursor, gone = 0, 0
         while True:
             page = self.api.call(
-                "GET", f"/v1/owners/{owner}/packs?after={cursor}&limit={_SYNC_PAGE}"
+                "GET",
+                f"/v1/owners/{owner}/packs?after={cursor}&limit={_SYNC_PAGE}&gone_after={gone}",
             )
-            packs = page["packs"]
-            ctx.store.index.learn_packs(
+            packs, dropped = page["packs"], page.get("gone", [])
+            for p in dropped:
+                store.index.forget_pack(p["pack_id"])
+            store.index.learn_packs(
                 [(p["pack_id"], int(p["size"]), base64.b64decode(p["trailer"])) for p in packs]
             )
             cursor = max([cursor, *(int(p["seq"]) for p in packs)])
-            if len(packs) < _SYNC_PAGE:
+            gone = max([gone, *(int(p["seq"]) for p in dropped)])
+            if len(packs) < _SYNC_PAGE and len(dropped) < _SYNC_PAGE:
                 break
         with contextlib.suppress(OSError), open(f"{cursor_path}.tmp", "w") as f:
-            f.write(str(cursor))
+            f.write(f"{cursor} {gone}")
         with contextlib.suppress(OSError):
             os.replace(f"{cursor_path}.tmp", cursor_path)
 

@@ -81,7 +81,6 @@ class ServiceClient(DatastoreClient):
             max_ratio=base.max_ratio if max_ratio is None else max_ratio,
         )
         ctx, plain, prefix = self._open(name)
-        self._before_create(ctx)
         v = create.create(
             ctx,
             source,
@@ -97,9 +96,6 @@ class ServiceClient(DatastoreClient):
             ),
         )
         return self._shown(v, prefix)
-
-    def _before_create(self, ctx: Context) -> None:
-        """Hook: a remote client learns which blobs its owner already stores."""
 
     def delete(self, name: str, version: int | None = None) -> builtins.list[VersionInfo]:
         """Delete one version, or the whole datastore when ``version`` is None."""

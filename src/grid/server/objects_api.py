@@ -54,8 +54,14 @@ class PackOut(BaseModel):
     trailer: str  # base64
 
 
+class GoneOut(BaseModel):
+    seq: int
+    pack_id: str
+
+
 class PacksOut(BaseModel):
     packs: list[PackOut]
+    gone: list[GoneOut] = []  # packs gc dropped after ``gone_after``: forget them
 
 
 def _area(request: Request, caller: Caller, owner: str) -> OwnerArea:
@@ -91,16 +97,21 @@ def packs_since(
     owner: str,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    gone_after: Annotated[int | None, Query(ge=0)] = None,
 ) -> PacksOut:
     """The owner's checked packs after cursor ``after``, with their trailers: which blobs the
-    owner already stores (a client uploads only the others)."""
+    owner already stores (a client uploads only the others); with ``gone_after``, also the
+    packs gc dropped after that cursor, which a client must forget."""
     area = _area(request, caller, owner)
-    rows = server_state(request).packs.since(area.owner_id, after, limit)
+    registry = server_state(request).packs
+    rows = registry.since(area.owner_id, after, limit)
+    gone = [] if gone_after is None else registry.gone_since(area.owner_id, gone_after, limit)
     return PacksOut(
         packs=[
             PackOut(seq=seq, pack_id=pid, size=size, trailer=base64.b64encode(t).decode())
             for seq, pid, size, t in rows
-        ]
+        ],
+        gone=[GoneOut(seq=seq, pack_id=pid) for seq, pid in gone],
     )
 
 

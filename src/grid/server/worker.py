@@ -176,6 +176,7 @@ class Worker:
             if lost.is_set():  # raised into the handler, which stops there (a create fails)
                 raise JobCancelledError(f"job {job.id} was cancelled", job=job.id)
             reporter(progress)
+
         try:
             result = HANDLERS[job.kind](self.state, job, report)
             if reporter.last is not None:  # the end shows how far it came

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from grid.errors import storage_error
@@ -23,6 +24,9 @@ class Context:
     unrenewed; ``gc_grace`` is how old (seconds) an unreferenced object must be before gc
     deletes it. ``server_checked``: a team-mode server owns the storage (the catalog is
     remote): it claims the storage and checks every upload at commit, not this process.
+    ``on_held``: called once a create holds its version (its lease is in the catalog): a
+    team-mode create learns there which packs its owner stores, since a gc drops none while
+    a create holds a lease.
     """
 
     catalog: CatalogPort
@@ -35,6 +39,7 @@ class Context:
     lease_seconds: float = 60.0
     gc_grace: float = 24 * 3600.0
     server_checked: bool = False
+    on_held: Callable[[], None] | None = None
 
     def scratch_path(self, name: str) -> str:
         """Path for a working file; the scratch folder is created on first use.

@@ -152,6 +152,8 @@ def _create(ctx: Context, source: Source, origin: str, name: str, job: _Job) -> 
         if resumed:
             ctx.store.recover_packs(version.ref)
         heartbeat = Heartbeat(ctx, name, version.number, lease)
+        if ctx.on_held is not None:
+            ctx.on_held()
     except BaseException as exc:
         _fail(ctx, version, exc, lease)
         if isinstance(exc, KeyboardInterrupt):

@@ -29,10 +29,9 @@ from grid.store.pack import ENTRY, pack_key, parse_trailer
 from grid.store.repository import manifest_key
 
 _ID = re.compile(r"[0-9a-f]{32}")
-_WAIT_FOR_OTHER = 120.0
-_CHECKERS = (
-    4  # packs checked at once  # seconds a commit waits for another one checking the same pack
-)
+_CHECKERS = 4  # packs checked at once
+_WAIT_FOR_OTHER = 120.0  # seconds a commit waits for another one checking the same pack ...
+_LOOK_AGAIN = 5.0  # ... trying every this many to take over a check left stale (STALE)
 
 
 @dataclass(frozen=True)
@@ -108,10 +107,15 @@ def check_uploaded(area: OwnerArea, packs: PackRegistry, pack_ids: list[str]) ->
     known = {pid: trailer for pid, (_, trailer) in packs.verified(area.owner_id, pack_ids).items()}
 
     def check_one(pid: str) -> bytes:
-        try:
-            packs.register(area.owner_id, pid)
-        except ConflictError:
-            return _wait_for(area, packs, pid)
+        deadline = time.monotonic() + _WAIT_FOR_OTHER
+        while True:  # until it is ours to check, or another commit has checked it
+            try:
+                packs.register(area.owner_id, pid)  # takes over a check left STALE
+                break
+            except ConflictError:
+                trailer = _checked_by_other(area, packs, pid, deadline)
+                if trailer is not None:
+                    return trailer
         try:
             trailer, size = _check_pack(area, pid)
         except BaseException:
@@ -145,15 +149,24 @@ def _check_pack(area: OwnerArea, pack_id: str) -> tuple[bytes, int]:
     return b"".join(ENTRY.pack(*b) for b in blobs) + data[-12:], len(data)
 
 
-def _wait_for(area: OwnerArea, packs: PackRegistry, pack_id: str) -> bytes:
-    """The trailer of a pack another commit is checking, once it has."""
-    deadline = time.monotonic() + _WAIT_FOR_OTHER
-    while time.monotonic() < deadline:
+def _checked_by_other(
+    area: OwnerArea, packs: PackRegistry, pack_id: str, deadline: float
+) -> bytes | None:
+    """The trailer of a pack another commit is checking, if it finishes within a few
+    seconds; None to try registering again (its server may have died mid-check).
+
+    Raises:
+        ConflictError: (transient) still being checked at ``deadline``.
+    """
+    until = min(deadline, time.monotonic() + _LOOK_AGAIN)
+    while time.monotonic() < until:
         time.sleep(0.2)
         found = packs.verified(area.owner_id, [pack_id])
         if pack_id in found:
             return found[pack_id][1]
-    raise ConflictError(f"pack {pack_id} is still being checked; commit again", transient=True)
+    if time.monotonic() >= deadline:
+        raise ConflictError(f"pack {pack_id} is still being checked; commit again", transient=True)
+    return None
 
 
 def _check_blobs(manifest: ManifestReader, trailers: dict[str, bytes]) -> tuple[int, int]:

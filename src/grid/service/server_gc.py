@@ -2,8 +2,11 @@
 
 A pack is deleted only if no succeeded version of the owner uses it, it was registered longer
 ago than the grace period, and no create of the owner holds a live lease (one may be about to
-commit a version that reuses an old pack). The pack is unregistered first, so no commit can
-accept it any more, and then deleted. Uploads no commit took (a create given up on), older
+commit a version that reuses an old pack). That last check is made again in the transaction
+that unregisters the pack (``PackRegistry.drop_unless_busy``, which serialises with every new
+version on the owner's row), and the pack is recorded as gone there: a create learns what its
+owner stores only once it holds its lease, forgetting gone packs, so it never reuses one
+dropped. The pack object is deleted after. Uploads no commit took (a create given up on), older
 than the grace period, go too, also only while no create runs (and so do the parts of a
 browser's upload given up on); a create resumed later uploads them again. Packs are not
 repacked in team mode (yet).
@@ -65,10 +68,13 @@ def collect(
         else:
             doomed.append((pack_id, size))
     for pack_id, size in doomed:
+        if not dry_run and not packs.drop_unless_busy(area.owner_id, pack_id):
+            report.kept_young += 1  # a create began meanwhile: the next gc looks again
+            report.kept_young_bytes += size
+            continue
         report.packs_deleted += 1
         report.bytes_reclaimed += size
         if not dry_run:
-            packs.unregister(area.owner_id, pack_id)
             with contextlib.suppress(GridError):
                 area.objects.delete(area.key(pack_key(pack_id)))
     if not busy:

@@ -12,6 +12,8 @@ registered packs, cannot touch it.
 
 from __future__ import annotations
 
+import dataclasses
+
 from grid.catalog.packs import PackRegistry
 from grid.errors import ConflictError
 from grid.records import VersionInfo
@@ -36,17 +38,21 @@ def import_source(
     warn: Warn | None = None,
     skip_unchanged: bool = False,
 ) -> VersionInfo:
-    """Make (or resume) the next version of ``name`` from ``source`` (see ``create.create``)."""
-    after = 0
-    while True:
-        page = packs.since(owner_id, after, _PAGE)
-        ctx.store.index.learn_packs([(pid, size, trailer) for _, pid, size, trailer in page])
-        if page:
-            after = page[-1][0]
-        if len(page) < _PAGE:
-            break
+    """Make (or resume) the next version of ``name`` from ``source`` (see ``create.create``);
+    the owner's packs are learnt once it holds the version (gc drops none then)."""
+
+    def learn() -> None:
+        after = 0
+        while True:
+            page = packs.since(owner_id, after, _PAGE)
+            ctx.store.index.learn_packs([(pid, size, trailer) for _, pid, size, trailer in page])
+            if page:
+                after = page[-1][0]
+            if len(page) < _PAGE:
+                break
+
     version = create.create(
-        ctx,
+        dataclasses.replace(ctx, on_held=learn),
         source,
         name,
         progress=progress,

@@ -106,3 +106,62 @@ def test_a_worker_killed_mid_import_is_replaced_and_the_same_version_finishes(tm
                 second.terminate()
                 second.wait(30)
                 log.close()
+
+
+def test_a_worker_killed_mid_check_of_a_commit_is_replaced_and_the_create_succeeds(tmp_path):
+    """A create's commit is a `verify` job: its worker killed while checking the upload, another
+    takes the job over once the lease lapses (and the pack checks the dead one left), and the
+    create that waited on its commit succeeds, once."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    files = {f"{i:02d}.bin": os.urandom(4_000_000) for i in range(40)}  # 160 MB to check
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    storage = str(tmp_path / "objects")
+    with grid_server(tmp_path, storage, "--no-jobs") as (database, url):
+        _, key = new_user(database)
+        log = open(tmp_path / "workers.log", "wb")  # noqa: SIM115 - closed below
+        first = _worker(database, storage, log, "--lease", "3")
+        catalog = Catalog(database, owner=None)
+        made: dict[str, object] = {}
+        second = None
+        try:
+            with RemoteClient(url, key, str(tmp_path / "laptop")) as client:
+
+                def create() -> None:
+                    try:
+                        made["version"] = client.create(str(folder), "big")
+                    except Exception as exc:  # shown by the assertion below
+                        made["error"] = exc
+
+                asking = threading.Thread(target=create)
+                asking.start()
+                owner = _wait(lambda: catalog.owner_id_of(client.username))
+                queue = JobQueue(catalog)
+
+                def checking():
+                    return [j for j in queue.list([owner]) if j.kind == "verify"
+                            and j.state == "running"]  # fmt: skip
+
+                deadline = time.monotonic() + 120
+                while not checking():
+                    assert time.monotonic() < deadline and asking.is_alive(), made
+                    time.sleep(0.01)
+                os.kill(first.pid, signal.SIGKILL)  # mid-check
+                first.wait()
+                second = _worker(database, storage, log, "--lease", "3")
+                asking.join(180)
+                assert "error" not in made, made
+                version = made["version"]
+                assert version.number == 1 and version.status == "succeeded"
+                assert client.verify("big", 1).ok
+                assert client.read_bytes("big", 1, "07.bin") == files["07.bin"]
+                (job,) = [j for j in queue.list([owner]) if j.kind == "verify"]
+                assert job.state == "succeeded" and job.attempts == 2
+        finally:
+            for proc in (first, second):
+                if proc is not None and proc.poll() is None:
+                    proc.terminate()
+                    proc.wait(30)
+            catalog.close()
+            log.close()

@@ -50,13 +50,31 @@ class JobQueue:
         with self._catalog.transaction() as s:
             return self._info(s, self.add(s, owner_id, kind, payload))
 
+    def enqueue_once(self, owner_id: int, kind: str, payload: dict[str, Any]) -> JobInfo:
+        """The job of ``kind`` with this very ``payload`` that has not ended, else a new one
+        (two servers asked for it at once: one job; the owner's row is the lock)."""
+        text = json.dumps(payload, sort_keys=True)
+        with self._catalog.transaction() as s:
+            s.get(Owner, owner_id, with_for_update=True)
+            job = s.scalar(
+                select(Job)
+                .where(
+                    Job.owner_id == owner_id,
+                    Job.kind == kind,
+                    Job.payload == text,
+                    Job.state.not_in(ENDED),
+                )
+                .limit(1)
+            )
+            return self._info(s, job or self.add(s, owner_id, kind, payload))
+
     def add(self, s: Any, owner_id: int, kind: str, payload: dict[str, Any]) -> Job:
         """A new queued job in the open transaction ``s`` (another table's change commits
         with it)."""
         job = Job(
             owner_id=owner_id,
             kind=kind,
-            payload=json.dumps(payload),
+            payload=json.dumps(payload, sort_keys=True),
             state=QUEUED,
             attempts=0,
             worker="",

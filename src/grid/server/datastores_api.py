@@ -17,7 +17,6 @@ from grid.catalog import Catalog
 from grid.errors import ConflictError, GridError, NotFoundError, UsageError
 from grid.records import (
     FAILED,
-    SUCCEEDED,
     UNFINISHED,
     DatastoreInfo,
     Lease,
@@ -26,10 +25,9 @@ from grid.records import (
 )
 from grid.server.access import Access, OwnerView
 from grid.server.auth import Caller
-from grid.server.operations import VERIFIED
 from grid.server.run_scope import check_version
 from grid.server.state import server_state
-from grid.service.publish import OwnerArea, commit
+from grid.service.publish import OwnerArea
 
 router = APIRouter(prefix="/v1/datastores")
 _SETTABLE = (*UNFINISHED, FAILED)
@@ -220,39 +218,12 @@ def change(
 def commit_version(
     request: Request, caller: Caller, owner: str, name: str, number: int, body: Holder
 ) -> VersionInfo:
-    """Check what the caller uploaded for the version and make it succeeded, or fail it with
-    the reason (nothing of it published)."""
+    """Have a worker check what the caller uploaded for the version and make it succeeded,
+    or fail it with the reason (nothing of it published): ``grid.server.commits``."""
+    from grid.server.commits import commit_version as check_and_commit
+
     view = _view(request, caller, owner, name)
-    catalog, state = view.catalog, server_state(request)
-    current = catalog.version(name, number)
-    if current.status == SUCCEEDED and (current.host, current.pid) == (body.host, body.pid):
-        return current  # a retried commit (its first answer was lost): already done
-    if current.status not in UNFINISHED or (current.host, current.pid) != (body.host, body.pid):
-        raise ConflictError(f"{current.ref} is not held by this create (it is {current.status})")
-    sharing = [r for r in catalog.manifest_users(current.manifest_id) if r != current.ref]
-    if sharing:
-        raise ConflictError(f"{current.ref} names the manifest of {sharing[0]}: not its own")
-    area = OwnerArea(state.objects, view.name, view.id)
-    try:
-        done = commit(area, state.packs, current, state.scratch)
-        VERIFIED.inc(done.stored_bytes)
-    except GridError as exc:
-        if not getattr(exc, "transient", False):
-            with contextlib.suppress(GridError):
-                catalog.set_status(
-                    name, number, FAILED, reason=f"upload refused: {exc.message}", lease=None
-                )
-        raise
-    catalog.set_status(
-        name,
-        number,
-        SUCCEEDED,
-        files=done.files,
-        size=done.size,
-        stored_bytes=done.stored_bytes,
-        lease=body.lease(),
-    )
-    return catalog.version(name, number)
+    return check_and_commit(server_state(request), view, name, number, body.lease())
 
 
 @router.delete("/{owner}/{name}/versions/{number}")

@@ -28,6 +28,7 @@ from grid.server.access import OwnerView
 from grid.server.auth import Caller
 from grid.server.problems import body_of
 from grid.server.state import ServerState, server_state
+from grid.server.worker import WAKE
 from grid.service import create
 from grid.service.names import validate_name
 from grid.sources.archive import is_url
@@ -80,6 +81,7 @@ def import_version(
         "allow_private_urls": state.allow_private_urls,
     }
     job = JobQueue(state.catalog).enqueue(view.id, "import", payload)
+    WAKE.set()
     return StreamingResponse(_follow(state, job.id), media_type=_NDJSON)
 
 

@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from grid.catalog.jobs import JobQueue
@@ -39,6 +39,9 @@ LEASE_SECONDS = 30.0
 IDLE_SECONDS = 1.0  # between looks at an empty queue
 CHECK_SECONDS = 2.0  # between lease renewals at most (a cancel shows within this)
 FIRE_SECONDS = 5.0  # between looks for due schedules
+CHECK_LANES = 2  # threads of a worker that check commits only
+# Set when this process queues a job: its own worker looks at once instead of idling on.
+WAKE = threading.Event()
 
 
 Report = Callable[[dict[str, Any]], None]
@@ -119,9 +122,16 @@ def _schedule_job(state: ServerState, job: JobInfo, report: Report) -> dict[str,
     return schedule_job(state, job, report)
 
 
+def _verify_job(state: ServerState, job: JobInfo, report: Report) -> dict[str, Any]:
+    from grid.server.commits import verify_job
+
+    return verify_job(state, job, report)
+
+
 HANDLERS: dict[str, Callable[[ServerState, JobInfo, Report], dict[str, Any]]] = {
     "import": import_job,
     "schedule": _schedule_job,
+    "verify": _verify_job,
 }
 REPORT_EVERY = 0.5  # seconds between progress records of a job, at most
 
@@ -159,9 +169,9 @@ class Worker:
         self.lease_seconds = lease_seconds
         self._fire_lock, self._next_fire = threading.Lock(), 0.0
 
-    def run_one(self) -> JobInfo | None:
-        """Claim one job and run it to its end; None when the queue is empty."""
-        job = self.jobs.claim(self.name, self.lease_seconds, list(HANDLERS))
+    def run_one(self, kinds: Sequence[str] = tuple(HANDLERS)) -> JobInfo | None:
+        """Claim one job (of ``kinds``) and run it to its end; None when there is none."""
+        job = self.jobs.claim(self.name, self.lease_seconds, list(kinds))
         if job is None:
             return None
         done, lost = threading.Event(), threading.Event()
@@ -212,21 +222,24 @@ class Worker:
         ScheduleBook(self.state.catalog).fire_due()
 
     def serve(self, stop: threading.Event, concurrency: int = 1) -> None:
-        """Run jobs on ``concurrency`` threads until ``stop`` is set."""
+        """Run jobs on ``concurrency`` threads, and the checks of commits on ``CHECK_LANES``
+        more (a create's commit never waits behind a long import), until ``stop`` is set."""
 
-        def loop() -> None:
+        def loop(kinds: Sequence[str]) -> None:
             while not stop.is_set():
                 try:
                     self.fire_schedules()
-                    ran = self.run_one()
+                    ran = self.run_one(kinds)
                 except GridError:  # the database is away: try again shortly
                     ran = None
                 if ran is None:
-                    stop.wait(IDLE_SECONDS)
+                    WAKE.wait(IDLE_SECONDS)
+                    WAKE.clear()
 
+        lanes = [tuple(HANDLERS)] * concurrency + [("verify",)] * CHECK_LANES
         threads = [
-            threading.Thread(target=loop, name=f"grid-worker-{i}", daemon=True)
-            for i in range(concurrency)
+            threading.Thread(target=loop, args=(kinds,), name=f"grid-worker-{i}", daemon=True)
+            for i, kinds in enumerate(lanes)
         ]
         for t in threads:
             t.start()

@@ -294,6 +294,12 @@ def test_gc_on_the_server_deletes_only_what_no_version_needs(remote_client, tmp_
     (a / "both.bin").write_bytes(shared)
     again = remote_client.create(str(a), "ds")  # the deleted blob is uploaded anew
     assert again.stored_bytes > 300_000 and remote_client.verify("ds", again.number).ok
+    # each gc and each commit's check was a job of the server's workers
+    jobs = remote_client.jobs()
+    gcs = [j for j in jobs if j.kind == "gc"]
+    assert len(gcs) == 5 and all(j.state == "succeeded" for j in gcs)
+    assert gcs[1].result["report"]["packs_deleted"] == 1  # newest first: the real run
+    assert sorted(j.payload["number"] for j in jobs if j.kind == "verify") == [1, 2, 3]
 
 
 def test_cli_team_flag_creates_for_the_team(team_server, mixed_tree, tmp_path):

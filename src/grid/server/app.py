@@ -173,5 +173,5 @@ def app_from_env() -> FastAPI:
 
         worker = Worker(app.state.grid)
         stop = threading.Event()
-        threading.Thread(target=worker.serve, args=(stop,), daemon=True).start()
+        threading.Thread(target=worker.serve, args=(stop, 2), daemon=True).start()
     return app

@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import time
 from typing import Any
 
-from grid.catalog.jobs import ENDED, QUEUED, JobQueue
-from grid.errors import ConflictError, GridError, StorageError, rebuild
+from grid.errors import ConflictError, GridError
 from grid.records import FAILED, SUCCEEDED, UNFINISHED, JobInfo, Lease, VersionInfo
 from grid.server.access import OwnerView
 from grid.server.operations import VERIFIED
 from grid.server.state import ServerState
-from grid.server.worker import WAKE, Report, owner_view
+from grid.server.waiting import run_job
+from grid.server.worker import Report, owner_view
 from grid.service.publish import OwnerArea, commit
 
 KIND = "verify"
-_POLL = 0.2  # seconds between looks at the job
-NO_WORKER = 60.0  # seconds a job may stay queued before the commit says no worker runs
 
 
 def held(v: VersionInfo, lease: Lease) -> bool:
@@ -53,27 +50,8 @@ def commit_version(state: ServerState, view: OwnerView, name: str, number: int, 
         raise ConflictError(f"{current.ref} is not held by this create (it is {current.status})")
     payload = {"name": name, "number": number, "host": lease.host, "pid": lease.pid,
                "lease_seconds": lease.seconds}  # fmt: skip
-    jobs = JobQueue(state.catalog)
-    job = jobs.enqueue_once(view.id, KIND, payload)
-    WAKE.set()
-    queued_until = time.monotonic() + NO_WORKER
-    while job.state not in ENDED:
-        if job.state == QUEUED and time.monotonic() > queued_until:
-            raise StorageError(
-                f"no worker has taken up the check of {current.ref} for {NO_WORKER:.0f} s: "
-                "is a `grid worker` running (or a `grid server` without --no-jobs)?",
-                transient=True,
-            )
-        time.sleep(_POLL)
-        job = jobs.get(job.id)
-    if "version" in job.result:
-        return view.catalog.version(name, number)
-    problem = job.result.get("error") or {}
-    raise rebuild(
-        str(problem.get("code", "conflict")),
-        str(problem.get("detail", job.error or f"the check of {current.ref} ended {job.state}")),
-        problem.get("attrs") or {},
-    )
+    run_job(state, view.id, KIND, payload, f"the check of {current.ref}")
+    return view.catalog.version(name, number)
 
 
 def verify_job(state: ServerState, job: JobInfo, report: Report) -> dict[str, Any]:

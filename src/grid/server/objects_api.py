@@ -142,21 +142,15 @@ class GcIn(BaseModel):
 
 @router.post("/owners/{owner}/gc")
 def collect_garbage(request: Request, caller: Caller, owner: str, body: GcIn) -> GcReport:
-    """Delete the owner's packs no version needs (``grid.service.server_gc``)."""
-    from grid.service.server_gc import collect
+    """Delete the owner's packs no version needs: a ``gc`` job a worker runs
+    (``grid.service.server_gc``), answered with its report once it ended."""
+    from grid.server.waiting import run_job
 
-    access: Access = server_state(request).access
-    view = access.owner(caller, owner)
-    area = OwnerArea(server_state(request).objects, view.name, view.id)
-    return collect(
-        area,
-        server_state(request).packs,
-        view.catalog,
-        server_state(request).scratch,
-        grace=body.grace,
-        now_utc=view.catalog.now(),
-        dry_run=body.dry_run,
-    )
+    state = server_state(request)
+    view = state.access.owner(caller, owner)
+    payload = {"grace": body.grace, "dry_run": body.dry_run}
+    result = run_job(state, view.id, "gc", payload, f"gc of {owner}")
+    return GcReport(**result["report"])
 
 
 @router.api_route("/objects/{token}", methods=["GET", "HEAD"], include_in_schema=False)

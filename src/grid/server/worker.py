@@ -5,8 +5,10 @@ A worker holds its job under a lease it renews every third of its length; if the
 (kill -9, a machine gone), the lease lapses and another worker takes the job over. Jobs are
 idempotent: an import taken over resumes the same version (its create's own lease lapsed
 too), reading only what is missing. Kinds: ``import`` (an archive URL or an ``s3://``
-prefix, made into the next version of a datastore) and ``schedule`` (a turn of a schedule
-the server keeps, ``grid.server.scheduled``); workers also queue the due schedules' turns.
+prefix, made into the next version of a datastore), ``schedule`` (a turn of a schedule the
+server keeps, ``grid.server.scheduled``, with its retention), ``verify`` (the check of a
+create's upload at its commit, ``grid.server.commits``) and ``gc`` (an owner's); workers also
+queue the due schedules' turns.
 """
 
 from __future__ import annotations
@@ -122,6 +124,24 @@ def _schedule_job(state: ServerState, job: JobInfo, report: Report) -> dict[str,
     return schedule_job(state, job, report)
 
 
+def gc_job(state: ServerState, job: JobInfo, report: Report) -> dict[str, Any]:
+    """gc of the job's owner (``grid.service.server_gc``); its report."""
+    from grid.service.publish import OwnerArea
+    from grid.service.server_gc import collect
+
+    view = owner_view(state, job)
+    done = collect(
+        OwnerArea(state.objects, view.name, view.id),
+        state.packs,
+        view.catalog,
+        state.scratch,
+        grace=float(job.payload["grace"]),
+        now_utc=view.catalog.now(),
+        dry_run=bool(job.payload["dry_run"]),
+    )
+    return {"report": dataclasses.asdict(done)}
+
+
 def _verify_job(state: ServerState, job: JobInfo, report: Report) -> dict[str, Any]:
     from grid.server.commits import verify_job
 
@@ -132,6 +152,7 @@ HANDLERS: dict[str, Callable[[ServerState, JobInfo, Report], dict[str, Any]]] = 
     "import": import_job,
     "schedule": _schedule_job,
     "verify": _verify_job,
+    "gc": gc_job,
 }
 REPORT_EVERY = 0.5  # seconds between progress records of a job, at most
 

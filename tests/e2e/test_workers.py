@@ -12,6 +12,7 @@ import subprocess
 import tarfile
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -165,3 +166,48 @@ def test_a_worker_killed_mid_check_of_a_commit_is_replaced_and_the_create_succee
                     proc.wait(30)
             catalog.close()
             log.close()
+
+
+def test_an_import_taken_over_after_its_version_succeeded_answers_with_that_version(tmp_path):
+    """The worst moment to die: the create succeeded, but neither its packs' registration nor
+    the job's end was recorded. gc meanwhile keeps the version's packs (in use, registered
+    or not); the worker that takes the job over finds the version, registers its packs and
+    makes no second one."""
+    from grid.catalog import Accounts
+    from grid.server.access import OwnerView
+    from grid.server.import_jobs import import_into, options_of
+    from grid.server.state import open_state
+    from grid.server.worker import Worker
+    from grid.service.publish import OwnerArea
+    from grid.service.server_gc import collect
+
+    files = {f"d/{i}.bin": os.urandom(50_000) for i in range(10)}
+    with ArchiveServer() as archives:
+        archives.served.files["/d.tar.gz"] = _tar_gz(files)
+        state = open_state(f"sqlite:///{tmp_path / 'db'}", str(tmp_path / "objects"),
+                           scratch=str(tmp_path / "scratch"), allow_private_urls=True)  # fmt: skip
+        try:
+            Accounts(state.catalog).create_user("alice")
+            owner = state.catalog.owner_id_of("alice")
+            view = OwnerView("alice", owner, state.catalog.acting_for(owner))
+            payload = {"name": "d", "source": archives.url("/d.tar.gz"),
+                       "allow_private_urls": True}  # fmt: skip
+            queue = JobQueue(state.catalog)
+            job = queue.enqueue(owner, "import", payload)
+            assert queue.claim("dead", 0.5, ["import"]).attempts == 1
+            made = import_into(state, view, "d", payload["source"], options_of(state, payload))
+            pack_ids = [pid for pid, *_ in state.packs.listing(owner)]
+            for pid in pack_ids:  # it died before registering them
+                state.packs.unregister(owner, pid)
+            area = OwnerArea(state.objects, "alice", owner)
+            swept = collect(area, state.packs, view.catalog, state.scratch, grace=0,
+                            now_utc=view.catalog.now() + timedelta(days=2))  # fmt: skip
+            assert swept.retired_deleted == 0 and swept.packs_deleted == 0
+            time.sleep(0.6)  # the dead worker's lease lapses
+            ended = Worker(state, "second").run_one()
+            assert ended is not None and ended.id == job.id and ended.attempts == 2
+            assert ended.state == "succeeded" and ended.result["version"]["number"] == 1
+            assert [v.number for v in view.catalog.versions("d")] == [made.number] == [1]
+            assert set(state.packs.verified(owner, pack_ids)) == set(pack_ids)
+        finally:
+            state.catalog.close()

@@ -19,10 +19,10 @@ from typing import Any
 from grid.errors import ConflictError, GridError
 from grid.records import FAILED, SUCCEEDED, UNFINISHED, JobInfo, Lease, VersionInfo
 from grid.server.access import OwnerView
+from grid.server.import_jobs import Report, owner_view
 from grid.server.operations import VERIFIED
 from grid.server.state import ServerState
 from grid.server.waiting import run_job
-from grid.server.worker import Report, owner_view
 from grid.service.publish import OwnerArea, commit
 
 KIND = "verify"

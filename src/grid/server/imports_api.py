@@ -222,7 +222,7 @@ class _Feed:
 
 
 def _run(job: _Job, feed: _Feed) -> None:
-    from grid.server.worker import import_into
+    from grid.server.import_jobs import import_into
 
     try:
         version = import_into(

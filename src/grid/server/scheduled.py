@@ -21,9 +21,9 @@ from grid.catalog.schedules import ScheduleBook
 from grid.errors import DatastoreNotFoundError, GridError
 from grid.records import SUCCEEDED, JobInfo
 from grid.server.access import OwnerView
+from grid.server.import_jobs import Report, import_into, options_of, owner_view
 from grid.server.reading import owner_context
 from grid.server.state import ServerState
-from grid.server.worker import Report, import_into, options_of, owner_view
 from grid.service import delete
 from grid.sources.fingerprint import fingerprint
 

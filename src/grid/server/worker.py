@@ -14,9 +14,7 @@ queue the due schedules' turns.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
-import shutil
 import socket
 import threading
 import time
@@ -27,15 +25,10 @@ from typing import Any
 from grid.catalog.jobs import JobQueue
 from grid.catalog.schedules import ScheduleBook
 from grid.errors import ConflictError, GridError, JobCancelledError
-from grid.records import JobInfo, VersionInfo
-from grid.reports import Progress
-from grid.server.access import OwnerView
+from grid.records import JobInfo
+from grid.server.import_jobs import Report, gc_job, import_job
 from grid.server.problems import body_of
-from grid.server.reading import owner_context
 from grid.server.state import ServerState
-from grid.service import create
-from grid.sources.archive_rules import ArchiveLimits
-from grid.tree import Warn
 
 LEASE_SECONDS = 30.0
 IDLE_SECONDS = 1.0  # between looks at an empty queue
@@ -46,100 +39,10 @@ CHECK_LANES = 2  # threads of a worker that check commits only
 WAKE = threading.Event()
 
 
-Report = Callable[[dict[str, Any]], None]
-
-
-def import_into(
-    state: ServerState,
-    view: OwnerView,
-    name: str,
-    source: str,
-    options: create.SourceOptions,
-    *,
-    progress: Progress | None = None,
-    warn: Warn | None = None,
-    skip_unchanged: bool = False,
-) -> VersionInfo:
-    """Make (or resume) the next version of ``view``'s ``name`` from ``source``, in a scratch
-    folder of its own (``grid.service.server_import``)."""
-    from grid.service.server_import import import_source
-
-    scratch = os.path.join(state.scratch, f"import-{uuid.uuid4().hex}")
-    ctx = owner_context(state, view, scratch)
-    try:
-        return import_source(
-            ctx,
-            state.packs,
-            view.id,
-            source,
-            name,
-            options=options,
-            progress=progress,
-            warn=warn,
-            skip_unchanged=skip_unchanged,
-        )
-    finally:
-        ctx.store.close()
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def owner_view(state: ServerState, job: JobInfo) -> OwnerView:
-    """The owner a job works for."""
-    owner_id = state.catalog.owner_id_of(job.owner)
-    if owner_id is None:
-        raise GridError(f"owner {job.owner!r} is gone")
-    return OwnerView(job.owner, owner_id, state.catalog.acting_for(owner_id))
-
-
-def options_of(state: ServerState, payload: dict[str, Any]) -> create.SourceOptions:
-    """An import's options as a job's payload has them (the accepting server's limits)."""
-    limits = payload.get("limits")
-    return create.SourceOptions(
-        endpoint_url=payload.get("endpoint_url"),
-        limits=ArchiveLimits(**limits) if limits else state.limits,
-        keep_root=bool(payload.get("keep_root")),
-    )
-
-
-def import_job(state: ServerState, job: JobInfo, report: Report) -> dict[str, Any]:
-    """Make (or resume) the version the payload asks for, reporting its progress; its record
-    as the result."""
-    p = job.payload
-    rules = dataclasses.replace(state, allow_private_urls=bool(p.get("allow_private_urls")))
-    version = import_into(
-        rules,
-        owner_view(state, job),
-        p["name"],
-        p["source"],
-        options_of(state, p),
-        progress=lambda made: report(dataclasses.asdict(made)),
-        skip_unchanged=bool(p.get("skip_unchanged")),
-    )
-    return {"version": dataclasses.asdict(version)}
-
-
 def _schedule_job(state: ServerState, job: JobInfo, report: Report) -> dict[str, Any]:
     from grid.server.scheduled import schedule_job
 
     return schedule_job(state, job, report)
-
-
-def gc_job(state: ServerState, job: JobInfo, report: Report) -> dict[str, Any]:
-    """gc of the job's owner (``grid.service.server_gc``); its report."""
-    from grid.service.publish import OwnerArea
-    from grid.service.server_gc import collect
-
-    view = owner_view(state, job)
-    done = collect(
-        OwnerArea(state.objects, view.name, view.id),
-        state.packs,
-        view.catalog,
-        state.scratch,
-        grace=float(job.payload["grace"]),
-        now_utc=view.catalog.now(),
-        dry_run=bool(job.payload["dry_run"]),
-    )
-    return {"report": dataclasses.asdict(done)}
 
 
 def _verify_job(state: ServerState, job: JobInfo, report: Report) -> dict[str, Any]:

@@ -78,7 +78,7 @@ def collect(
             with contextlib.suppress(GridError):
                 area.objects.delete(area.key(pack_key(pack_id)))
     if not busy:
-        known = {row[0] for row in listing} | manifests
+        known = {row[0] for row in listing} | manifests | live  # live: even unregistered
         _clear_uploads(area, known, cutoff.timestamp(), report, dry_run)
     return report
 

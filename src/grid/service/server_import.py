@@ -60,12 +60,13 @@ def import_source(
         skip_unchanged=skip_unchanged,
         options=options,
     )
-    _register(ctx, packs, owner_id, version.manifest_id)
+    register_packs(ctx, packs, owner_id, version.manifest_id)
     return version
 
 
-def _register(ctx: Context, packs: PackRegistry, owner_id: int, manifest_id: str) -> None:
-    """Record the packs a version uses that the owner's record lacks (the ones just written)."""
+def register_packs(ctx: Context, packs: PackRegistry, owner_id: int, manifest_id: str) -> None:
+    """Record the packs a version uses that the owner's record lacks (the ones just written;
+    again for a version whose import died between its success and this)."""
     reader = ctx.store.open_manifest(manifest_id)
     try:
         pack_ids = reader.pack_ids

@@ -53,16 +53,18 @@ def _wait(what, seconds: float = 60):
     raise AssertionError("timed out")
 
 
-def test_a_worker_killed_mid_import_is_replaced_and_the_same_version_finishes(tmp_path):
+@pytest.mark.parametrize("at", [0.1, 0.5, 0.95])
+def test_a_worker_killed_mid_import_is_replaced_and_the_same_version_finishes(tmp_path, at):
     files = {f"set/{i:03d}.bin": os.urandom(200_000) for i in range(40)}
     archive = _tar_gz(files)
+    cut = int(len(archive) * at)
     storage = str(tmp_path / "objects")
     with (
         ArchiveServer() as archives,
         grid_server(tmp_path, storage, "--no-jobs", "--allow-private-urls") as (database, url),
     ):
         archives.served.files["/set.tar.gz"] = archive
-        archives.served.stall_after = len(archive) // 2  # the first download stops halfway
+        archives.served.stall_after = cut  # the first download stops there
         _, key = new_user(database)
         log = open(tmp_path / "workers.log", "wb")  # noqa: SIM115 - closed below
         first = _worker(database, storage, log, "--lease", "3")
@@ -78,11 +80,11 @@ def test_a_worker_killed_mid_import_is_replaced_and_the_same_version_finishes(tm
             asking = threading.Thread(target=create)
             asking.start()
 
-            def halfway():
+            def stalled():
                 versions = client.versions("set") if client.list() else []
-                return [v for v in versions if (v.progress_done or 0) >= len(archive) // 2]
+                return [v for v in versions if (v.progress_done or 0) >= cut]
 
-            (held,) = _wait(halfway)
+            (held,) = _wait(stalled)
             os.kill(first.pid, signal.SIGKILL)  # mid-import
             first.wait()
             archives.served.stall_after = None

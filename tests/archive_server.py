@@ -127,3 +127,18 @@ class ArchiveServer:
     def __exit__(self, *exc: object) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+def tar_gz(files: dict[str, bytes], mtime: int = 1_700_000_000) -> bytes:
+    """A .tar.gz of ``files`` (path -> bytes), in path order, every member dated ``mtime``
+    (the same files always make the same bytes)."""
+    import io
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=1) as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), mtime
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()

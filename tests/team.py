@@ -83,3 +83,14 @@ def new_user(
                 admin.create_team(team)
             admin.add_member(team, name)
     return name, key
+
+
+def wait_for(what, seconds: float = 60):
+    """``what()``'s first truthy answer, asked every 0.2 s for up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got = what()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what.__name__}")

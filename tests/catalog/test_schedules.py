@@ -37,8 +37,8 @@ def test_a_schedule_fires_at_once_then_every_interval(book):
     assert made.next_at == now[0] and made.last_job is None and made.owner == "alice"
     (job,) = schedules.fire_due()
     assert job.kind == KIND and job.owner == "alice"
-    assert job.payload == {"schedule_id": job.payload["schedule_id"], "name": "cats",
-                           "source": "https://x/cats.tar", "keep_last": 3, "keep_root": 1}  # fmt: skip
+    want = {"name": "cats", "source": "https://x/cats.tar", "keep_last": 3, "keep_root": 1}
+    assert job.payload == {"schedule_id": job.payload["schedule_id"], **want}
     assert schedules.fire_due() == []  # not due again
     (listed,) = schedules.list([ids["alice"]])
     assert listed.next_at == now[0] + timedelta(hours=1) and listed.last_job.id == job.id

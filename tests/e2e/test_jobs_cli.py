@@ -4,32 +4,20 @@ saying so, and nothing half-made is readable), and bad ids are one clear line ea
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
-import tarfile
 import threading
 import time
 
 import httpx
 import pytest
 
-from tests.archive_server import ArchiveServer
-from tests.team import GRID, new_user
+from tests.archive_server import ArchiveServer, tar_gz
+from tests.team import GRID, new_user, wait_for
 from tests.web import grid_server
 
 pytestmark = pytest.mark.slow
-
-
-def _tar_gz(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=1) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 def _grid(url: str, key: str, home, *args: str) -> subprocess.CompletedProcess[str]:
@@ -37,19 +25,9 @@ def _grid(url: str, key: str, home, *args: str) -> subprocess.CompletedProcess[s
     return subprocess.run([*GRID, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
-def _wait(what, seconds: float = 60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
 def test_jobs_are_listed_shown_and_cancelled_by_their_owner_only(tmp_path):
     files = {f"d/{i:03d}.bin": os.urandom(100_000) for i in range(30)}
-    archive = _tar_gz(files)
+    archive = tar_gz(files)
     with (
         ArchiveServer() as archives,
         grid_server(tmp_path, "", "--allow-private-urls") as (database, url),
@@ -73,7 +51,7 @@ def test_jobs_are_listed_shown_and_cancelled_by_their_owner_only(tmp_path):
             jobs = json.loads(r.stdout or "[]")
             return [j for j in jobs if j["state"] == "running"]
 
-        (job,) = _wait(running)
+        (job,) = wait_for(running)
         assert job["kind"] == "import" and job["payload"]["name"] == "d"
         r = _grid(url, key, home, "job", "list")
         assert r.returncode == 0 and f"{job['id']}" in r.stdout and "running" in r.stdout
@@ -105,7 +83,7 @@ def test_jobs_are_listed_shown_and_cancelled_by_their_owner_only(tmp_path):
             versions = json.loads(r.stdout or "[]")
             return [v for v in versions if v["status"] == "failed"]
 
-        (failed,) = _wait(version_failed)
+        (failed,) = wait_for(version_failed)
         assert "cancelled" in failed["reason"]
         assert _grid(url, key, home, "datastore", "ls", "d:1").returncode == 4  # not readable
 

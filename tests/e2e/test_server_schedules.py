@@ -5,43 +5,20 @@ when set, with one clear line, leaving the datastore as it was."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
-import tarfile
-import time
 
 import pytest
 from sqlalchemy import update
 
 from grid.catalog import Catalog
 from grid.catalog.models import Schedule
-from tests.archive_server import ArchiveServer
-from tests.team import GRID, new_user
+from tests.archive_server import ArchiveServer, tar_gz
+from tests.team import GRID, new_user, wait_for
 from tests.web import grid_server
 
 pytestmark = pytest.mark.slow
-
-
-def _tar_gz(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=1) as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime = len(data), 1_700_000_000
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-def _wait(what, seconds: float = 60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.3)
-    raise AssertionError("timed out")
 
 
 class Laptop:
@@ -80,7 +57,7 @@ def _next_turn(database: str, laptop: Laptop) -> dict:
         turns = laptop.turns()
         return len(turns) > before and turns[0]["state"] in ("succeeded", "failed") and turns[0]
 
-    return _wait(ended)
+    return wait_for(ended)
 
 
 def test_a_server_schedule_makes_versions_only_when_the_source_changed(tmp_path):
@@ -89,7 +66,7 @@ def test_a_server_schedule_makes_versions_only_when_the_source_changed(tmp_path)
         ArchiveServer() as archives,
         grid_server(tmp_path, "", "--allow-private-urls") as (database, url),
     ):
-        archives.served.files["/d.tar.gz"] = _tar_gz(files)
+        archives.served.files["/d.tar.gz"] = tar_gz(files)
         _, key = new_user(database)
         laptop = Laptop(url, key, tmp_path / "laptop")
         source = archives.url("/d.tar.gz")
@@ -97,7 +74,7 @@ def test_a_server_schedule_makes_versions_only_when_the_source_changed(tmp_path)
                    "--keep-last", "2")  # fmt: skip
         assert r.returncode == 0, r.stderr
         assert r.stdout.startswith("scheduled d on the server: every 1h from http://")
-        first = _wait(lambda: [t for t in laptop.turns() if t["state"] == "succeeded"])[0]
+        first = wait_for(lambda: [t for t in laptop.turns() if t["state"] == "succeeded"])[0]
         assert first["result"]["version"]["number"] == 1 and laptop.versions("d") == [1]
 
         # the same ETag: no import at all (one GET, whose body is not read), no version
@@ -109,7 +86,7 @@ def test_a_server_schedule_makes_versions_only_when_the_source_changed(tmp_path)
         # a new ETag and new bytes: version 2; again: version 3, and retention drops 1
         for n, tag in ((2, '"v2"'), (3, '"v3"')):
             files[f"d/new-{n}.bin"] = os.urandom(10_000)
-            archives.served.files["/d.tar.gz"] = _tar_gz(files)
+            archives.served.files["/d.tar.gz"] = tar_gz(files)
             archives.served.etag = tag
             turn = _next_turn(database, laptop)
             assert turn["result"]["version"]["number"] == n, turn

@@ -5,11 +5,9 @@ version, which then verifies and reads back byte for byte."""
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
-import tarfile
 import threading
 import time
 from datetime import timedelta
@@ -19,21 +17,11 @@ import pytest
 from grid.catalog import Catalog
 from grid.catalog.jobs import JobQueue
 from grid.client.remote import RemoteClient
-from tests.archive_server import ArchiveServer
-from tests.team import GRID, new_user
+from tests.archive_server import ArchiveServer, tar_gz
+from tests.team import GRID, new_user, wait_for
 from tests.web import grid_server
 
 pytestmark = pytest.mark.slow
-
-
-def _tar_gz(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=1) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 def _worker(database: str, storage: str, log, *args: str) -> subprocess.Popen:
@@ -43,20 +31,10 @@ def _worker(database: str, storage: str, log, *args: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _wait(what, seconds: float = 60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
 @pytest.mark.parametrize("at", [0.1, 0.5, 0.95])
 def test_a_worker_killed_mid_import_is_replaced_and_the_same_version_finishes(tmp_path, at):
     files = {f"set/{i:03d}.bin": os.urandom(200_000) for i in range(40)}
-    archive = _tar_gz(files)
+    archive = tar_gz(files)
     cut = int(len(archive) * at)
     storage = str(tmp_path / "objects")
     with (
@@ -84,7 +62,7 @@ def test_a_worker_killed_mid_import_is_replaced_and_the_same_version_finishes(tm
                 versions = client.versions("set") if client.list() else []
                 return [v for v in versions if (v.progress_done or 0) >= cut]
 
-            (held,) = _wait(stalled)
+            (held,) = wait_for(stalled)
             os.kill(first.pid, signal.SIGKILL)  # mid-import
             first.wait()
             archives.served.stall_after = None
@@ -139,7 +117,7 @@ def test_a_worker_killed_mid_check_of_a_commit_is_replaced_and_the_create_succee
 
                 asking = threading.Thread(target=create)
                 asking.start()
-                owner = _wait(lambda: catalog.owner_id_of(client.username))
+                owner = wait_for(lambda: catalog.owner_id_of(client.username))
                 queue = JobQueue(catalog)
 
                 def checking():
@@ -185,7 +163,7 @@ def test_an_import_taken_over_after_its_version_succeeded_answers_with_that_vers
 
     files = {f"d/{i}.bin": os.urandom(50_000) for i in range(10)}
     with ArchiveServer() as archives:
-        archives.served.files["/d.tar.gz"] = _tar_gz(files)
+        archives.served.files["/d.tar.gz"] = tar_gz(files)
         state = open_state(f"sqlite:///{tmp_path / 'db'}", str(tmp_path / "objects"),
                            scratch=str(tmp_path / "scratch"), allow_private_urls=True)  # fmt: skip
         try:

@@ -97,3 +97,17 @@ def test_many_workers_claiming_at_once_each_get_a_different_job(queue):
     for t in threads:
         t.join(60)
     assert sorted(got) == sorted(made)  # every job once, none twice
+
+
+def test_ended_jobs_are_pruned_after_a_while_and_live_ones_never(queue):
+    jobs, ids, now = queue
+    done = jobs.enqueue(ids["alice"], "import", {"n": 1})
+    jobs.claim("w", 60, ["import"])
+    jobs.finish(done.id, "w", result={})
+    waiting = jobs.enqueue(ids["alice"], "import", {"n": 2})
+    assert jobs.prune(3600) == 0  # ended just now
+    now[0] += timedelta(hours=2)
+    assert jobs.prune(3600) == 1
+    assert [j.id for j in jobs.list([ids["alice"]])] == [waiting.id]
+    with pytest.raises(JobNotFoundError):
+        jobs.get(done.id)

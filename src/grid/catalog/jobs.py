@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 
 from grid.catalog.models import Job, Owner
 from grid.errors import ConflictError, JobNotFoundError
@@ -196,6 +196,13 @@ class JobQueue:
                 .limit(limit)
             )
             return [self._info(s, job) for job in rows]
+
+    def prune(self, older_than: float) -> int:
+        """Delete the jobs that ended more than ``older_than`` seconds ago; how many."""
+        cutoff = self._catalog.now() - timedelta(seconds=older_than)
+        with self._catalog.transaction() as s:
+            gone = s.execute(delete(Job).where(Job.state.in_(ENDED), Job.finished_at < cutoff))
+            return int(getattr(gone, "rowcount", 0) or 0)
 
     def counts(self) -> dict[tuple[str, str], int]:
         """How many jobs there are of each (kind, state)."""

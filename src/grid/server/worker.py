@@ -35,6 +35,7 @@ IDLE_SECONDS = 1.0  # between looks at an empty queue
 CHECK_SECONDS = 2.0  # between lease renewals at most (a cancel shows within this)
 FIRE_SECONDS = 5.0  # between looks for due schedules
 CHECK_LANES = 2  # threads of a worker that check commits only
+KEEP_JOBS = 7 * 86400.0  # seconds an ended job stays listed
 # Set when this process queues a job: its own worker looks at once instead of idling on.
 WAKE = threading.Event()
 
@@ -91,7 +92,7 @@ class Worker:
         self.jobs = JobQueue(state.catalog)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease_seconds = lease_seconds
-        self._fire_lock, self._next_fire = threading.Lock(), 0.0
+        self._fire_lock, self._next_fire, self._next_prune = threading.Lock(), 0.0, 0.0
 
     def run_one(self, kinds: Sequence[str] = tuple(HANDLERS)) -> JobInfo | None:
         """Claim one job (of ``kinds``) and run it to its end; None when there is none."""
@@ -138,12 +139,19 @@ class Worker:
 
     def fire_schedules(self) -> None:
         """Queue the jobs of due schedules, looking every ``FIRE_SECONDS`` at most (any
-        worker may: each schedule fires once, ``grid.catalog.schedules``)."""
+        worker may: each schedule fires once, ``grid.catalog.schedules``); once an hour,
+        forget the jobs that ended more than ``KEEP_JOBS`` seconds ago."""
         with self._fire_lock:
-            if time.monotonic() < self._next_fire:
+            now = time.monotonic()
+            if now < self._next_fire:
                 return
-            self._next_fire = time.monotonic() + FIRE_SECONDS
+            self._next_fire = now + FIRE_SECONDS
+            prune = now >= self._next_prune
+            if prune:
+                self._next_prune = now + 3600
         ScheduleBook(self.state.catalog).fire_due()
+        if prune:
+            self.jobs.prune(KEEP_JOBS)
 
     def serve(self, stop: threading.Event, concurrency: int = 1) -> None:
         """Run jobs on ``concurrency`` threads, and the checks of commits on ``CHECK_LANES``

@@ -161,7 +161,7 @@ def test_schemathesis_finds_no_server_error(servers):
     tool = shutil.which("schemathesis") or os.path.join(os.path.dirname(sys.executable), "st")
     for auth in ([], ["-H", f"Authorization: Bearer {key}"]):
         r = subprocess.run(
-            [tool, "run", f"{a}/openapi.json", "-c", "not_a_server_error", "-n", "15",
+            [tool, "run", f"{a}/openapi.json", "-c", "not_a_server_error", "-n", "10",
              "--seed", "7", *auth],
             capture_output=True,
             text=True,

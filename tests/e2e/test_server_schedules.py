@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 
+import httpx
 import pytest
 from sqlalchemy import update
 
@@ -26,6 +27,7 @@ class Laptop:
 
     def __init__(self, url: str, key: str, home) -> None:
         self.env = {**os.environ, "GRID_URL": url, "GRID_API_KEY": key, "GRID_HOME": str(home)}
+        self.url, self.auth = url, {"Authorization": f"Bearer {key}"}
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*GRID, *args], env=self.env, capture_output=True, text=True,
@@ -40,7 +42,10 @@ class Laptop:
         return [v["number"] for v in self.json("datastore", "show", name)]
 
     def turns(self) -> list[dict]:
-        return [j for j in self.json("job", "list") if j["kind"] == "schedule"]
+        """The schedule's turns, newest first (over HTTP: polled, and a CLI process per look
+        would cost more than the turn)."""
+        jobs = httpx.get(f"{self.url}/v1/jobs", headers=self.auth).json()
+        return [j for j in jobs if j["kind"] == "schedule"]
 
 
 def _next_turn(database: str, laptop: Laptop) -> dict:

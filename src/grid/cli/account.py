@@ -29,12 +29,13 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of text."
 
 
 def _call(url: str, api_key: str, method: str, path: str, body: Any = None) -> Any:
-    """``method path`` on the server at ``url``; an unreachable server is one clear error."""
+    """``method path`` on the server at ``url``; an unreachable server is one clear error at
+    once (these commands are typed by a person, who may have mistyped the URL: no retries)."""
     from grid.client.api_session import ApiSession
 
     try:
         with ApiSession(url, api_key, timeout=30) as api:
-            return api.call(method, path, body)
+            return api.call(method, path, body, idempotent=False)
     except ValueError as exc:  # a 2xx answer that is not JSON: not a grid server
         raise e.GridError(f"{url} did not answer as a grid server does; check the URL") from exc
 

@@ -33,7 +33,7 @@ from grid.server.state import ServerState
 LEASE_SECONDS = 30.0
 IDLE_SECONDS = 1.0  # between looks at an empty queue
 CHECK_SECONDS = 2.0  # between lease renewals at most (a cancel shows within this)
-FIRE_SECONDS = 5.0  # between looks for due schedules
+FIRE_SECONDS = 2.0  # between looks for due schedules
 CHECK_LANES = 2  # threads of a worker that check commits only
 KEEP_JOBS = 7 * 86400.0  # seconds an ended job stays listed
 # Set when this process queues a job: its own worker looks at once instead of idling on.

@@ -396,3 +396,20 @@ def remote_client(team_server, tmp_path, monkeypatch):
 def any_client(request):
     """Each behaviour test runs on both implementations of the client."""
     return request.getfixturevalue("client" if request.param == "embedded" else "remote_client")
+
+
+_MARK_BY_FIXTURE = {
+    "postgres": {"postgres_server", "postgres_url", "postgres_cluster"},
+    "s3": {"s3_endpoint", "s3_bucket", "seaweedfs_endpoint"},
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test by the real parts its fixtures start (``postgres``, ``s3``), so that
+    ``pytest -m "not postgres and not s3"`` runs without them; the ``slow`` and ``fuse`` marks
+    are set by the modules themselves. (Many e2e tests are not marked ``slow`` yet: issue 18.)"""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for mark, fixtures in _MARK_BY_FIXTURE.items():
+            if used & fixtures and mark not in item.keywords:
+                item.add_marker(getattr(pytest.mark, mark))

@@ -18,13 +18,15 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import zstandard
-from isal import igzip
+from isal import igzip, igzip_lib
 from zstandard import ZstdError
 
 from grid.errors import ArchiveError, GridError
 from grid.sources.archive_rules import RATIO_FLOOR, ArchiveLimits, shown
 
 _PIPE_CHUNK = 1 << 20
+_ISAL_ERROR: type[Exception] = igzip_lib.IsalError  # type: ignore[assignment]  # stub: an instance
+_CORRUPT = (OSError, EOFError, zlib.error, lzma.LZMAError, ZstdError, _ISAL_ERROR)
 
 
 class Inflater(io.RawIOBase):
@@ -85,7 +87,7 @@ class Inflater(io.RawIOBase):
         except Exception as exc:  # handed to the reader, unless it has stopped reading
             if self._stop.is_set():
                 return
-            if isinstance(exc, (OSError, EOFError, zlib.error, lzma.LZMAError, ZstdError)):
+            if isinstance(exc, _CORRUPT):
                 exc = ArchiveError(f"the archive is truncated or corrupt: {exc}")
             self._put(exc)
 

@@ -77,6 +77,9 @@ def decode(payload: bytes, codec: int, raw_length: int) -> bytes:
     if codec != ZSTD:
         raise IntegrityError(f"unknown blob codec {codec}")
     try:
+        claimed = zstandard.frame_content_size(payload)  # -1: not recorded
+        if claimed not in (-1, raw_length):  # zstd would allocate what the frame claims
+            raise IntegrityError(f"compressed blob claims {claimed} bytes, not {raw_length}")
         return _decompressor().decompress(payload, max_output_size=raw_length)
     except zstandard.ZstdError as exc:
         raise IntegrityError(f"corrupt compressed blob: {exc}") from exc

@@ -71,6 +71,8 @@ class PackBuilder:
 
 def trailer_span(tail: bytes) -> tuple[int, int]:
     """From the last bytes of a pack, return (blob count, trailer length)."""
+    if len(tail) < _TAIL.size:
+        raise IntegrityError("pack trailer is truncated")
     count, magic = _TAIL.unpack(tail[-_TAIL.size :])
     if magic != TRAILER_MAGIC:
         raise IntegrityError("not a grid pack: trailer magic missing")

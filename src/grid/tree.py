@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 _NS_MIN, _NS_MAX = -(2**63), 2**63 - 1
 
@@ -47,10 +47,14 @@ class Source(Protocol):
     """A tree to import.
 
     ``sequential`` sources (an archive stream) can open a file only while it is the entry last
-    yielded by ``entries``; others can open any listed file, from any thread.
+    yielded by ``entries``; others can open any listed file, from any thread. ``noun`` names
+    the kind of tree in messages ("folder", "prefix", "archive"); ``workers`` is how many
+    reads the source wants in flight (0: the store's default, for a source on local disk).
     """
 
     sequential: bool
+    noun: str
+    workers: int
 
     def is_empty(self) -> bool:
         """Whether there is nothing to store."""
@@ -72,6 +76,50 @@ class Source(Protocol):
             SourceError: any other failure, naming the path.
         """
         ...
+
+    def close(self) -> None:
+        """Release what the source holds (a download, spool files); safe to call twice."""
+        ...
+
+    def root_mtime_ns(self) -> int:
+        """The root folder's modification time (0 where the source has none)."""
+        ...
+
+    def recount(self) -> Source | None:
+        """A fresh source over the same tree, to count it in the background for an ETA, or
+        None where listing twice costs too much (a stream, a remote listing)."""
+        ...
+
+
+class SourceDefaults:
+    """What most sources do for the optional parts of ``Source``: inherit it."""
+
+    noun = "folder"
+    workers = 0
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def root_mtime_ns(self) -> int:
+        return 0
+
+    def recount(self) -> Source | None:
+        return None
+
+
+@runtime_checkable
+class StreamedSource(Source, Protocol):
+    """A source read as one stream (an archive): entries come in stream order, each file
+    once, and the tree is put in path order after the ingest, from what the stream said of
+    hard links (``hardlinks``: path, target, mode, mtime_ns, the entry before) and of folders
+    (``dir_meta``: path -> (mode, mtime_ns)). ``downloaded`` and ``total`` (None: unknown)
+    measure the stream; ``warn`` tells the user something about it."""
+
+    hardlinks: list[tuple[str, str, int, int, str]]
+    dir_meta: dict[str, tuple[int, int]]
+    downloaded: int
+    total: int | None
+    warn: Callable[[str], None]
 
 
 Warn = Callable[[str], None]

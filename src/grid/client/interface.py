@@ -244,7 +244,7 @@ class DatastoreClient(ABC):
     @staticmethod
     def default_name(source: str) -> str:
         """The datastore name ``create`` uses for ``source`` when none is given."""
-        from grid.service.create_source import default_name
+        from grid.sources.factory import default_name
 
         return default_name(source)
 

@@ -22,12 +22,9 @@ from dataclasses import dataclass
 
 from grid.errors import (
     ArchiveError,
-    ConflictError,
     GridError,
-    IntegrityError,
     Interrupted,
     InvalidNameError,
-    NotFoundError,
     UsageError,
 )
 from grid.records import (
@@ -43,21 +40,25 @@ from grid.reports import CreateProgress, Progress
 from grid.service.context import Context
 from grid.service.create_progress import Ticker, Totals
 from grid.service.create_progress import reporter as progress_reporter
-from grid.service.create_source import SourceOptions, arrange_archive, default_name, open_source
+from grid.service.create_steps import (
+    SourceOptions,
+    arrange_archive,
+    check_packs,
+    default_name,
+    latest_same_tree,
+    lost_error,
+    manifest_meta,
+    open_source,
+)
 from grid.service.lease import Heartbeat, my_lease, stopped
 from grid.service.names import validate_name
 from grid.service.ownership import ensure_owned
-from grid.sources import LocalSource
-from grid.sources.archive import ArchiveSource
 from grid.sources.archive_rules import ArchiveLimits
-from grid.sources.s3 import S3Source
 from grid.store import IngestStats, ManifestWriter, ingest
 from grid.store.ingest import WORKERS
-from grid.tree import Source, Warn
+from grid.tree import Source, StreamedSource, Warn
 
 __all__ = ["ArchiveLimits", "CreateProgress", "Progress", "SourceOptions", "create", "default_name"]
-
-_S3_WORKERS = 16  # GETs wait on the network: many in flight
 
 
 def create(
@@ -113,15 +114,13 @@ def create(
     source, origin = open_source(ctx, source_path, warn, exclude, job.options)
     try:
         if source.is_empty():
-            kind = "prefix" if origin.startswith("s3://") else "folder"
             raise UsageError(
-                f"{source_path} is an empty {kind}: nothing to store",
+                f"{source_path} is an empty {source.noun}: nothing to store",
                 rule="SOURCE must hold at least one file or folder",
             )
         return _create(ctx, source, origin, name, job)
     finally:
-        if isinstance(source, ArchiveSource):
-            source.close()
+        source.close()
 
 
 @dataclass(frozen=True)
@@ -181,21 +180,22 @@ def _fill(
     heartbeat: Heartbeat,
 ) -> VersionInfo:
     """Store the source into ``version`` and finish it (see ``create``)."""
-    warn, archive = job.warn, source if isinstance(source, ArchiveSource) else None
+    warn, archive = job.warn, source if isinstance(source, StreamedSource) else None
     name, manifest_id, lease = version.datastore, version.manifest_id, heartbeat.lease
     totals: Totals | None = None
     ticker: Ticker | None = None
     manifest: ManifestWriter | None = None
     staged: ManifestWriter | None = None
     try:
-        if job.count_totals and isinstance(source, LocalSource):
-            totals = Totals(source)
+        recount = source.recount() if job.count_totals else None
+        if recount is not None:
+            totals = Totals(recount)
         reporter = progress_reporter(ctx, version, job.progress, totals, archive)
         ticker = Ticker(reporter) if archive is not None else None
 
         def report(stats: IngestStats) -> None:
             if heartbeat.lost.is_set():
-                raise _lost(ctx, version)
+                raise lost_error(ctx, version)
             if ticker is not None:
                 ticker.report(stats)
             else:
@@ -214,11 +214,11 @@ def _fill(
             state=ctx.store.files,
             rehash=job.rehash,
             holder=version.ref,
-            workers=_S3_WORKERS if isinstance(source, S3Source) else WORKERS,
+            workers=source.workers or WORKERS,
         )
         if archive is not None:  # the final figure (progress is recorded once a second)
             ctx.catalog.set_progress(name, version.number, archive.downloaded, archive.total)
-        root_mtime = source.root_stat.st_mtime_ns if isinstance(source, LocalSource) else 0
+        root_mtime = source.root_mtime_ns()
         if archive is not None and staged is not None:
             root_mtime = arrange_archive(archive, staged, manifest, stats, job.options.keep_root)
         ctx.catalog.set_status(
@@ -230,16 +230,16 @@ def _fill(
             stored_bytes=stats.stored_bytes,
             lease=lease,
         )
-        _check_packs(ctx, manifest)
+        check_packs(ctx, manifest)
         if job.skip_unchanged:
-            latest = _latest_same_tree(ctx, name, version.number, stats.tree_digest)
+            latest = latest_same_tree(ctx, name, version.number, stats.tree_digest)
             if latest is not None:
                 manifest.abort()
                 ctx.catalog.discard_version(name, version.number)
                 ctx.store.index.release(version.ref)
                 return latest
         ctx.catalog.set_status(name, version.number, OPTIMIZING, lease=lease)
-        manifest.finish(_meta(version, stats, origin, root_mtime))
+        manifest.finish(manifest_meta(version, stats, origin, root_mtime))
         stats.stored_bytes += ctx.store.put_manifest(manifest_id, manifest.path)
         # Leases stay: a gc that started before this point did not mark this version's blobs;
         # gc itself drops leases of versions it has marked.
@@ -271,51 +271,6 @@ def _fill(
         for ref in ctx.catalog.fail_abandoned(name, version.number, lambda v: stopped(ctx, v)):
             ctx.store.index.release(ref)
     return ctx.catalog.version(name, version.number)
-
-
-def _latest_same_tree(ctx: Context, name: str, number: int, tree_digest: str) -> VersionInfo | None:
-    """The latest succeeded version before ``number`` if it holds the same tree."""
-    older = [v for v in ctx.catalog.versions(name) if v.status == SUCCEEDED and v.number < number]
-    if not older:
-        return None
-    manifest = ctx.store.open_manifest(older[-1].manifest_id)
-    try:
-        same = manifest.meta.get("tree_digest") == tree_digest
-    finally:
-        manifest.close()
-    return older[-1] if same else None
-
-
-def _check_packs(ctx: Context, manifest: ManifestWriter) -> None:
-    if ctx.server_checked:
-        return  # the server checks every pack at commit, more thoroughly
-    missing = ctx.store.missing_packs(manifest.pack_ids)
-    if missing:
-        raise IntegrityError(f"{len(missing)} pack(s) missing after upload, e.g. {missing[0]}")
-
-
-def _meta(version: VersionInfo, stats: IngestStats, origin: str, root_mtime: int) -> dict[str, str]:
-    return {
-        "datastore": version.datastore,
-        "version": str(version.number),
-        "source": origin,
-        "files": str(stats.files),
-        "bytes": str(stats.bytes),
-        "mtime_ns": str(root_mtime),
-        "tree_digest": stats.tree_digest,
-    }
-
-
-def _lost(ctx: Context, version: VersionInfo) -> ConflictError:
-    """The error for a create whose version is no longer its own."""
-    try:
-        now = ctx.catalog.version(version.datastore, version.number)
-    except NotFoundError:
-        return ConflictError(f"{version.ref} was deleted while it was being created; stopping")
-    return ConflictError(
-        f"{version.ref} was taken over by a create on {now.host} (pid {now.pid}) after this "
-        "one stopped renewing its lease (was the machine asleep?); stopping"
-    )
 
 
 def _fail(ctx: Context, version: VersionInfo, exc: BaseException, lease: Lease) -> None:

@@ -18,9 +18,8 @@ from grid.errors import GridError
 from grid.records import VersionInfo
 from grid.reports import CreateProgress, Progress
 from grid.service.context import Context
-from grid.sources import LocalSource
-from grid.sources.archive import ArchiveSource
 from grid.store import IngestStats
+from grid.tree import Source, StreamedSource
 
 PROGRESS_EVERY = 1.0  # seconds between progress records in the catalog
 
@@ -30,7 +29,7 @@ def reporter(
     version: VersionInfo,
     progress: Progress | None,
     totals: Totals | None,
-    archive: ArchiveSource | None,
+    archive: StreamedSource | None,
 ) -> Callable[[IngestStats], None]:
     last = [0.0]
 
@@ -79,9 +78,9 @@ class Ticker:
 
 
 class Totals:
-    """Counts the source's files and bytes in the background, for an ETA."""
+    """Counts a source's files and bytes in the background, for an ETA (``Source.recount``)."""
 
-    def __init__(self, source: LocalSource) -> None:
+    def __init__(self, source: Source) -> None:
         self.files = self.bytes = 0
         self.done = False
         self.stop = threading.Event()
@@ -90,7 +89,7 @@ class Totals:
 
     def _count(self) -> None:
         try:
-            for entry in LocalSource(self._source.root, exclude=self._source.exclude).entries():
+            for entry in self._source.entries():
                 if self.stop.is_set():
                     return
                 if stat.S_ISREG(entry.mode):

@@ -26,7 +26,7 @@ from grid.errors import ConflictError, GridError, NotFoundError, UsageError
 from grid.objects import ObjectStore
 from grid.records import INTERRUPTED, UNFINISHED, Lease
 from grid.service.catalog_port import CatalogPort
-from grid.service.create_source import StagedArchive
+from grid.sources.factory import StagedArchive
 
 PART_SIZE = 8 * 1024 * 1024
 LEASE_SECONDS = 15 * 60.0  # a browser away longer loses the version (not the parts)

@@ -42,7 +42,7 @@ from grid.sources.zip_members import (
     zip_mtime,
     zip_name,
 )
-from grid.tree import SourceEntry, Warn
+from grid.tree import SourceDefaults, SourceEntry, Warn
 
 _SUFFIXES = (
     *(".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst", ".tgz", ".tbz2", ".txz", ".tzst"),
@@ -85,7 +85,7 @@ def _kind(head: bytes) -> str:
     return ""
 
 
-class ArchiveSource:
+class ArchiveSource(SourceDefaults):
     """The tree inside an archive at ``url``.
 
     Args:
@@ -102,6 +102,7 @@ class ArchiveSource:
     """
 
     sequential = True
+    noun = "archive"
 
     def __init__(
         self,

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from grid.errors import SourceError, UsageError
-from grid.tree import SourceEntry, Warn
+from grid.tree import SourceDefaults, SourceEntry, Warn
 
 
-class LocalSource:
+class LocalSource(SourceDefaults):
     """Walk ``root``; a file as root becomes a one-file tree. Sockets, FIFOs and devices are
     skipped with a warning; symlinks are kept as links, never followed."""
 
@@ -51,6 +51,12 @@ class LocalSource:
 
     def cancel(self) -> None:
         """Nothing to do: reads of a local file or an object end on their own."""
+
+    def root_mtime_ns(self) -> int:
+        return self.root_stat.st_mtime_ns
+
+    def recount(self) -> LocalSource:
+        return LocalSource(self.root, exclude=self.exclude)
 
     def entries(self) -> Iterator[SourceEntry]:
         if not self.is_dir:

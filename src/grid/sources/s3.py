@@ -26,7 +26,7 @@ from grid.errors import ArchiveError, SourceError, UsageError
 from grid.ids import digest_of
 from grid.objects import s3 as s3_objects
 from grid.sources.archive_rules import key_path, shown
-from grid.tree import SourceEntry, Warn
+from grid.tree import SourceDefaults, SourceEntry, Warn
 
 _FILE_MODE = stat.S_IFREG | 0o644
 _DIR_MODE = stat.S_IFDIR | 0o755
@@ -68,7 +68,7 @@ class _Body(io.RawIOBase):
         super().close()
 
 
-class S3Source:
+class S3Source(SourceDefaults):
     """Objects of a bucket under a prefix.
 
     Args:
@@ -78,6 +78,8 @@ class S3Source:
     """
 
     sequential = False
+    noun = "prefix"
+    workers = 16  # GETs wait on the network: many in flight
 
     def __init__(
         self,

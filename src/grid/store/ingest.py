@@ -69,6 +69,9 @@ _POLL = 0.2
 _SYNC_LAG = 8
 _WINDOW = 512  # listed entries looked up in the file state at once
 _REMEMBER_EVERY = 4096  # files recorded in the file state per transaction
+# A pack is also shipped at this many blobs: 32 MiB of 40-byte files would be 800,000 blobs,
+# each held in memory (pack, pending locations) until the pack is indexed.
+PACK_MAX_BLOBS = 16384
 
 
 @dataclass
@@ -368,7 +371,7 @@ class _Ingest:
             self.pending[digest] = ref
             self.stats.stored_bytes += blob.stored_length
             self.stats.new_blobs += 1
-            if self.pack.full:
+            if self.pack.full or len(self.pack.blobs) >= PACK_MAX_BLOBS:
                 self._ship()
         else:
             self.stats.dedup_blobs += 1

@@ -13,7 +13,7 @@ import sqlite3
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from grid.errors import (
     FormatVersionError,
@@ -194,12 +194,20 @@ def _write_error(exc: sqlite3.Error, path: str) -> StorageError:
 
 def path_of(db: sqlite3.Connection, entry_id: int) -> str:
     """The full path of entry ``entry_id`` of the manifest (finished or not) open as ``db``,
-    walking up its parents."""
-    parts = []
+    walking up its parents.
+
+    Raises:
+        IntegrityError: the parents loop, or a name is not text.
+    """
+    parts: list[str] = []
+    seen = set()
     while entry_id != ROOT_ID:
         row = db.execute("SELECT parent, name FROM entries WHERE id = ?", (entry_id,)).fetchone()
         if row is None:
             break
+        if entry_id in seen or not isinstance(row[1], str):
+            raise IntegrityError(f"damaged manifest: entry {entry_id} has a bad parent or name")
+        seen.add(entry_id)
         entry_id = row[0]
         parts.append(row[1])
     return "/".join(reversed(parts))
@@ -213,6 +221,52 @@ def encode_blobs(locations: list[tuple[int, bytes, int, int, int, int]]) -> byte
 _COLUMNS = "id, parent, name, kind, size, mode, mtime_ns, target, blobs"
 
 
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose read errors (a damaged file) are IntegrityErrors."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise IntegrityError(f"manifest is damaged or unreadable: {exc}") from exc
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.Error as exc:
+            raise IntegrityError(f"manifest is damaged or unreadable: {exc}") from exc
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]  # in batches: fast
+        try:
+            while batch := self.fetchmany(256):
+                yield from batch
+        except sqlite3.Error as exc:
+            raise IntegrityError(f"manifest is damaged or unreadable: {exc}") from exc
+
+
+class _Connection(sqlite3.Connection):
+    """A read-only connection to a manifest whose queries run on ``_Cursor``."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        return self.cursor(_Cursor).execute(sql, parameters)
+
+
+def _check_row(row: tuple[Any, ...]) -> None:
+    """Refuse a row (from ``name`` on) whose values have the wrong types (a damaged or forged
+    manifest), so that no caller meets a TypeError or KeyError later."""
+    name, kind, size, mode, mtime_ns, target = row[:6]
+    blobs = row[6] if len(row) > 6 else None
+    if not (
+        type(name) is str
+        and type(kind) is int
+        and kind in KIND_NAMES
+        and type(size) is type(mode) is type(mtime_ns) is int
+        and (target is None or type(target) is str)
+        and (blobs is None or (type(blobs) is bytes and len(blobs) % BLOB.size == 0))
+    ):
+        raise IntegrityError(f"damaged manifest: entry {name!r:.80} has invalid fields")
+
+
 class ManifestReader:
     """Read-only queries on a finished manifest file. Thread-safe (one connection per reader
     thread is not needed: sqlite3 serialises access on its own)."""
@@ -221,14 +275,21 @@ class ManifestReader:
         self.path = path
         try:
             self._db = sqlite3.connect(
-                f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
+                f"file:{path}?mode=ro&immutable=1",
+                uri=True,
+                check_same_thread=False,
+                factory=_Connection,
             )
             meta = dict(self._db.execute("SELECT key, value FROM meta"))
             self._packs = dict(self._db.execute("SELECT no, name FROM packs"))
         except sqlite3.Error as exc:
             raise IntegrityError(f"manifest {path} is damaged or unreadable: {exc}") from exc
-        version = meta.get("format_version", "")
-        if not version or int(version.split(".")[0]) > FORMAT_MAJOR:
+        version = str(meta.get("format_version", ""))
+        major = version.split(".")[0]
+        if version and not (major.isascii() and major.isdecimal()):
+            self.close()
+            raise IntegrityError(f"manifest {path} has an invalid format version {version!r:.40}")
+        if not version or int(major) > FORMAT_MAJOR:
             raise FormatVersionError(
                 f"manifest format {version or '?'} is newer than this grid understands "
                 f"({FORMAT_VERSION}); upgrade grid"
@@ -238,8 +299,9 @@ class ManifestReader:
     def close(self) -> None:
         self._db.close()
 
-    def _entry(self, row: tuple[object, ...], path: str) -> Entry:
-        return Entry(row[0], path, row[3], row[4], row[5], row[6], row[7], row[8])  # type: ignore[arg-type]
+    def _entry(self, row: tuple[Any, ...], path: str) -> Entry:
+        _check_row(row[2:])
+        return Entry(row[0], path, row[3], row[4], row[5], row[6], row[7], row[8])
 
     def _resolve(self, path: str) -> tuple[int, tuple[object, ...] | None]:
         node, row = ROOT_ID, None
@@ -261,9 +323,10 @@ class ManifestReader:
         norm = "/".join(_parts(path))
         _node, row = self._resolve(norm)
         if row is None:
-            return Entry(
-                ROOT_ID, "", DIR, 0, 0o755 | 0o040000, int(self.meta.get("mtime_ns", 0)), None, None
-            )
+            mtime_ns = str(self.meta.get("mtime_ns", 0))
+            if not mtime_ns.lstrip("-").isdecimal():
+                raise IntegrityError(f"damaged manifest: root mtime {mtime_ns!r:.40}")
+            return Entry(ROOT_ID, "", DIR, 0, 0o755 | 0o040000, int(mtime_ns), None, None)
         return self._entry(row, norm)
 
     def resolve(self, path: str, *, follow_last: bool = True) -> Entry:
@@ -323,7 +386,11 @@ class ManifestReader:
             "ORDER BY name",
             (entry.id,),
         )
-        return [(prefix + name, *rest) for name, *rest in rows]
+        out = []
+        for row in rows:
+            _check_row(row)
+            out.append((prefix + row[0], *row[1:]))
+        return out
 
     # -- by id: what a filesystem needs (the kernel speaks inode numbers) -----------------------
     def entry(self, entry_id: int) -> Entry:
@@ -375,7 +442,9 @@ class ManifestReader:
         """Yield every entry in storage order with its full path."""
         dirs: dict[int, str] = {ROOT_ID: ""}
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY id"):
-            parent_path = dirs[row[1]]
+            parent_path = dirs.get(row[1])
+            if parent_path is None:
+                raise IntegrityError(f"damaged manifest: entry {row[0]} has no parent folder")
             path = f"{parent_path}/{row[2]}" if parent_path else str(row[2])
             if row[3] == DIR:
                 dirs[row[0]] = path
@@ -387,7 +456,10 @@ class ManifestReader:
         out = []
         for i in range(0, len(raw), BLOB.size):
             no, digest, offset, stored, rawlen, codec = BLOB.unpack_from(raw, i)
-            out.append(BlobLocation(self._packs[no], digest, offset, stored, rawlen, codec))
+            pack = self._packs.get(no)
+            if type(pack) is not str:
+                raise IntegrityError(f"damaged manifest: {entry.path} names no pack {no}")
+            out.append(BlobLocation(pack, digest, offset, stored, rawlen, codec))
         return out
 
     @property

@@ -1,12 +1,15 @@
-"""Reading files back: a seekable file object over a manifest entry, and whole-version streaming
-in storage order. Every byte handed out has been checked against its blob's BLAKE3 id.
+"""Reading files back. ``RangeReader`` is the one random-access reader: the mount's snapshot,
+``open()`` and fsspec read through it. ``BlobFile`` is a seekable file object over one file,
+and ``stream_files`` streams a whole version in storage order (downloads have their own span
+planner in ``grid.service.download``). Every byte handed out has been checked against its
+blob's BLAKE3 id.
 """
 
 from __future__ import annotations
 
 import bisect
 import io
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -19,6 +22,9 @@ if TYPE_CHECKING:
 # Coalesce neighbouring blobs of one pack into reads of up to this size when streaming.
 _SPAN = 16 << 20
 _AHEAD = 2  # spans fetched ahead of the one being consumed
+_CACHE_BYTES = 64 << 20  # verified blobs kept for small and overlapping reads
+_LAYOUTS = 4096  # files whose position is remembered, to spot sequential readers
+_READ_AHEAD = 4  # blobs (~1 MiB each) fetched ahead of a sequential reader
 
 
 def blob_starts(blobs: list[BlobLocation]) -> list[int]:
@@ -30,8 +36,91 @@ def blob_starts(blobs: list[BlobLocation]) -> list[int]:
     return starts
 
 
+class RangeReader:
+    """Verified byte ranges of files, for random access: an LRU of verified blobs, so that a
+    reader going through a blob in small reads fetches and checks it once, and read-ahead:
+    a reader going forward through a multi-blob file has the next blobs fetched and verified
+    by background threads while it consumes the current one. One thread uses it at a time.
+    """
+
+    def __init__(self, store: Store, cache_bytes: int = _CACHE_BYTES) -> None:
+        self._store = store
+        self._limit = cache_bytes
+        self._cache: OrderedDict[bytes, bytes] = OrderedDict()
+        self._cached_bytes = 0
+        self._ends: OrderedDict[int, int] = OrderedDict()  # file key -> end of its last read
+        self._ahead: dict[bytes, Future[bytes]] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        """Stop the read-ahead threads; pending fetches are dropped."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._ahead.clear()
+
+    def read(
+        self, key: int, blobs: list[BlobLocation], starts: list[int], offset: int, size: int
+    ) -> bytes:
+        """Up to ``size`` bytes from ``offset`` of the file made of ``blobs`` (which begin at
+        ``starts``, see ``blob_starts``); ``key`` tells files apart for read-ahead.
+
+        Raises:
+            IntegrityError: the stored bytes are damaged or missing.
+        """
+        total = starts[-1] + blobs[-1].raw_length if blobs else 0
+        end = min(offset + size, total)
+        if offset >= end:
+            return b""
+        if len(blobs) == 1 and offset == 0 and end == total:
+            # A small file read whole (the common case): its reader keeps the bytes, so
+            # keeping the blob here too would only churn the cache.
+            hit = self._cache.get(blobs[0].digest)
+            return hit if hit is not None else self._store.read_blob(blobs[0])
+        if len(blobs) > 1 and self._ends.get(key, 0) == offset:
+            self._read_ahead(blobs, bisect.bisect_right(starts, end - 1))
+        self._ends[key] = end
+        self._ends.move_to_end(key)
+        if len(self._ends) > _LAYOUTS:
+            self._ends.popitem(last=False)
+        out = []
+        pos = offset
+        while pos < end:
+            i = bisect.bisect_right(starts, pos) - 1
+            data = self._blob(blobs[i])
+            start = pos - starts[i]
+            piece = data[start : start + (end - pos)]
+            out.append(piece)
+            pos += len(piece)
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def _blob(self, loc: BlobLocation) -> bytes:
+        data = self._cache.get(loc.digest)
+        if data is not None:
+            self._cache.move_to_end(loc.digest)
+            return data
+        pending = self._ahead.pop(loc.digest, None)
+        data = pending.result() if pending is not None else self._store.read_blob(loc)
+        self._cache[loc.digest] = data
+        self._cached_bytes += len(data)
+        while self._cached_bytes > self._limit and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self._cached_bytes -= len(old)
+        return data
+
+    def _read_ahead(self, blobs: list[BlobLocation], first: int) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(2, thread_name_prefix="grid-read-ahead")
+        for loc in blobs[first : first + _READ_AHEAD]:
+            if loc.digest not in self._cache and loc.digest not in self._ahead:
+                self._ahead[loc.digest] = self._pool.submit(self._store.read_blob, loc)
+        while len(self._ahead) > 4 * _READ_AHEAD:  # readers that stopped early
+            self._ahead.pop(next(iter(self._ahead))).cancel()
+
+
 class BlobFile(io.RawIOBase):
-    """A read-only, seekable view of one file's content; fetches one verified blob at a time."""
+    """A read-only, seekable view of one file's content, read through its own
+    ``RangeReader`` (verified blobs, read-ahead when read forward)."""
 
     def __init__(self, store: Store, blobs: list[BlobLocation], name: str = "") -> None:
         self._store = store
@@ -39,8 +128,12 @@ class BlobFile(io.RawIOBase):
         self._starts = blob_starts(blobs)
         self._size = sum(b.raw_length for b in blobs)
         self._pos = 0
-        self._cached: tuple[int, bytes] | None = None
+        self._reader = RangeReader(store, cache_bytes=8 << 20)
         self.name = name
+
+    def close(self) -> None:
+        self._reader.close()
+        super().close()
 
     def readable(self) -> bool:
         return True
@@ -76,23 +169,12 @@ class BlobFile(io.RawIOBase):
         self._pos = base + offset
         return self._pos
 
-    def _blob(self, index: int) -> bytes:
-        if self._cached is None or self._cached[0] != index:
-            self._cached = (index, self._store.read_blob(self._blobs[index]))
-        return self._cached[1]
-
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
-        done = 0
-        while done < len(view) and self._pos < self._size:
-            index = bisect.bisect_right(self._starts, self._pos) - 1
-            data = self._blob(index)
-            start = self._pos - self._starts[index]
-            n = min(len(view) - done, len(data) - start)
-            view[done : done + n] = data[start : start + n]
-            done += n
-            self._pos += n
-        return done
+        data = self._reader.read(0, self._blobs, self._starts, self._pos, len(view))
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
 
 def stream_files(

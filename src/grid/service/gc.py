@@ -37,8 +37,9 @@ from grid.reports import GcReport
 from grid.service.context import Context
 from grid.service.ownership import ensure_owned
 from grid.service.retire import retire, retired_keys, sweep
-from grid.store.manifest import FILE, relocate_manifest
-from grid.store.pack import PackBuilder, pack_key, parse_trailer
+from grid.store.manifest import FILE
+from grid.store.pack import pack_key
+from grid.store.repack import copy_live, rewrite_manifest
 from grid.store.repository import manifest_key
 
 _SCRATCH = "gc-"  # scratch table files in the installation's tmp folder
@@ -231,30 +232,16 @@ def _repack(
     versions: list[VersionInfo],
     report: GcReport,
 ) -> None:
-    """Copy the live blobs of ``sparse`` packs into new packs, point manifests at them, then
-    delete the old packs."""
-    moved: dict[tuple[str, int], tuple[str, int]] = {}
-    written: list[PackBuilder] = []
-    pack = PackBuilder()
-    for old_id in sparse:
-        wanted = set(db.execute("SELECT offset, stored FROM live WHERE pack = ?", (old_id,)))
-        data = ctx.store.objects.get(pack_key(old_id))
-        for blob in parse_trailer(data):
-            if (blob.offset, blob.stored_length) not in wanted:
-                continue
-            payload = data[blob.offset : blob.offset + blob.stored_length]
-            placed = pack.add(blob.digest, payload, blob.raw_length, blob.codec)
-            moved[(old_id, blob.offset)] = (pack.pack_id, placed.offset)
-            report.bytes_copied += blob.stored_length
-            if pack.full:
-                ctx.store.store_pack(pack)
-                written.append(pack)
-                pack = PackBuilder()
-        report.packs_repacked += 1
-        report.bytes_reclaimed += sparse[old_id]
-    if pack.blobs:
-        ctx.store.store_pack(pack)
-        written.append(pack)
+    """Copy the live blobs of ``sparse`` packs into new packs (``grid.store.repack``), swap
+    the rewritten manifests in, then retire the old packs and manifests."""
+
+    def wanted(pack_id: str) -> set[tuple[int, int]]:
+        return set(db.execute("SELECT offset, stored FROM live WHERE pack = ?", (pack_id,)))
+
+    copied = copy_live(ctx.store, sparse, wanted)
+    report.bytes_copied += copied.bytes_copied
+    report.packs_repacked += len(sparse)
+    report.bytes_reclaimed += sum(sparse.values())
     readers: dict[str, list[str]] = {p: [] for p in sparse}  # pack -> versions pointing in
     for v in versions:
         manifest = ctx.store.open_manifest(v.manifest_id)
@@ -265,19 +252,15 @@ def _repack(
         for p in touched:
             readers[p].append(v.ref)
         if touched:
-            new_id = uuid.uuid4().hex
-            path = ctx.scratch_path(f"{new_id}.manifest")
-            try:
-                relocate_manifest(ctx.store.manifest_path(v.manifest_id), path, moved)
-                report.bytes_copied += ctx.store.put_manifest(new_id, path)
-            finally:
-                if os.path.exists(path):
-                    os.unlink(path)
+            new_id, stored = rewrite_manifest(
+                ctx.store, v.manifest_id, copied.moved, ctx.scratch_path
+            )
+            report.bytes_copied += stored
             ctx.catalog.set_manifest(v.datastore, v.number, new_id)
             retire(ctx, [(manifest_key(v.manifest_id), [v.ref])])
             report.manifests_rewritten += 1
     # Out of the index at once (dedup must not find them); the objects go once unread.
     gone = ctx.store.index.forget_unleased(list(sparse))
     retire(ctx, [(pack_key(p), readers[p]) for p in gone])
-    for new in written:  # indexed once the old copies are gone, so dedup finds the new ones
+    for new in copied.written:  # indexed once the old copies are gone, so dedup finds the new ones
         ctx.store.index.add_pack(new.pack_id, new.size, new.blobs)

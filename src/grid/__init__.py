@@ -1,36 +1,47 @@
-"""grid: versioned datasets ("datastores") you create from anywhere and attach to runs."""
+"""grid: versioned datasets ("datastores") you create from anywhere and attach to runs.
 
-from grid.client import Client, DatastoreClient, connect
-from grid.errors import (
-    ArchiveError,
-    ConflictError,
-    DatastoreNotFoundError,
-    DestinationError,
-    DestinationFullError,
-    ForbiddenError,
-    FormatVersionError,
-    GridError,
-    IntegrityError,
-    Interrupted,
-    InvalidNameError,
-    JobCancelledError,
-    JobNotFoundError,
-    NoSpaceError,
-    NotFoundError,
-    PathNotFoundError,
-    RunNotFoundError,
-    ServerUnreachableError,
-    SourceError,
-    StorageClaimedError,
-    StorageError,
-    UnauthorizedError,
-    UnsafeHomeError,
-    UploadRefusedError,
-    UsageError,
-    VersionNotFoundError,
-    VersionNotReadyError,
-)
-from grid.records import DatastoreInfo, FileInfo, JobInfo, ScheduleInfo, VersionInfo
+Every name below is imported on first use, so that ``import grid`` (and the ``grid`` command,
+which starts with it) stays fast; ``from grid import Client`` and ``grid.Client`` work as ever.
+"""
+
+from __future__ import annotations
+
+import typing
+
+if typing.TYPE_CHECKING:
+    from grid.client.client import Client
+    from grid.client.connect import connect
+    from grid.client.interface import DatastoreClient
+    from grid.errors import (
+        ArchiveError,
+        ConflictError,
+        DatastoreNotFoundError,
+        DestinationError,
+        DestinationFullError,
+        ForbiddenError,
+        FormatVersionError,
+        GridError,
+        IntegrityError,
+        Interrupted,
+        InvalidNameError,
+        JobCancelledError,
+        JobNotFoundError,
+        NoSpaceError,
+        NotFoundError,
+        PathNotFoundError,
+        RunNotFoundError,
+        ServerUnreachableError,
+        SourceError,
+        StorageClaimedError,
+        StorageError,
+        UnauthorizedError,
+        UnsafeHomeError,
+        UploadRefusedError,
+        UsageError,
+        VersionNotFoundError,
+        VersionNotReadyError,
+    )
+    from grid.records import DatastoreInfo, FileInfo, JobInfo, ScheduleInfo, VersionInfo
 
 __version__ = "0.1.0"
 
@@ -72,3 +83,28 @@ __all__ = [
     "__version__",
     "connect",
 ]
+
+_CLIENT = ("Client", "DatastoreClient", "connect")
+_RECORDS = ("DatastoreInfo", "FileInfo", "JobInfo", "ScheduleInfo", "VersionInfo")
+# name -> the module it comes from; every other exported name is an error class
+_HOME = {
+    **dict.fromkeys(_CLIENT, "grid.client"),
+    **dict.fromkeys(_RECORDS, "grid.records"),
+    **{n: "grid.errors" for n in __all__ if n not in (*_CLIENT, *_RECORDS, "__version__")},
+}
+
+
+def __getattr__(name: str) -> object:
+    """An exported name, imported from its module when first asked for."""
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'grid' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,4 +1,5 @@
-"""The `grid` command: wires the sub-commands and turns errors into one line and an exit code."""
+"""The `grid` command: wires the sub-commands (``grid.cli.commands``: each is imported only when
+it runs) and turns errors into one line and an exit code."""
 
 from __future__ import annotations
 
@@ -9,25 +10,15 @@ from typing import Any, NoReturn, TextIO, cast
 
 import typer
 
-from grid.cli import account, admin, datastore, job, run, session
+from grid.cli.commands import LazyGroup
 from grid.cli.errors import StdoutError, report
 
 app = typer.Typer(
+    cls=LazyGroup,
     help="grid: versioned datastores for ML teams.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(datastore.app, name="datastore")
-app.add_typer(admin.app, name="admin")
-app.add_typer(run.app, name="run")
-app.add_typer(session.app, name="session")
-app.add_typer(job.app, name="job")
-app.command("server")(admin.server)
-app.command("worker")(admin.worker)
-app.command("login")(account.login)
-app.command("logout")(account.logout)
-app.command("whoami")(account.whoami)
-app.add_typer(account.key_app, name="key")
 
 
 @app.callback()

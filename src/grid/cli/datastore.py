@@ -12,10 +12,8 @@ from typing import Annotated
 
 import typer
 
-from grid.cli import render, runs_view
-from grid.cli import schedule as schedules_
-from grid.cli.progress import CreateDisplay
-from grid.client import DatastoreClient, connect
+from grid.cli import render
+from grid.client import connect
 from grid.errors import IntegrityError, Interrupted, UsageError
 from grid.settings import Settings, parse_duration, parse_size
 
@@ -146,6 +144,9 @@ def create(
 
     Files unchanged since this machine last stored them are not read again. A create stopped
     by Ctrl-C, kill or a crash is finished by running the same command again."""
+    from grid.cli.progress import CreateDisplay
+    from grid.client import DatastoreClient
+
     if team is not None:
         name = f"{team}/{name or DatastoreClient.default_name(source)}"
     label = name or DatastoreClient.default_name(source)
@@ -213,6 +214,8 @@ def show(ref: Ref, as_json: Json = False) -> None:
     render.show(render.versions_table(items))
     if users:
         print()
+        from grid.cli import runs_view
+
         render.show(runs_view.lineage_table(users))
 
 
@@ -521,6 +524,8 @@ def schedule(
     """Create a version of SOURCE on a timer, replacing NAME's schedule. Logged in, an archive
     URL or s3:// prefix is kept by the server and run by its workers (a version only when the
     source changed); anything else is a crontab entry on this machine."""
+    from grid.cli import schedule as schedules_
+
     with connect() as client:
         _, number = client.parse_ref(name)  # the name rule, now rather than at the first run
         if number is not None:
@@ -557,6 +562,8 @@ def schedule(
 def unschedule(name: Annotated[str, typer.Argument(help="Datastore name.")]) -> None:
     """Remove a datastore's schedule (the server's, when logged in and it keeps one; else
     the crontab entry)."""
+    from grid.cli import schedule as schedules_
+
     with connect() as client:
         if client.keeps_schedules and any(s.name == name for s in client.schedules()):
             client.unschedule(name)
@@ -569,6 +576,8 @@ def unschedule(name: Annotated[str, typer.Argument(help="Datastore name.")]) -> 
 @app.command("schedules")
 def list_schedules(as_json: Json = False) -> None:
     """The scheduled creates: the server's (when logged in), then those in your crontab."""
+    from grid.cli import schedule as schedules_
+
     with connect() as client:
         kept = client.schedules() if client.keeps_schedules else []
     items = schedules_.schedules() if schedules_.has_crontab() else []

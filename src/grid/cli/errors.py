@@ -5,11 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import sys
-import traceback
 
 from grid import errors as e
 from grid.cli.render import safe_text
-from grid.settings import Settings
 
 
 class StdoutError(Exception):
@@ -69,6 +67,8 @@ def _unwritable_home(exc: BaseException) -> str | None:
         isinstance(exc, OSError) and exc.errno in _DENIED
     ):
         return None
+    from grid.settings import Settings
+
     home = Settings.from_env().home
     if not os.path.isdir(home):
         return None
@@ -122,6 +122,8 @@ def report(exc: BaseException, debug: bool) -> int:
             code, hint = table_code, table_hint
             break
     if debug:
+        import traceback
+
         traceback.print_exception(exc, file=sys.stderr)
         request_id = getattr(exc, "request_id", None)
         if request_id:
@@ -129,6 +131,8 @@ def report(exc: BaseException, debug: bool) -> int:
     message = _one_line(exc)
     denied = _unwritable_home(exc)
     if denied is not None:
+        from grid.settings import Settings
+
         home, path = Settings.from_env().home, denied
         code = 7
         message = f"GRID_HOME {home} is not writable" + (f" ({path})" if path != home else "")

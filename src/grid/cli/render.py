@@ -14,23 +14,12 @@ import re
 import stat as stat_mod
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Column, Table
-from rich.text import Text
+if TYPE_CHECKING:  # rich and the records are imported by what prints a table, not before
+    from rich.table import Table
 
-from grid.records import (
-    FAILED,
-    PROCESSING,
-    SUCCEEDED,
-    UPLOADING,
-    DatastoreInfo,
-    FileInfo,
-    VersionInfo,
-)
-
-_STATUS_STYLE = {SUCCEEDED: "green", FAILED: "red"}
+    from grid.records import DatastoreInfo, FileInfo, VersionInfo
 
 # What must not reach a terminal raw: C0 controls, DEL and C1 controls (ESC and CSI start
 # sequences that retitle, recolour or rewrite the screen; CR and LF move the cursor), the
@@ -107,7 +96,9 @@ def print_json(value: Any) -> None:
 
 
 def _status(v: VersionInfo) -> str:
-    style = _STATUS_STYLE.get(v.status, "yellow")
+    from grid.records import FAILED, PROCESSING, SUCCEEDED, UPLOADING
+
+    style = {SUCCEEDED: "green", FAILED: "red"}.get(v.status, "yellow")
     text = f"[{style}]{v.status}[/{style}]"
     if v.status in (UPLOADING, PROCESSING) and v.progress_done is not None:
         done = human_bytes(v.progress_done)
@@ -122,6 +113,8 @@ def columns_table(*headers: str, fold: str) -> Table:
     """A table whose columns never wrap or shrink, except ``fold``: on a narrow terminal that
     one (the free-text column: a path, a reason) folds onto more lines, so that one long name
     cannot squash every other column to "…"."""
+    from rich.table import Column, Table
+
     columns = [
         Column(h, overflow="fold") if h == fold else Column(h, no_wrap=True) for h in headers
     ]
@@ -129,6 +122,8 @@ def columns_table(*headers: str, fold: str) -> Table:
 
 
 def datastores_table(items: list[DatastoreInfo]) -> Table:
+    from rich.text import Text
+
     table = columns_table(
         "name", "latest", "versions", "files", "size", "status", "created", fold="name"
     )
@@ -147,6 +142,8 @@ def datastores_table(items: list[DatastoreInfo]) -> Table:
 
 
 def versions_table(items: list[VersionInfo]) -> Table:
+    from rich.text import Text
+
     table = columns_table(
         "version",
         "status",
@@ -173,6 +170,8 @@ def versions_table(items: list[VersionInfo]) -> Table:
 
 
 def files_table(items: list[FileInfo]) -> Table:
+    from rich.text import Text
+
     table = columns_table("mode", "size", "modified", "path", fold="path")
     for f in items:
         shown = safe_name(f.path) + ("/" if f.kind == "dir" else "")
@@ -190,6 +189,8 @@ def files_table(items: list[FileInfo]) -> Table:
 
 def show(table: Table) -> None:
     """Print ``table``: fitted to a terminal's width, never cut when piped (one line a row)."""
+    from rich.console import Console
+
     console = Console()
     if not console.is_terminal:
         console = Console(width=1_000_000)  # no column of a pipe or file is ever cut short

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from grid.client.client import Client
-from grid.client.interface import DatastoreClient
+import typing
+
+if typing.TYPE_CHECKING:
+    from grid.client.interface import DatastoreClient
 
 
 def connect(home: str | None = None, *, cache_size: int | None = None) -> DatastoreClient:
@@ -22,4 +24,6 @@ def connect(home: str | None = None, *, cache_size: int | None = None) -> Datast
         from grid.client.remote import RemoteClient
 
         return RemoteClient(creds.url, creds.api_key, home, cache_size=cache_size)
+    from grid.client.client import Client
+
     return Client(home, cache_size=cache_size)

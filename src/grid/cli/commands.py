@@ -1,0 +1,167 @@
+"""The `grid` sub-commands, each imported only when it runs.
+
+`grid --help` lists every sub-command with its one-line help, but importing them all (and
+letting Typer convert ~50 commands) costs more than the rest of the start-up together; so the
+root group holds a stand-in per sub-command that knows its name and help (``SUBCOMMANDS``,
+kept equal to the real ones by tests/test_startup.py) and becomes the real command, built by
+Typer exactly as ``app.add_typer``/``app.command`` would, when resolved.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
+
+import typer
+import typer.main
+from typer.core import TyperCommand, TyperGroup
+
+# name -> (module under grid.cli, attribute, a Typer app (True) or a function, one-line help);
+# in the order `grid --help` shows them (Typer lists commands before groups)
+SUBCOMMANDS: dict[str, tuple[str, str, bool, str]] = {
+    "server": (
+        "admin",
+        "server",
+        False,
+        "Run the team-mode API server: accounts, keys and datastores.",
+    ),
+    "worker": (
+        "admin",
+        "worker",
+        False,
+        "Run jobs (imports) for the servers on the same database and storage, until stopped\n"
+        "(a job follows the rules of the server that accepted it, e.g. --allow-private-urls).",
+    ),
+    "login": (
+        "account",
+        "login",
+        False,
+        "Check the key with the server and save it for the next commands.",
+    ),
+    "logout": (
+        "account",
+        "logout",
+        False,
+        "Forget the saved key (the key itself stays valid: `grid key revoke` ends it).",
+    ),
+    "whoami": (
+        "account",
+        "whoami",
+        False,
+        "The user (and teams) the key in use belongs to, as the server sees it.",
+    ),
+    "datastore": (
+        "datastore",
+        "app",
+        True,
+        "Versioned datasets: create them from folders and files, list, browse and read them.",
+    ),
+    "admin": ("admin", "app", True, "Accounts of a team-mode server (on its database)."),
+    "run": (
+        "run",
+        "app",
+        True,
+        "Run a script with datastores attached: grid run [--datastore NAME[:VERSION]]... "
+        "SCRIPT [ARGS]...; and list, show, follow and stop runs.",
+    ),
+    "session": ("session", "app", True, "JupyterLab sessions with datastores attached."),
+    "job": (
+        "job",
+        "app",
+        True,
+        "Work a grid server's workers do: imports, scheduled re-imports, gc.",
+    ),
+    "key": ("account", "key_app", True, "Your API keys: create, list, revoke."),
+}
+
+
+def load(name: str) -> Any:
+    """The click command of sub-command ``name``, as the root group would hold it."""
+    module, attr, is_app, _help = SUBCOMMANDS[name]
+    target = getattr(importlib.import_module(f"grid.cli.{module}"), attr)
+    holder = typer.Typer()  # the root's settings that reach its children are the defaults
+    holder.callback()(_nothing)
+    if is_app:
+        holder.add_typer(target, name=name)
+    else:
+        holder.command(name)(target)
+    group = typer.main.get_command(holder)
+    assert isinstance(group, TyperGroup)
+    return group.commands[name]
+
+
+def _nothing() -> None:
+    """(makes the holder a group)"""
+
+
+class _Deferred(type):
+    """The class of a stand-in for a rich class: calls and attributes go to the real one."""
+
+    _real: tuple[str, str]
+
+    def _load(cls) -> Any:
+        module, name = cls._real
+        return getattr(importlib.import_module(module), name)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return cls._load()(*args, **kwargs)
+
+    def __getattr__(cls, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(cls._load(), attr)
+
+
+def import_rich_help() -> None:
+    """Import Typer's help renderer without the two rich modules it imports but uses only for
+    Markdown help and pretty tracebacks (which grid turns off): ~40% of its import time.
+
+    Its names for them are stand-ins that import the real class on first use; the real modules
+    stay importable by anyone, as before."""
+    if "typer.rich_utils" in sys.modules:
+        return
+    stand_ins = {}
+    for module, name in (("rich.markdown", "Markdown"), ("rich.traceback", "Traceback")):
+        if module not in sys.modules:
+            stand_in = types.ModuleType(module)
+            setattr(stand_in, name, _Deferred(name, (), {"_real": (module, name)}))
+            stand_ins[module] = stand_in
+    sys.modules.update(stand_ins)
+    try:
+        import typer.rich_utils  # noqa: F401
+    finally:
+        for module, stand_in in stand_ins.items():
+            if sys.modules.get(module) is stand_in:
+                del sys.modules[module]
+
+
+class _StandIn(TyperCommand):
+    """A sub-command not imported yet: its name and help, for `grid --help`."""
+
+
+class LazyGroup(TyperGroup):
+    """The root group: stand-ins for the sub-commands, made real when one is resolved."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for name, (_module, _attr, _is_app, help_) in SUBCOMMANDS.items():
+            self.commands[name] = _StandIn(name=name, help=help_)
+
+    def real_command(self, name: str) -> Any:
+        """Sub-command ``name``, imported and built if it was not yet."""
+        cmd = self.commands[name]
+        if isinstance(cmd, _StandIn):
+            cmd = self.commands[name] = load(name)
+        return cmd
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        import_rich_help()
+        super().format_help(ctx, formatter)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if name is not None and isinstance(cmd, _StandIn):
+            cmd = self.real_command(name)
+        return name, cmd, rest

@@ -112,7 +112,12 @@ class BoundedTarInfo(tarfile.TarInfo):
                     f"the archive has more than {_MAX_EXTENDED} extended headers before one "
                     f"entry (at byte {self.offset})"
                 )
-        return super()._proc_member(tar)  # type: ignore[misc]
+        try:
+            return super()._proc_member(tar)  # type: ignore[misc]
+        except UnicodeDecodeError as exc:  # tarfile decodes PAX keywords, hdrcharset as UTF-8
+            raise ArchiveError(
+                f"the archive has a header that is not UTF-8 at byte {self.offset}: {exc}"
+            ) from None
 
     def _proc_sparse(self, tar: Any) -> Any:
         """tarfile's, reading at most 1 MiB of sparse map."""

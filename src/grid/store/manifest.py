@@ -467,6 +467,9 @@ class ManifestReader:
         return list(self._packs.values())
 
 
+_RELOCATE_PAGE = 10_000
+
+
 def relocate_manifest(src: str, dst: str, moved: dict[tuple[str, int], tuple[str, int]]) -> None:
     """Write a copy of manifest ``src`` at ``dst`` in which every blob at (pack, offset) found
     in ``moved`` points at its new (pack, offset) instead (gc's repacking); packs no blob
@@ -476,24 +479,34 @@ def relocate_manifest(src: str, dst: str, moved: dict[tuple[str, int], tuple[str
     try:
         numbers = {name: no for no, name in db.execute("SELECT no, name FROM packs")}
         names = {no: name for name, no in numbers.items()}
-        updates = []
         used: set[int] = set()
-        for entry_id, raw in db.execute("SELECT id, blobs FROM entries WHERE blobs IS NOT NULL"):
-            blobs = [BLOB.unpack_from(raw, i) for i in range(0, len(raw), BLOB.size)]
-            changed = False
-            for i, (no, digest, offset, stored, rawlen, codec) in enumerate(blobs):
-                target = moved.get((names[no], offset))
-                if target is not None:
-                    new_no = numbers.get(target[0])
-                    if new_no is None:
-                        new_no = numbers[target[0]] = max(names, default=-1) + 1
-                        names[new_no] = target[0]
-                    blobs[i] = (new_no, digest, target[1], stored, rawlen, codec)
-                    changed = True
-                used.add(blobs[i][0])
-            if changed:
-                updates.append((b"".join(BLOB.pack(*b) for b in blobs), entry_id))
-        db.executemany("UPDATE entries SET blobs = ? WHERE id = ?", updates)
+        last = -1
+        while True:  # a page of entries at a time: memory stays flat at any number of files
+            page = db.execute(
+                "SELECT id, blobs FROM entries WHERE id > ? AND blobs IS NOT NULL ORDER BY id "
+                "LIMIT ?",
+                (last, _RELOCATE_PAGE),
+            ).fetchall()
+            if not page:
+                break
+            last = page[-1][0]
+            updates = []
+            for entry_id, raw in page:
+                blobs = [BLOB.unpack_from(raw, i) for i in range(0, len(raw), BLOB.size)]
+                changed = False
+                for i, (no, digest, offset, stored, rawlen, codec) in enumerate(blobs):
+                    target = moved.get((names[no], offset))
+                    if target is not None:
+                        new_no = numbers.get(target[0])
+                        if new_no is None:
+                            new_no = numbers[target[0]] = max(names, default=-1) + 1
+                            names[new_no] = target[0]
+                        blobs[i] = (new_no, digest, target[1], stored, rawlen, codec)
+                        changed = True
+                    used.add(blobs[i][0])
+                if changed:
+                    updates.append((b"".join(BLOB.pack(*b) for b in blobs), entry_id))
+            db.executemany("UPDATE entries SET blobs = ? WHERE id = ?", updates)
         db.execute("DELETE FROM packs")
         db.executemany("INSERT INTO packs VALUES (?, ?)", [(n, names[n]) for n in sorted(used)])
         db.commit()

@@ -2,8 +2,11 @@
 
 Credentials and region come from the standard AWS chain (environment, ``~/.aws``, instance
 role) or a named ``profile``; ``endpoint_url`` (or ``AWS_ENDPOINT_URL``) selects a non-AWS
-store. Requests are retried with backoff on 5xx and throttling (botocore's adaptive mode). A
-PUT is durable once it returns, so ``sync`` has nothing to do. Hot paths never list.
+store. Requests are retried with backoff on 5xx, throttling, resets and timeouts (botocore's
+adaptive mode, ``MAX_ATTEMPTS``), each bounded by ``CONNECT_TIMEOUT`` and ``READ_TIMEOUT``
+(seconds without a byte), so a stalled store is an error, never a hang. A response body that
+breaks off, stalls or fails its checksum is fetched again (botocore retries only up to the
+headers). A PUT is durable once it returns, so ``sync`` has nothing to do. Hot paths never list.
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from grid.errors import NotFoundError, StorageError
+from grid.errors import IntegrityError, NotFoundError, StorageError
 from grid.objects.base import Buffer, ObjectInfo, ObjectStore, validate_key
 
 _MULTIPART_OVER = 64 << 20  # objects larger than this go up in parts
 _PART = 16 << 20
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 30.0
+MAX_ATTEMPTS = 5  # the first and 4 retries: at most ~15 s of backoff
+BODY_TRIES = 3
 
 
 def parse_url(url: str) -> tuple[str, str]:
@@ -29,8 +36,9 @@ def parse_url(url: str) -> tuple[str, str]:
 
 
 def client(endpoint_url: str | None, profile: str | None, region: str | None) -> Any:
-    """A boto3 S3 client from the standard AWS chain (or ``profile``), retrying 5xx and
-    throttling with backoff (adaptive), path-style for a custom endpoint, 32 connections."""
+    """A boto3 S3 client from the standard AWS chain (or ``profile``), retrying 5xx,
+    throttling and broken connections with backoff (adaptive), bounded by timeouts,
+    path-style for a custom endpoint, 32 connections."""
     import boto3  # here, not at the top: it costs ~0.3 s to import
     from botocore.config import Config
 
@@ -40,7 +48,9 @@ def client(endpoint_url: str | None, profile: str | None, region: str | None) ->
         endpoint_url=endpoint_url,
         config=Config(
             signature_version="s3v4",  # presigned URLs sign their headers (If-None-Match)
-            retries={"max_attempts": 10, "mode": "adaptive"},
+            retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "adaptive"},
+            connect_timeout=CONNECT_TIMEOUT,
+            read_timeout=READ_TIMEOUT,
             max_pool_connections=32,
             s3={"addressing_style": "path"} if endpoint_url else None,
         ),
@@ -67,12 +77,13 @@ class S3Store(ObjectStore):
         region: str | None = None,
         profile: str | None = None,
     ) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self._s3 = client(endpoint_url, profile, region)
 
-        self._client_error = ClientError
+        self._client_error, self._transport_error = ClientError, BotoCoreError
+        self._checksum_error = FlexibleChecksumError
         self._errors = (ClientError, BotoCoreError)
         self._cors: tuple[float, list[dict[str, Any]]] | None = None
 
@@ -81,17 +92,46 @@ class S3Store(ObjectStore):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _fail(self, exc: Exception, key: str, doing: str) -> Exception:
+        where = f"s3://{self.bucket}/" + "/".join(p for p in (self.prefix, key) if p)
         if isinstance(exc, self._client_error):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in _MISSING:
                 return NotFoundError(f"object {key} does not exist", key=key)
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            return StorageError(
-                f"cannot {doing} s3://{self.bucket}/{self._name(key)}: {code or exc}",
-                key=key,
-                transient=status >= 500 or code in ("SlowDown", "Throttling"),
+            if status >= 500 or code in ("SlowDown", "Throttling"):
+                return StorageError(
+                    f"cannot {doing} {where}: {code or exc}, still after {MAX_ATTEMPTS} "
+                    "attempts; the store is failing or overloaded: try again later",
+                    key=key,
+                    transient=True,
+                )
+            return StorageError(f"cannot {doing} {where}: {code or exc}", key=key)
+        if isinstance(exc, self._checksum_error):
+            return IntegrityError(
+                f"{where} arrived damaged {BODY_TRIES} times in a row ({exc}); the store or "
+                "the network alters data: check it, then try again"
             )
-        return StorageError(f"cannot {doing} s3://{self.bucket}: {exc}", key=key, transient=True)
+        return StorageError(
+            f"cannot {doing} {where}: {exc}; the store could not be reached or broke off, "
+            "still after retries: check that it is up, then try again",
+            key=key,
+            transient=True,
+        )
+
+    def _read(self, key: str, **extra: str) -> bytes:
+        """GET ``key`` (``extra``: a Range) and read its body. A body that breaks off, stalls
+        or fails its checksum is fetched again, ``BODY_TRIES`` times in all: botocore retries
+        only until the headers."""
+        for attempt in range(1, BODY_TRIES + 1):
+            response = self._s3.get_object(Bucket=self.bucket, Key=self._name(key), **extra)
+            body: Any = response["Body"]
+            try:
+                return bytes(body.read())
+            except self._transport_error:
+                body.close()
+                if attempt == BODY_TRIES:
+                    raise
+        raise AssertionError("unreachable")
 
     def put(self, key: str, parts: Sequence[Buffer]) -> int:
         name = self._name(key)
@@ -173,8 +213,7 @@ class S3Store(ObjectStore):
 
     def get(self, key: str) -> bytes:
         try:
-            body: Any = self._s3.get_object(Bucket=self.bucket, Key=self._name(key))["Body"]
-            return bytes(body.read())
+            return self._read(key)
         except self._errors as exc:
             raise self._fail(exc, key, "read") from exc
 
@@ -183,12 +222,7 @@ class S3Store(ObjectStore):
             self.size(key)
             return b""
         try:
-            body: Any = self._s3.get_object(
-                Bucket=self.bucket,
-                Key=self._name(key),
-                Range=f"bytes={offset}-{offset + length - 1}",
-            )["Body"]
-            return bytes(body.read())
+            return self._read(key, Range=f"bytes={offset}-{offset + length - 1}")
         except self._client_error as exc:
             if exc.response.get("Error", {}).get("Code") == "InvalidRange":
                 self.size(key)  # past the end of an existing object: nothing to read

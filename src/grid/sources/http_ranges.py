@@ -90,8 +90,15 @@ class RangeFile(RetryingBody):
             )
         now = validators(response.headers)
         if self._validators is None:
+            given = self._validator  # an ETag ("...") or a Last-Modified date
+            found_now = now[0] if given.startswith('"') else now[1]
+            if given and found_now and found_now != given:  # the server ignored If-Range
+                raise SourceError(
+                    f"{self.url} changed on the server ({given} -> {found_now}); try again",
+                    path=self.url,
+                )
             self._validators = now
-            self._validator = self._validator or now[0] or now[1]
+            self._validator = given or now[0] or now[1]
             return
         for was, new in zip(self._validators, now, strict=True):
             if was and new and was != new:

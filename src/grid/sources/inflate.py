@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import errno
 import io
 import lzma
 import queue
@@ -21,7 +22,7 @@ import zstandard
 from isal import igzip, igzip_lib
 from zstandard import ZstdError
 
-from grid.errors import ArchiveError, GridError
+from grid.errors import ArchiveError, GridError, storage_error
 from grid.sources.archive_rules import RATIO_FLOOR, ArchiveLimits, shown
 
 _PIPE_CHUNK = 1 << 20
@@ -223,6 +224,13 @@ class Member(io.RawIOBase):
             return int(self._f.readinto(buffer))
         except GridError:
             raise
+        except OSError as exc:  # no errno: bz2's "Invalid data stream"; EINVAL: a bad seek
+            if exc.errno not in (None, errno.EINVAL):
+                raise storage_error(exc, f"read {self._path} from the archive") from exc
+            raise ArchiveError(
+                f"the archive is truncated or corrupt at {shown(self._path)}: {exc}",
+                path=self._path,
+            ) from exc
         except (
             tarfile.TarError,
             zipfile.BadZipFile,

@@ -6,7 +6,9 @@ refused before a byte is inflated."""
 from __future__ import annotations
 
 import calendar
+import errno
 import os
+import struct
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -32,7 +34,13 @@ _ZIP_METHOD_NAMES = {
 
 def zip_name(info: zipfile.ZipInfo) -> str:
     """A member's name: zip tools often store UTF-8 without flagging it, and zipfile then
-    decodes it as cp437; undo that when the bytes are valid UTF-8 (as unzip does)."""
+    decodes it as cp437; undo that when the bytes are valid UTF-8 (as unzip does).
+
+    Raises:
+        ArchiveError: the name is empty (zipfile fails on it with an IndexError).
+    """
+    if not info.filename:
+        raise ArchiveError("the zip archive has an entry with no name: it is corrupt")
     if info.flag_bits & 0x800:
         return info.filename
     try:
@@ -58,6 +66,12 @@ def open_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> IO[byt
         return zf.open(info)
     except GridError:
         raise  # the download failed
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # EINVAL: a seek before the start, where it points
+            raise storage_error(exc, "read the spooled zip") from exc
+        raise ArchiveError(
+            f"archive entry {shown(name)}: the zip archive is corrupt", path=name
+        ) from exc
     except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, ValueError) as exc:
         detail = str(exc)
         detail = detail if len(detail) <= 300 else detail[:300] + "…"
@@ -134,5 +148,14 @@ def open_zip(fileobj: IO[bytes]) -> zipfile.ZipFile:
     """
     try:
         return zipfile.ZipFile(fileobj)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    # ValueError: a name flagged UTF-8 that is not (UnicodeDecodeError), a negative seek;
+    # NotImplementedError: a member needing a newer zip version
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        struct.error,
+        NotImplementedError,
+    ) as exc:
         raise ArchiveError(f"the zip archive is truncated or corrupt: {exc}") from exc

@@ -227,3 +227,15 @@ def test_a_read_against_a_lasting_fault_is_a_clear_error_never_wrong_bytes(
             damaged = c.verify("d", 1).damaged  # each blob re-read alone, damaged each time
             assert set(damaged) == set(files)
     assert time.monotonic() - start < 25 * TIMEOUT and rule.hits >= s3.BODY_TRIES
+
+
+@pytest.mark.parametrize("kind", ["500", "reset_response"])
+def test_a_conditional_put_whose_answer_was_lost_is_still_ours(kind, faults, storage):
+    """The first attempt stored the object but its answer was lost: the retry is refused
+    (412), yet the object holds our bytes, so we stored it."""
+    bucket, prefix = s3.parse_url(storage)
+    store = s3.S3Store(bucket, prefix, endpoint_url=faults.url)
+    rule = faults.inject(kind, method="PUT", key="mine", after=True)
+    assert store.put_if_absent("mine", b"ours") and rule.hits == 1
+    assert store.get("mine") == b"ours"
+    assert not store.put_if_absent("mine", b"ours")  # it exists now: nobody stores it again

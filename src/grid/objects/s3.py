@@ -263,16 +263,17 @@ class S3Store(ObjectStore):
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """A PUT with ``If-None-Match: *`` (AWS, MinIO, SeaweedFS, moto answer 412 when the
         key exists). A store that ignores the header is caught by reading the object back:
-        of two racing writers only the one whose bytes are there has won."""
+        of two racing writers only the one whose bytes are there has won. So is a retry
+        refused because the attempt before it stored the object but lost its answer."""
         if self.exists(key):
             return False
         try:
             self._s3.put_object(Bucket=self.bucket, Key=self._name(key), Body=data, IfNoneMatch="*")
             return self.get(key) == data
         except self._client_error as exc:
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if status in (409, 412):  # precondition failed, or a concurrent conditional PUT
-                return False
+            meta = exc.response.get("ResponseMetadata", {})
+            if meta.get("HTTPStatusCode", 0) in (409, 412):  # exists, or a concurrent PUT
+                return bool(meta.get("RetryAttempts")) and self.get(key) == data
             raise self._fail(exc, key, "store") from exc
         except self._errors as exc:
             raise self._fail(exc, key, "store") from exc

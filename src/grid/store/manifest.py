@@ -337,18 +337,21 @@ class ManifestReader:
             PathNotFoundError: missing path, a link out of the root, or a link loop.
         """
         todo = _parts(path)
-        done: list[str] = []
+        # the folders walked through, root first: each step is one (parent, name) lookup
+        # from the last of them (a 21-level path: 21 lookups, not 231)
+        done = [self.stat("")]
         hops = 0
-        entry = self.stat("")
+        entry = done[0]
         while todo:
             part = todo.pop(0)
             if part == "..":
-                if not done:
+                if len(done) == 1:
                     raise PathNotFoundError(f"{path} leads outside the version", path=path)
                 done.pop()
-                entry = self.stat("/".join(done))
+                entry = done[-1]
                 continue
-            entry = self.stat("/".join([*done, part]))
+            here = done[-1]
+            entry = self._step(here.id, f"{here.path}/{part}" if here.path else part)
             if entry.kind == SYMLINK and (todo or follow_last):
                 hops += 1
                 target = entry.target or ""
@@ -360,8 +363,18 @@ class ManifestReader:
                 todo = [*target.split("/"), *todo]
                 todo = [p for p in todo if p not in ("", ".")]
                 continue
-            done.append(part)
+            done.append(entry)
         return entry
+
+    def _step(self, node: int, path: str) -> Entry:
+        """The entry at ``path``, whose last component is a child of folder ``node``."""
+        part = path.rsplit("/", 1)[-1]
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM entries WHERE parent = ? AND name = ?", (node, part)
+        ).fetchone()
+        if row is None:
+            raise PathNotFoundError(f"no such path in this version: {path}", path=path)
+        return self._entry(row, path)
 
     def listdir(self, path: str = "") -> list[Entry]:
         """Return the entries directly inside directory ``path``, sorted by name."""

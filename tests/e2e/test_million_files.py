@@ -72,6 +72,7 @@ def test_twenty_thousand_files_in_bounded_memory(home, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # about 8 minutes on 2 shared cores
 def test_a_million_files_in_bounded_memory(home):
     files = 1_000_000
     with ArchiveServer(files) as server:

@@ -174,6 +174,7 @@ def _check_blobs(manifest: ManifestReader, trailers: dict[str, bytes]) -> tuple[
     tables = {pid: {b.digest: b for b in parse_trailer(t)} for pid, t in trailers.items()}
     files = size = 0
     try:
+        manifest.stat("")  # the root (its time is in the meta table)
         for entry in manifest.walk():
             if entry.kind != FILE:
                 continue
@@ -192,4 +193,6 @@ def _check_blobs(manifest: ManifestReader, trailers: dict[str, bytes]) -> tuple[
             size += total
     except (KeyError, ValueError, TypeError) as exc:
         raise UploadRefusedError(f"the uploaded manifest is malformed: {exc}") from exc
+    except IntegrityError as exc:  # the manifest reader's own checks of rows and links
+        raise UploadRefusedError(f"the uploaded manifest is malformed: {exc.message}") from exc
     return files, size

@@ -291,15 +291,18 @@ def test_an_interrupted_download_says_how_to_resume(cli, home, tmp_path, sig):
 _SLOW = """
 import os, sys, time
 from grid.client import Client
+from grid.client.quick import QuickReader
 
-real = getattr(Client, {method!r})
+def slowed(real):
+    def slow(self, *args, **kwargs):
+        open(os.environ["READY"], "w").close()
+        time.sleep(60)
+        return real(self, *args, **kwargs)
+    return slow
 
-def slow(self, *args, **kwargs):
-    open(os.environ["READY"], "w").close()
-    time.sleep(60)
-    return real(self, *args, **kwargs)
-
-setattr(Client, {method!r}, slow)
+for cls in (Client, QuickReader):  # list, show and ls read through QuickReader when they can
+    if hasattr(cls, {method!r}):
+        setattr(cls, {method!r}, slowed(getattr(cls, {method!r})))
 from grid.cli.app import main
 main(sys.argv[1:])
 """

@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     Typer handles its own usage errors (exit 2) and exits through SystemExit; grid's errors
     and anything unexpected come out here and are shown as one line.
     """
+    from grid.client import api_session
+
+    api_session.WITHOUT_TRIO = True  # (see there; the mount's trio is imported as ever)
     args, debug_flag = _split_debug(sys.argv[1:] if argv is None else argv)
     if debug_flag:
         os.environ["GRID_DEBUG"] = "1"

@@ -9,6 +9,8 @@ Typer exactly as ``app.add_typer``/``app.command`` would, when resolved.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib
 import sys
 import types
@@ -89,7 +91,61 @@ def load(name: str) -> Any:
         holder.command(name)(target)
     group = typer.main.get_command(holder)
     assert isinstance(group, TyperGroup)
-    return group.commands[name]
+    return defer_checks(group.commands[name])
+
+
+def defer_checks(cmd: Any) -> Any:
+    """``cmd`` (and its sub-commands), its parameters checked by Typer's Pydantic adapters only
+    when these have something to do.
+
+    Typer builds a Pydantic ``TypeAdapter`` for every parameter it sees, given or not; yet a
+    value not given (None) is never checked, and a ``str`` given to a plain ``str`` parameter
+    comes back unchanged. Importing Pydantic costs a third of a command's start-up, so these
+    two cases are answered without it, the rest by the same adapter as before. Typer versions
+    without these internals are left as they are."""
+    for param in getattr(cmd, "params", ()):
+        _defer(param)
+    made = cmd.get_help_option  # --help is made when first parsed
+    cmd.get_help_option = lambda ctx: _defer(made(ctx))
+    for sub in getattr(cmd, "commands", {}).values():
+        defer_checks(sub)
+    return cmd
+
+
+def _defer(param: Any) -> Any:
+    desc = getattr(param, "type_descriptor", None)
+    deferred = _deferred_class()
+    if deferred is not None and desc is not None and getattr(param, "_runtime_param", 0) is None:
+        param._runtime_param = deferred(
+            parameter_info=desc.parameter_info, annotation=desc.annotation, descriptor=desc
+        )
+    return param
+
+
+@functools.cache
+def _deferred_class() -> Any:
+    try:
+        from typer._coercion import RuntimeParam, build_runtime_param
+    except ImportError:  # pragma: no cover
+        return None
+
+    @dataclasses.dataclass(frozen=True)
+    class Deferred(RuntimeParam):
+        descriptor: Any
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            d = self.descriptor
+            if (
+                d.annotation is str
+                and d.file_annotation is None
+                and d.parameter_info.parser is None
+                and isinstance(value, str)
+            ):
+                return value
+            real = build_runtime_param(d)
+            return real._coerce_value(value, param=param, ctx=ctx)
+
+    return Deferred
 
 
 def _nothing() -> None:
@@ -146,6 +202,7 @@ class LazyGroup(TyperGroup):
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
+        defer_checks(self)  # (the sub-commands' when loaded)
         for name, (_module, _attr, _is_app, help_) in SUBCOMMANDS.items():
             self.commands[name] = _StandIn(name=name, help=help_)
 
@@ -155,6 +212,9 @@ class LazyGroup(TyperGroup):
         if isinstance(cmd, _StandIn):
             cmd = self.commands[name] = load(name)
         return cmd
+
+    def get_params(self, ctx: Any) -> Any:
+        return [_defer(p) for p in super().get_params(ctx)]  # with the completion options
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         import_rich_help()

@@ -14,6 +14,7 @@ import typer
 
 from grid.cli import render
 from grid.client import connect
+from grid.client.quick import connect_quick
 from grid.errors import IntegrityError, Interrupted, UsageError
 from grid.settings import Settings, parse_duration, parse_size
 
@@ -41,7 +42,7 @@ def _default(ctx: typer.Context, as_json: Json = False) -> None:
 @app.command("list")
 def list_(as_json: Json = False) -> None:
     """List datastores: latest version, versions, files, size, status, created."""
-    with connect() as client:
+    with connect_quick() or connect() as client:
         items = client.list()
     if as_json:
         render.print_json(items)
@@ -201,7 +202,7 @@ def create(
 @app.command()
 def show(ref: Ref, as_json: Json = False) -> None:
     """Show a datastore's versions (or one version, with the runs and sessions that used it)."""
-    with connect() as client:
+    with connect_quick() or connect() as client:
         name, number = client.parse_ref(ref)
         items = [client.version(name, number)] if number else client.versions(name)
         users = client.version_runs(name, number) if number else []
@@ -226,7 +227,7 @@ def ls(
     as_json: Json = False,
 ) -> None:
     """List a directory of a version (default: the latest succeeded one)."""
-    with connect() as client:
+    with connect_quick() or connect() as client:
         name, number = client.parse_ref(ref)
         items = client.ls(name, number, path)
     if as_json:

@@ -17,11 +17,39 @@ _TIMEOUT = 60.0
 _BACKOFF = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
+# Set by the ``grid`` command (whose own trio users, the FUSE mount, need no async HTTP):
+# httpcore is then imported without trio, so that its async locks cannot run under trio.
+WITHOUT_TRIO = False
+
+
+def _import_httpx() -> Any:
+    """``httpx`` (and the ``httpcore`` its client needs), without what grid never uses:
+    httpx's command-line tool (``httpx._main``: click, rich and pygments, half of httpx's
+    import time; httpx falls back to a stub ``main``) and, under ``WITHOUT_TRIO``, httpcore's
+    trio support (trio is most of httpcore's import time). Both stay importable."""
+    import sys
+
+    if "httpx" in sys.modules and "httpcore" in sys.modules:
+        return sys.modules["httpx"]
+    absent = ["httpx._main", *(["trio"] if WITHOUT_TRIO else [])]
+    blocked = [name for name in absent if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # "import fails"
+    try:
+        import httpcore  # noqa: F401  # (imported by httpx.Client)
+        import httpx
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+    return httpx
+
+
 class ApiSession:
     """Requests to ``url`` (``http(s)://host:port``) as the holder of ``api_key``."""
 
     def __init__(self, url: str, api_key: str | None, *, timeout: float = _TIMEOUT) -> None:
-        import httpx  # here, not at the top: it costs ~0.1 s to import
+        httpx = _import_httpx()  # here, not at the top: it costs ~0.1 s to import
 
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}

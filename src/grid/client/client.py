@@ -14,25 +14,17 @@ import os
 from grid.catalog import Catalog
 from grid.catalog.jobs import JobQueue
 from grid.catalog.runs import RunRegistry
-from grid.client.service_client import ServiceClient
+from grid.client.service_client import REMOTE_CACHE, ServiceClient, file_tag
 from grid.errors import InvalidNameError, UsageError, storage_error
 from grid.objects import LocalDirectory, ObjectStore
 from grid.objects.urls import open_url
 from grid.records import JobInfo
-from grid.service import create
 from grid.service.context import Context
 from grid.service.home_guard import check_home
 from grid.service.names import NAME_RULE
 from grid.service.runs import LocalRuns, RunPort
 from grid.settings import Settings
 from grid.store import Store
-
-REMOTE_CACHE = 10 << 30
-
-
-def file_tag(url: str | None) -> str:
-    """A file-name-safe tag for a storage URL (local caches are kept per storage)."""
-    return "".join(c if c.isalnum() else "-" for c in (url or "").removeprefix("s3://"))[:80]
 
 
 class Client(ServiceClient):
@@ -66,10 +58,10 @@ class Client(ServiceClient):
         gc_grace: float | None = None,
     ) -> None:
         settings = Settings.from_env()
-        self._limits = create.ArchiveLimits(
-            max_bytes=settings.archive_max_size,
-            max_entries=settings.archive_max_files,
-            max_ratio=settings.archive_max_ratio,
+        self._limit_settings = (
+            settings.archive_max_size,
+            settings.archive_max_files,
+            settings.archive_max_ratio,
         )
         self.home = os.path.abspath(home or settings.home)
         owner = owner or settings.owner

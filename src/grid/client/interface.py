@@ -12,14 +12,16 @@ import builtins
 import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from grid.errors import NotFoundError, UsageError
 from grid.records import DatastoreInfo, FileInfo, JobInfo, RunInfo, ScheduleInfo, VersionInfo
 from grid.reports import DiffReport, DownloadReport, GcReport, Progress, VerifyReport
 from grid.service.names import parse_ref
-from grid.service.runs import RunPort
 from grid.tree import Warn
+
+if TYPE_CHECKING:  # (the runs module reads the catalog: not imported by remote clients)
+    from grid.service.runs import RunPort
 
 
 class EntryLike(Protocol):

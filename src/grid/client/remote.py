@@ -14,27 +14,26 @@ import builtins
 import contextlib
 import dataclasses
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from grid.client.api_session import ApiSession
-from grid.client.client import REMOTE_CACHE, file_tag
 from grid.client.presigned import PresignedObjects
 from grid.client.remote_catalog import RemoteCatalog
 from grid.client.remote_runs import RemoteRuns
-from grid.client.service_client import ServiceClient
+from grid.client.service_client import REMOTE_CACHE, ServiceClient, file_tag
 from grid.client.wire import datastore_from, job_from, schedule_from, version_from
 from grid.errors import Interrupted, StorageError, UsageError, rebuild, storage_error
 from grid.records import DatastoreInfo, JobInfo, ScheduleInfo, VersionInfo
 from grid.reports import CreateProgress, GcReport, Progress
-from grid.service import create
 from grid.service.context import Context
 from grid.service.names import split_owner
-from grid.service.runs import RunPort
 from grid.settings import Settings
-from grid.sources.archive import is_url
 from grid.store import Store
 from grid.tree import Warn
+
+if TYPE_CHECKING:
+    from grid.service.runs import RunPort
 
 _SYNC_PAGE = 2000
 
@@ -57,10 +56,10 @@ class RemoteClient(ServiceClient):
     ) -> None:
         settings = Settings.from_env()
         self._settings = settings
-        self._limits = create.ArchiveLimits(
-            max_bytes=settings.archive_max_size,
-            max_entries=settings.archive_max_files,
-            max_ratio=settings.archive_max_ratio,
+        self._limit_settings = (
+            settings.archive_max_size,
+            settings.archive_max_files,
+            settings.archive_max_ratio,
         )
         self.home = os.path.abspath(home or settings.home)
         self._cache_size = cache_size if cache_size is not None else settings.cache_size
@@ -182,6 +181,8 @@ class RemoteClient(ServiceClient):
         machine, and so is an ``s3://`` prefix in a bucket the server's operator opened to
         imports (the server reads it with its own credentials); any other ``s3://`` prefix is
         read here with this machine's (``endpoint_url``, ``profile``), as embedded."""
+        from grid.sources.archive import is_url
+
         if is_url(source) or source.startswith("s3://"):
             body = {
                 "source": source,

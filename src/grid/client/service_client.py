@@ -10,32 +10,32 @@ import dataclasses
 import io
 from abc import abstractmethod
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from grid.client.interface import DatastoreClient
 from grid.records import DatastoreInfo, FileInfo, RunInfo, VersionInfo
 from grid.reports import DiffReport, DownloadReport, GcReport, Progress, VerifyReport
-from grid.service import (
-    browse,
-    create,
-    delete,
-    diff,
-    download,
-    gc,
-    listing,
-    runs,
-    snapshot,
-    verify,
-)
-from grid.service.context import Context
-from grid.service.snapshot import Snapshot
+from grid.service import browse, listing
 from grid.tree import Warn
+
+if TYPE_CHECKING:
+    from grid.service.context import Context
+    from grid.service.create import ArchiveLimits
+    from grid.service.snapshot import Snapshot
+
+REMOTE_CACHE = 10 << 30  # default bytes of blob cache when the objects are remote
+
+
+def file_tag(url: str | None) -> str:
+    """A file-name-safe tag for a storage URL (local caches are kept per storage)."""
+    return "".join(c if c.isalnum() else "-" for c in (url or "").removeprefix("s3://"))[:80]
 
 
 class ServiceClient(DatastoreClient):
     """The operations, given ``_open`` (which context a datastore name lives in)."""
 
     home: str
-    _limits: create.ArchiveLimits
+    _limit_settings: tuple[int, int, float]  # GRID_ARCHIVE_MAX_SIZE, _FILES, _RATIO
 
     @abstractmethod
     def _open(self, name: str | None) -> tuple[Context, str | None, str]:
@@ -44,6 +44,14 @@ class ServiceClient(DatastoreClient):
     @staticmethod
     def _shown(v: VersionInfo, prefix: str) -> VersionInfo:
         return dataclasses.replace(v, datastore=prefix + v.datastore) if prefix else v
+
+    @property
+    def _limits(self) -> ArchiveLimits:
+        """The archive limits of the settings (the create module is imported when needed)."""
+        from grid.service.create import ArchiveLimits
+
+        size, files, ratio = self._limit_settings
+        return ArchiveLimits(max_bytes=size, max_entries=files, max_ratio=ratio)
 
     # -- writing -----------------------------------------------------------------------------
     def create(
@@ -74,6 +82,8 @@ class ServiceClient(DatastoreClient):
         becomes the root unless ``keep_root``; ``max_size``, ``max_files`` and ``max_ratio``
         bound what it may expand to, default from GRID_ARCHIVE_MAX_*). See
         ``grid.service.create.create`` for statuses and errors."""
+        from grid.service import create
+
         base = self._limits
         limits = create.ArchiveLimits(
             max_bytes=base.max_bytes if max_size is None else max_size,
@@ -99,6 +109,8 @@ class ServiceClient(DatastoreClient):
 
     def delete(self, name: str, version: int | None = None) -> builtins.list[VersionInfo]:
         """Delete one version, or the whole datastore when ``version`` is None."""
+        from grid.service import delete, runs
+
         ctx, plain, prefix = self._open(name)
         self.list_runs()  # runs whose supervisor here is gone hold nothing any more
         if version is not None:  # (a whole datastore: the catalog refuses as it deletes)
@@ -110,6 +122,8 @@ class ServiceClient(DatastoreClient):
     ) -> builtins.list[VersionInfo]:
         """Delete the versions of ``name`` older than its ``keep`` newest succeeded ones
         (those in use are kept for a later run, with a ``warn``)."""
+        from grid.service import delete
+
         ctx, plain, prefix = self._open(name)
         self.list_runs()
         return [self._shown(v, prefix) for v in delete.keep_last(ctx, str(plain), keep, warn)]
@@ -120,6 +134,8 @@ class ServiceClient(DatastoreClient):
         """Delete packs no version needs and repack those mostly unneeded; see
         ``grid.service.gc``. Safe while creates run. Objects younger than ``grace`` seconds
         (default: the client's ``gc_grace``) are kept."""
+        from grid.service import gc
+
         ctx, _, _ = self._open(None)
         return gc.gc(ctx, dry_run=dry_run, repack_below=repack_below, grace=grace)
 
@@ -169,11 +185,15 @@ class ServiceClient(DatastoreClient):
 
     def diff(self, name: str, a: int | None, b: int | None) -> DiffReport:
         """Paths added, removed and modified from version ``a`` to ``b`` (None: the latest)."""
+        from grid.service import diff
+
         ctx, plain, _ = self._open(name)
         return diff.diff(ctx, str(plain), a, b)
 
     def verify(self, name: str, version: int | None = None) -> VerifyReport:
         """Re-read and re-hash every blob of a version; ``report.damaged`` names bad files."""
+        from grid.service import verify
+
         ctx, plain, prefix = self._open(name)
         report = verify.verify(ctx, str(plain), version)
         return dataclasses.replace(report, version=self._shown(report.version, prefix))
@@ -188,23 +208,31 @@ class ServiceClient(DatastoreClient):
         resume: bool = False,
     ) -> DownloadReport:
         """Write a version's tree under ``dest`` (modes, mtimes, symlinks kept); resumable."""
+        from grid.service import download
+
         ctx, plain, prefix = self._open(name)
         report = download.download(ctx, str(plain), version, dest, force=force, resume=resume)
         return dataclasses.replace(report, version=self._shown(report.version, prefix))
 
     def snapshot(self, name: str, version: int | None = None) -> Snapshot:
         """Open a succeeded version for random access by entry id (used by the FUSE mount)."""
+        from grid.service import snapshot
+
         ctx, plain, _ = self._open(name)
         return snapshot.open_snapshot(ctx, str(plain), version)
 
     # -- runs and sessions ---------------------------------------------------------------------
     def pin(self, name: str, version: int | None = None) -> VersionInfo:
         """The version a run attaches: ``version`` (succeeded), or the latest succeeded one."""
+        from grid.service import runs
+
         ctx, plain, prefix = self._open(name)
         return self._shown(runs.pin(ctx, str(plain), version, name), prefix)
 
     def list_runs(self, kind: str | None = None) -> builtins.list[RunInfo]:
         """The caller's runs or sessions, oldest first (gone supervisors here: lost)."""
+        from grid.service import runs
+
         ctx, _, _ = self._open(None)
         return runs.reap(self.runs, ctx.host_id, self.runs.list(kind))
 

@@ -21,11 +21,14 @@ UNFINISHED = ("uploading", "processing", "optimizing", "interrupted")
 AFTER_STOP = {
     "kill9": {"absent", "uploading", "processing", "optimizing", "succeeded"},
     "term": {"absent", "interrupted", "succeeded"},
-    "diskfull": {"absent", "failed", "succeeded"},
+    # unfinished: the catalog, on the full disk too, could not record the failure (the
+    # create's process is gone, so the rerun resumes it)
+    "diskfull": {"absent", "failed", "succeeded", "uploading", "processing", "optimizing"},
 }
 EXIT = {"kill9": {-9, 0}, "term": {-15, 130, 0}, "diskfull": {0, 7}}  # 7: no space
 _SLACK = 64 << 10  # a rerun's manifest may differ in size from a whole run's
 _POOL = "Exception closing connection"
+_IGNORED = "Exception ignored in: <function _get_module_lock"
 _UNINDEXED = 8 << 20  # a failed create's unindexed packs: 1 MiB (grid_small_packs) per worker
 
 
@@ -95,7 +98,10 @@ def after_stop(
     assert p.returncode in EXIT[stop], f"exit {p.returncode}: {p.stderr[-2000:]}"
     # SQLAlchemy logs (and survives) a KeyboardInterrupt while it closes a connection; any
     # other traceback is a crash
-    assert p.stderr.count("Traceback") <= p.stderr.count(_POOL), p.stderr[-2000:]
+    # ... and Python ignores (prints, then goes on) a KeyboardInterrupt raised in an import
+    # lock's callback: SIGTERM at start-up may then go unheeded
+    benign = p.stderr.count(_POOL) + p.stderr.count(_IGNORED)
+    assert p.stderr.count("Traceback") <= benign, p.stderr[-2000:]
     with grid.Client(str(home), fsync=False) as c:
         have = _versions(c, plan.name)
         if plan.kind == "create":

@@ -20,7 +20,9 @@ from tests.crash.rig import NoTmpfs, Rig, make_rig
 FULL_TRIALS = int(os.environ.get("GRID_CRASH_TRIALS", "0") or 0)
 # two trials per scenario, seeds spread so that every stop and both moment kinds are met
 BOUNDED = [(s, seed) for i, s in enumerate(SCENARIOS) for seed in (2 * i, 2 * i + 1)]
-REGRESSIONS: list[tuple[str, int]] = []  # (scenario, seed) of bugs the matrix found
+REGRESSIONS = [  # (scenario, seed) of bugs the matrix found
+    ("gc-repack", 23),  # gc on a full disk: its scratch table's error was an internal one
+]
 
 
 @pytest.fixture(scope="module")

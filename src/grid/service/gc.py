@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
+from grid.errors import NoSpaceError
 from grid.objects import ObjectInfo
 from grid.records import FAILED, SUCCEEDED, VersionInfo
 from grid.reports import GcReport
@@ -114,6 +115,10 @@ def gc(
             else:
                 report.packs_repacked = len(sparse)
                 report.bytes_reclaimed += sum(sparse.values())
+        except sqlite3.OperationalError as exc:  # the scratch table, on a full disk
+            if "full" not in str(exc):
+                raise
+            raise NoSpaceError(f"no space left for gc's scratch table in {scratch}") from exc
         finally:
             db.close()
             os.unlink(scratch)

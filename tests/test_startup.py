@@ -165,3 +165,31 @@ def test_quick_reader_lists_as_the_client_and_defers_the_rest(made):
             quick.versions("team/images")  # (the client's answer: no team mode here)
         with pytest.raises(grid.PathNotFoundError):
             quick.ls("images", 1, "nope")
+
+
+def test_piped_tables_print_as_rich_prints_them():
+    """render.show writes a plain ASCII table itself when piped: byte for byte rich's."""
+    import io
+    import random
+
+    from rich.console import Console
+    from rich.text import Text
+
+    from grid.cli import render
+
+    rng = random.Random(18)
+    compared = 0
+    for _ in range(200):
+        heads = ["".join(rng.choice("ab d") for _ in range(rng.randint(1, 8))) for _ in "xyz"]
+        table = render.columns_table(*heads, fold=heads[-1])
+        for _ in range(rng.randint(0, 4)):
+            cells = ["".join(rng.choice("ab c-:/.,%()09") for _ in range(rng.randint(0, 12)))]
+            cells += ["[green]succeeded[/green] 4%", "é" if rng.random() < 0.1 else "-"]
+            table.add_row(Text(cells[0]), cells[1], cells[2])
+        expected = io.StringIO()
+        Console(file=expected, width=1_000_000).print(table)
+        lines = render._plain_lines(Console(file=io.StringIO()), table)
+        if lines is not None:
+            compared += 1
+            assert "".join(line + "\n" for line in lines) == expected.getvalue()
+    assert compared > 100

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import stat as stat_mod
+import sys
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # rich and the records are imported by what prints a table, n
 # sequences that retitle, recolour or rewrite the screen; CR and LF move the cursor), the
 # Unicode line and paragraph separators, the bidirectional overrides and isolates (they reorder
 # what is shown), and lone surrogates (bytes that were not UTF-8, which cannot be printed).
+_PRINTABLE = re.compile("[ -~]*")
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _C_ESCAPES = {
     "\a": "\\a",
@@ -193,5 +195,40 @@ def show(table: Table) -> None:
 
     console = Console()
     if not console.is_terminal:
+        lines = _plain_lines(console, table)
+        if lines is not None:  # what rich prints, without its layout engine's cost
+            sys.stdout.write("".join(line + "\n" for line in lines))
+            return
         console = Console(width=1_000_000)  # no column of a pipe or file is ever cut short
     console.print(table)
+
+
+def _plain_lines(console: Any, table: Table) -> list[str] | None:
+    """``table`` as rich prints it to a pipe (no colour, unlimited width), when every cell is
+    plain printable ASCII (one character, one column); else None."""
+    from rich.text import Text
+
+    columns = []
+    for column in table.columns:
+        cells = []
+        for cell in [column.header, *column.cells]:
+            if isinstance(cell, str):
+                cell = console.render_str(cell)  # markup and emoji codes, as rich reads them
+            if not isinstance(cell, Text) or not _PRINTABLE.fullmatch(cell.plain):
+                return None
+            cells.append(cell.plain)
+        columns.append(cells)
+    if (
+        not columns
+        or table.box is not None
+        or not table.show_header
+        or table.padding != (0, 1, 0, 1)
+    ):
+        return None
+    widths = [max(map(len, cells)) for cells in columns]
+    if sum(widths) + 2 * len(widths) > 900_000:
+        return None
+    return [
+        "".join(f" {cells[i].ljust(w)} " for cells, w in zip(columns, widths, strict=True))
+        for i in range(len(columns[0]))
+    ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import stat
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -115,6 +114,8 @@ def save(creds: Credentials, env: Mapping[str, str] | None = None) -> str:
     """
     path = credentials_path(env)
     folder = os.path.dirname(path) or "."
+    import secrets
+
     tmp = os.path.join(folder, f".{_FILE}.{secrets.token_hex(6)}.tmp")
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)

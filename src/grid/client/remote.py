@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from grid.client.api_session import ApiSession
-from grid.client.presigned import PresignedObjects
 from grid.client.remote_catalog import RemoteCatalog
 from grid.client.remote_runs import RemoteRuns
 from grid.client.service_client import REMOTE_CACHE, ServiceClient, file_tag
@@ -26,14 +25,14 @@ from grid.client.wire import datastore_from, job_from, schedule_from, version_fr
 from grid.errors import Interrupted, StorageError, UsageError, rebuild, storage_error
 from grid.records import DatastoreInfo, JobInfo, ScheduleInfo, VersionInfo
 from grid.reports import CreateProgress, GcReport, Progress
-from grid.service.context import Context
 from grid.service.names import split_owner
 from grid.settings import Settings
-from grid.store import Store
 from grid.tree import Warn
 
 if TYPE_CHECKING:
+    from grid.service.context import Context
     from grid.service.runs import RunPort
+    from grid.store import Store
 
 _SYNC_PAGE = 2000
 
@@ -102,6 +101,10 @@ class RemoteClient(ServiceClient):
         return ctx, plain, "" if owner == self.username else f"{owner}/"
 
     def _context(self, owner: str) -> Context:
+        from grid.client.presigned import PresignedObjects
+        from grid.service.context import Context
+        from grid.store import Store
+
         folder = os.path.join(self._root, owner)
         try:
             os.makedirs(folder, exist_ok=True)

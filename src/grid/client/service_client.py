@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from grid.client.interface import DatastoreClient
 from grid.records import DatastoreInfo, FileInfo, RunInfo, VersionInfo
 from grid.reports import DiffReport, DownloadReport, GcReport, Progress, VerifyReport
-from grid.service import browse, listing
+from grid.service import listing
 from grid.tree import Warn
 
 if TYPE_CHECKING:
@@ -157,21 +157,29 @@ class ServiceClient(DatastoreClient):
 
     def ls(self, name: str, version: int | None = None, path: str = "") -> builtins.list[FileInfo]:
         """Entries of directory ``path`` of a succeeded version (default: the latest)."""
+        from grid.service import browse
+
         ctx, plain, _ = self._open(name)
         return browse.list_dir(ctx, str(plain), version, path)[1]
 
     def stat(self, name: str, version: int | None, path: str, *, follow: bool = False) -> FileInfo:
         """Metadata of ``path`` in a version (of a symlink's target with ``follow``)."""
+        from grid.service import browse
+
         ctx, plain, _ = self._open(name)
         return browse.stat_path(ctx, str(plain), version, path, follow=follow)
 
     def iter_bytes(self, name: str, version: int | None, path: str) -> Iterator[bytes]:
         """Stream a file's bytes, verified against their hashes."""
+        from grid.service import browse
+
         ctx, plain, _ = self._open(name)
         return browse.read_file(ctx, str(plain), version, path)
 
     def open(self, name: str, version: int | None, path: str) -> io.BufferedReader:
         """Open a file of a version as a seekable binary file object (read-only)."""
+        from grid.service import browse
+
         ctx, plain, _ = self._open(name)
         return browse.open_file(ctx, str(plain), version, path)
 
@@ -180,6 +188,8 @@ class ServiceClient(DatastoreClient):
     ) -> Iterator[tuple[str, bytes]]:
         """Yield ``(path, bytes)`` of every file under ``prefix`` in storage order, reading packs
         sequentially: for loaders that consume a whole dataset."""
+        from grid.service import browse
+
         ctx, plain, _ = self._open(name)
         return browse.iter_files(ctx, str(plain), version, prefix)
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark the CLI's start-up (issue 18): whole processes, wall clock, beside peers.
 
-Rows (median and fastest of ``--repeat`` runs, each a fresh process, output to /dev/null):
+Rows: median and fastest wall time of ``--repeat`` runs, each a fresh process with its output
+to /dev/null (a pipe's path: no terminal), and the median CPU time (user + system, steadier than
+wall time on a busy machine):
 
   python -c pass             the interpreter alone (the project's venv)
   git --version, rclone --version, restic version   peers, where installed
@@ -16,6 +18,10 @@ heaviest top-level imports are printed. Run from the repository root::
 
     .venv/bin/python bench/startup_bench.py [--repeat 15] [--datastores 100] [--importtime]
 
+Another revision (e.g. the one before issue 18) is measured the same way with its sources
+first on the path: ``git archive REV src | tar -x -C /tmp/old`` then
+``PYTHONPATH=/tmp/old/src .venv/bin/python bench/startup_bench.py``.
+
 Numbers on shared 2-core VMs are noisy (check ``uptime``): compare rows of one run.
 """
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -39,16 +46,23 @@ TARGETS = {"grid --help": 120, "datastore list": 200, "datastore ls": 200}  # ms
 sys.path.insert(0, str(REPO_ROOT))  # tests.team starts a server as the tests do
 
 
-def _wall(cmd: list[str], env: dict[str, str]) -> float:
+def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of one run of ``cmd``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def _measure(cmd: list[str], env: dict[str, str], repeat: int) -> tuple[float, float]:
-    _wall(cmd, env)  # warm: files in the page cache, .pyc written
-    values = [_wall(cmd, env) for _ in range(repeat)]
-    return statistics.median(values) * 1000, min(values) * 1000
+def _measure(cmd: list[str], env: dict[str, str], repeat: int) -> tuple[float, float, float]:
+    """(median wall, fastest wall, median CPU) in ms over ``repeat`` runs after a warm one."""
+    _run(cmd, env)  # warm: files in the page cache, .pyc written
+    runs = [_run(cmd, env) for _ in range(repeat)]
+    walls = [w for w, _ in runs]
+    cpu = statistics.median(c for _, c in runs)
+    return statistics.median(walls) * 1000, min(walls) * 1000, cpu * 1000
 
 
 def _imports(grid_args: list[str], env: dict[str, str], top: int = 8) -> str:
@@ -113,8 +127,8 @@ def main() -> None:
     profiles: list[str] = []
 
     def row(label: str, cmd: list[str], env: dict[str, str], target: int | None = None) -> None:
-        median, fastest = _measure(cmd, env, args.repeat)
-        rows.append((label, f"{median:.0f}", f"{fastest:.0f}", target))
+        median, fastest, cpu = _measure(cmd, env, args.repeat)
+        rows.append((label, f"{median:.0f}", f"{fastest:.0f}", f"{cpu:.0f}", target))
         print(f"  {label}: {median:.0f} ms", flush=True)
         if args.importtime and cmd[: len(gridcmd)] == gridcmd:
             profiles.append(f"{label}: {_imports(cmd[len(gridcmd) :], env)}")
@@ -143,7 +157,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     load = os.getloadavg()[0]
     print(f"\nwall ms, median of {args.repeat} (load average {load:.1f} at the end)\n")
-    print(table(["command", "median ms", "fastest ms", "target ms"], rows))
+    print(table(["command", "median ms", "fastest ms", "CPU ms", "target ms"], rows))
     if profiles:
         print("\nheaviest top-level imports (ms, under -X importtime):")
         print("\n".join(profiles))

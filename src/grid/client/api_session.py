@@ -22,7 +22,7 @@ _BACKOFF = (0.2, 0.5, 1.0, 2.0, 4.0)
 WITHOUT_TRIO = False
 
 
-def _import_httpx() -> Any:
+def import_httpx() -> Any:
     """``httpx`` (and the ``httpcore`` its client needs), without what grid never uses:
     httpx's command-line tool (``httpx._main``: click, rich and pygments, half of httpx's
     import time; httpx falls back to a stub ``main``) and, under ``WITHOUT_TRIO``, httpcore's
@@ -45,15 +45,46 @@ def _import_httpx() -> Any:
     return httpx
 
 
+def lazy_transport(httpx: Any, **options: Any) -> Any:
+    """A transport that makes httpx's own (``HTTPTransport(**options)``) per scheme when first
+    used: a client that only speaks plain HTTP never loads the CA bundle (a third of making an
+    ``httpx.Client``); HTTPS is verified as ever."""
+    import threading
+
+    class LazyTransport(httpx.BaseTransport):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._made: dict[str, Any] = {}
+            self._lock = threading.Lock()
+
+        def handle_request(self, request: Any) -> Any:
+            scheme = request.url.scheme
+            with self._lock:
+                transport = self._made.get(scheme)
+                if transport is None:
+                    plain = {"verify": False} if scheme == "http" else {}  # no TLS to check
+                    transport = self._made[scheme] = httpx.HTTPTransport(**options, **plain)
+            return transport.handle_request(request)
+
+        def close(self) -> None:
+            with self._lock:
+                for transport in self._made.values():
+                    transport.close()
+                self._made.clear()
+
+    return LazyTransport()
+
+
 class ApiSession:
     """Requests to ``url`` (``http(s)://host:port``) as the holder of ``api_key``."""
 
     def __init__(self, url: str, api_key: str | None, *, timeout: float = _TIMEOUT) -> None:
-        httpx = _import_httpx()  # here, not at the top: it costs ~0.1 s to import
+        httpx = import_httpx()  # here, not at the top: it costs ~0.1 s to import
 
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, transport=lazy_transport(httpx)
+        )
         self._transport_errors = (httpx.TransportError,)
 
     def close(self) -> None:

@@ -29,12 +29,14 @@ class PresignedObjects(ObjectStore):
     """Objects of ``owner`` on the server of ``api``."""
 
     def __init__(self, api: ApiSession, owner: str) -> None:
-        import httpx
+        from grid.client.api_session import import_httpx, lazy_transport
 
+        httpx = import_httpx()
         self._api = api
         self._path = f"/v1/owners/{quote(owner, safe='')}/objects"
         self._checks = f"/v1/owners/{quote(owner, safe='')}/packs/check"
-        self._http = httpx.Client(timeout=_TIMEOUT, limits=httpx.Limits(max_connections=32))
+        limits = httpx.Limits(max_connections=32)
+        self._http = httpx.Client(timeout=_TIMEOUT, transport=lazy_transport(httpx, limits=limits))
         self._errors = (httpx.TransportError,)
         self._urls: dict[tuple[str, str], tuple[str, float]] = {}
         self._lock = threading.Lock()

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from grid.client.interface import DatastoreClient
 from grid.records import DatastoreInfo, FileInfo, RunInfo, VersionInfo
 from grid.reports import DiffReport, DownloadReport, GcReport, Progress, VerifyReport
-from grid.service import listing
 from grid.tree import Warn
 
 if TYPE_CHECKING:
@@ -142,16 +141,22 @@ class ServiceClient(DatastoreClient):
     # -- reading -----------------------------------------------------------------------------
     def list(self) -> builtins.list[DatastoreInfo]:
         """Every datastore with its latest version."""
+        from grid.service import listing
+
         ctx, _, _ = self._open(None)
         return listing.list_datastores(ctx)
 
     def versions(self, name: str) -> builtins.list[VersionInfo]:
         """All versions of ``name``, oldest first."""
+        from grid.service import listing
+
         ctx, plain, prefix = self._open(name)
         return [self._shown(v, prefix) for v in listing.show(ctx, str(plain))]
 
     def version(self, name: str, version: int) -> VersionInfo:
         """One version of ``name``."""
+        from grid.service import listing
+
         ctx, plain, prefix = self._open(name)
         return self._shown(listing.show(ctx, str(plain), version)[0], prefix)
 

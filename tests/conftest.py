@@ -404,12 +404,18 @@ _MARK_BY_FIXTURE = {
 }
 
 
+# parameters that make a test start one of them through request.getfixturevalue
+_MARK_BY_PARAM = {"postgres": {"postgres", "postgresql"}, "s3": {"s3", "moto", "seaweedfs"}}
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark each test by the real parts its fixtures start (``postgres``, ``s3``), so that
-    ``pytest -m "not postgres and not s3"`` runs without them; the ``slow`` and ``fuse`` marks
-    are set by the modules themselves. (Many e2e tests are not marked ``slow`` yet: issue 18.)"""
+    """Mark each test by the real parts its fixtures or parameters start (``postgres``,
+    ``s3``), so that ``pytest -m "not postgres and not s3"`` runs without them; the ``slow``
+    and ``fuse`` marks are set by the modules themselves."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        params = {v for v in callspec.params.values() if isinstance(v, str)} if callspec else set()
         for mark, fixtures in _MARK_BY_FIXTURE.items():
-            if used & fixtures and mark not in item.keywords:
+            if (used & fixtures or params & _MARK_BY_PARAM[mark]) and mark not in item.keywords:
                 item.add_marker(getattr(pytest.mark, mark))

@@ -347,6 +347,7 @@ def test_an_interrupted_read_says_so(cli, home, tmp_path, kept):
     assert code == 130 and err.strip().splitlines() == ["grid: interrupted"]
 
 
+@pytest.mark.slow
 def test_an_interrupted_create_gives_one_next_step(home, tmp_path):
     src = tmp_path / "slow"
     src.mkdir()

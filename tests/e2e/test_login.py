@@ -15,6 +15,8 @@ from tests.conftest import _free_port
 from tests.e2e.conftest import GRID, Result
 from tests.e2e.test_server_accounts import _admin, _start, _user
 
+pytestmark = pytest.mark.slow  # a `grid server` per case
+
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory):

@@ -15,6 +15,8 @@ import pytest
 from tests.e2e.conftest import GRID
 from tests.team import free_port, start_server
 
+pytestmark = pytest.mark.slow  # each case starts `grid server` processes
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request, tmp_path):

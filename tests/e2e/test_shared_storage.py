@@ -14,6 +14,8 @@ import pytest
 import grid
 from tests.e2e.conftest import GRID, Result
 
+pytestmark = pytest.mark.slow  # two installations on each kind of storage
+
 CLAIMED_EXIT = 8
 
 

@@ -15,6 +15,8 @@ from grid.client.remote import RemoteClient
 from tests.archive_server import ArchiveServer
 from tests.team import GRID, new_user, start_server, stop
 
+pytestmark = pytest.mark.slow  # a `grid server` fetching archives and prefixes
+
 
 def _tar(files: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()

@@ -17,6 +17,8 @@ from grid.client.presigned import PresignedObjects
 from grid.client.remote import RemoteClient
 from tests.team import GRID, new_user, start_server, stop
 
+pytestmark = pytest.mark.slow  # a `grid server` and whole CLI sessions against it
+
 _TIME = re.compile(
     r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:[\d.]+(\+00:00)?)?|\d+\.\d s|[\d.]+ [KMG]?B new in the store"
 )

@@ -18,6 +18,8 @@ from grid.errors import ConflictError
 from grid.records import Lease
 from tests.e2e.conftest import GRID
 
+pytestmark = pytest.mark.slow  # waits for leases to lapse
+
 LEASE = 2  # seconds
 
 

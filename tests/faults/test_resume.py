@@ -13,6 +13,8 @@ import pytest
 import grid
 from tests.e2e.conftest import GRID
 
+pytestmark = pytest.mark.slow  # kills creates at random moments and resumes them
+
 
 def _pack_bytes(home) -> int:
     return sum(

@@ -9,6 +9,7 @@ Typer exactly as ``app.add_typer``/``app.command`` would, when resolved.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import importlib
@@ -19,6 +20,7 @@ from typing import Any
 import typer
 import typer.main
 from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandInfo
 
 # name -> (module under grid.cli, attribute, a Typer app (True) or a function, one-line help);
 # in the order `grid --help` shows them (Typer lists commands before groups)
@@ -85,13 +87,54 @@ def load(name: str) -> Any:
     target = getattr(importlib.import_module(f"grid.cli.{module}"), attr)
     holder = typer.Typer()  # the root's settings that reach its children are the defaults
     holder.callback()(_nothing)
-    if is_app:
-        holder.add_typer(target, name=name)
-    else:
+    if not is_app:
         holder.command(name)(target)
+    else:  # its own commands are converted when first used (groups at once)
+        shell = copy.copy(target)
+        shell.registered_commands = []
+        holder.add_typer(shell, name=name)
     group = typer.main.get_command(holder)
     assert isinstance(group, TyperGroup)
-    return defer_checks(group.commands[name])
+    cmd: Any = group.commands[name]
+    if is_app:
+        cmd.commands = _Commands(holder, target.registered_commands, cmd.commands)
+    return defer_checks(cmd)
+
+
+class _Commands(dict[str, Any]):
+    """A group's commands, each converted by Typer (as its group would have converted it) when
+    first looked up: `grid datastore list` converts one command, not seventeen."""
+
+    def __init__(self, holder: Any, infos: list[Any], groups: dict[str, Any]) -> None:
+        super().__init__()
+        self._options = {
+            "pretty_exceptions_short": holder.pretty_exceptions_short,
+            "rich_markup_mode": holder.rich_markup_mode,
+        }
+        for info in infos:  # commands first, then groups, as Typer orders them
+            name = info.name or typer.main.get_command_name(info.callback.__name__)
+            if name:
+                self[name] = info
+        self.update(groups)
+
+    def _real(self, name: str) -> Any:
+        value = dict.__getitem__(self, name)
+        if isinstance(value, CommandInfo):
+            value = typer.main.get_command_from_info(value, **self._options)
+            dict.__setitem__(self, name, defer_checks(value))
+        return value
+
+    def __getitem__(self, name: str) -> Any:
+        return self._real(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._real(name) if name in self else default
+
+    def items(self) -> Any:
+        return [(name, self._real(name)) for name in list(self)]
+
+    def values(self) -> Any:
+        return [self._real(name) for name in list(self)]
 
 
 def defer_checks(cmd: Any) -> Any:
@@ -107,8 +150,9 @@ def defer_checks(cmd: Any) -> Any:
         _defer(param)
     made = cmd.get_help_option  # --help is made when first parsed
     cmd.get_help_option = lambda ctx: _defer(made(ctx))
-    for sub in getattr(cmd, "commands", {}).values():
-        defer_checks(sub)
+    for sub in dict.values(getattr(cmd, "commands", {})):
+        if not isinstance(sub, CommandInfo):  # (those not converted yet: when converted)
+            defer_checks(sub)
     return cmd
 
 

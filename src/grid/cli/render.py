@@ -212,11 +212,12 @@ def _plain_lines(console: Any, table: Table) -> list[str] | None:
     for column in table.columns:
         cells = []
         for cell in [column.header, *column.cells]:
-            if isinstance(cell, str):
-                cell = console.render_str(cell)  # markup and emoji codes, as rich reads them
-            if not isinstance(cell, Text) or not _PRINTABLE.fullmatch(cell.plain):
+            if isinstance(cell, str) and ("[" in cell or ":" in cell):
+                cell = console.render_str(cell, highlight=False)  # markup, emoji: as rich reads
+            text = cell if isinstance(cell, str) else cell.plain if isinstance(cell, Text) else None
+            if text is None or not _PRINTABLE.fullmatch(text):
                 return None
-            cells.append(cell.plain)
+            cells.append(text)
         columns.append(cells)
     if (
         not columns

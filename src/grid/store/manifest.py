@@ -11,7 +11,7 @@ import os
 import shutil
 import sqlite3
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -483,10 +483,11 @@ class ManifestReader:
 _RELOCATE_PAGE = 10_000
 
 
-def relocate_manifest(src: str, dst: str, moved: dict[tuple[str, int], tuple[str, int]]) -> None:
+def relocate_manifest(src: str, dst: str, moved: Mapping[tuple[str, int], tuple[str, int]]) -> None:
     """Write a copy of manifest ``src`` at ``dst`` in which every blob at (pack, offset) found
     in ``moved`` points at its new (pack, offset) instead (gc's repacking); packs no blob
-    points into any more are dropped from its ``packs`` table."""
+    points into any more are dropped from its ``packs`` table. Only ``moved.get`` is used,
+    so it may be a mapping kept on disk."""
     shutil.copyfile(src, dst)
     db = sqlite3.connect(dst)
     try:

@@ -21,7 +21,8 @@ import time
 
 from grid.objects import LocalDirectory
 from grid.sources import LocalSource
-from grid.store import ManifestWriter, Store, ingest
+from grid.store import ManifestWriter, Store
+from grid.store.ingest import ingest
 
 
 def one_run(src: str, cold: bool, fsync: bool) -> tuple[float, int, int]:

@@ -227,7 +227,8 @@ def store_level(home: Path, files: int) -> dict[str, float]:
     """Ingest ``SyntheticTree(files)`` straight into a store under ``home`` and finish its
     manifest (no catalog, no archive): the store's own figures, for N too big to wait for."""
     from grid.objects import LocalDirectory
-    from grid.store import ManifestWriter, Store, ingest
+    from grid.store import ManifestWriter, Store
+    from grid.store.ingest import ingest
 
     store = Store(
         LocalDirectory(str(home / "objects"), durable=False),

@@ -6,7 +6,8 @@ import os
 
 import grid
 from grid.sources import LocalSource
-from grid.store import ManifestWriter, ingest
+from grid.store import ManifestWriter
+from grid.store.ingest import ingest
 
 
 class DeletingSource(LocalSource):

@@ -54,7 +54,8 @@ from grid.service.lease import Heartbeat, my_lease, stopped
 from grid.service.names import validate_name
 from grid.service.ownership import ensure_owned
 from grid.sources.archive_rules import ArchiveLimits
-from grid.store import IngestStats, ManifestWriter, ingest
+from grid.store import IngestStats, ManifestWriter
+from grid.store.ingest import ingest
 from grid.store.ingest import WORKERS
 from grid.tree import Source, StreamedSource, Warn
 

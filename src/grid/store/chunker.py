@@ -6,10 +6,9 @@ edit and leaves the rest (and their ids) as they were.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
-from typing import BinaryIO
-
-from pyfastcdc import FastCDC
+from typing import Any, BinaryIO
 
 SMALL_FILE_MAX = 1 << 20
 # FastCDC skips MIN_CHUNK bytes before looking for a cut, so chunks average MIN + AVG = 1 MiB
@@ -19,7 +18,14 @@ AVG_CHUNK = 512 << 10
 MAX_CHUNK = 4 << 20
 _SEGMENT = 8 << 20
 
-_CDC = FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
+
+@functools.cache
+def _cdc() -> Any:
+    """The content-defined chunker, made on first use: readers of a version import this
+    module for its sizes and never load pyfastcdc."""
+    from pyfastcdc import FastCDC
+
+    return FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
 
 
 def read_small(f: BinaryIO, size: int) -> bytes:
@@ -82,7 +88,7 @@ def iter_chunks(f: BinaryIO, pool: SegmentPool | None = None) -> Iterator[memory
         if end == 0:
             return
         view = memoryview(buf)[:end]
-        chunks = list(_CDC.cut_buf(view))
+        chunks = list(_cdc().cut_buf(view))
         # The last cut of a segment is forced by the segment's end unless the file ended there.
         keep = chunks if eof else chunks[:-1]
         for chunk in keep:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import typing
 
+from grid.lazy import lazy_names
+
 if typing.TYPE_CHECKING:
     from grid.client.client import Client
     from grid.client.connect import connect
@@ -94,17 +96,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """An exported name, imported from its module when first asked for."""
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'grid' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _HOME)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import typing
 
+from grid.lazy import lazy_names
+
 if typing.TYPE_CHECKING:
     from grid.catalog.accounts import Accounts
     from grid.catalog.catalog import Catalog
@@ -15,14 +17,7 @@ if typing.TYPE_CHECKING:
 __all__ = ["Accounts", "Catalog"]
 
 
-def __getattr__(name: str) -> object:
-    """``Accounts`` and ``Catalog``, imported on first use (SQLAlchemy costs ~0.2 s)."""
-    if name == "Accounts":
-        from grid.catalog.accounts import Accounts
-
-        return Accounts
-    if name == "Catalog":
-        from grid.catalog.catalog import Catalog
-
-        return Catalog
-    raise AttributeError(f"module 'grid.catalog' has no attribute {name!r}")
+# imported on first use: SQLAlchemy costs ~0.2 s
+__getattr__, __dir__ = lazy_names(
+    __name__, {"Accounts": "grid.catalog.accounts", "Catalog": "grid.catalog.catalog"}
+)

@@ -10,6 +10,7 @@ import typing
 
 # eager (and cheap): ``grid.client.connect`` is also a module, which must not shadow it
 from grid.client.connect import connect
+from grid.lazy import lazy_names
 
 if typing.TYPE_CHECKING:
     from grid.client.client import Client
@@ -54,17 +55,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """An exported name, imported from its module when first asked for."""
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'grid.client' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _HOME)

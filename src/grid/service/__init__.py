@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import typing
 
+from grid.lazy import lazy_names
+
 if typing.TYPE_CHECKING:
     from grid.service.context import Context
 
 __all__ = ["Context"]
 
 
-def __getattr__(name: str) -> object:
-    """``Context``, imported on first use: a module of this package imports no more than it
-    needs (``home_guard``, ``names``: not the store)."""
-    if name != "Context":
-        raise AttributeError(f"module 'grid.service' has no attribute {name!r}")
-    from grid.service.context import Context
-
-    return Context
+# imported on first use: a module of this package imports no more than it needs
+# (``home_guard``, ``names``: not the store)
+__getattr__, __dir__ = lazy_names(__name__, {"Context": "grid.service.context"})

@@ -87,24 +87,6 @@ def _local_name(path: str) -> str:
     return os.path.basename(os.path.normpath(os.path.abspath(path)))
 
 
-def _open_staged(
-    path: str, warn: Warn | None, options: SourceOptions, place: Place
-) -> tuple[Source, str]:
-    from grid.sources.archive import ArchiveSource
-
-    staged = options.staged
-    assert staged is not None
-    source = ArchiveSource(
-        path,
-        warn,
-        limits=options.limits,
-        spool_dir=place.scratch_dir,
-        body=staged.open(),
-        size=staged.size,
-    )
-    return source, path
-
-
 def _open_s3(
     path: str, warn: Warn | None, options: SourceOptions, place: Place
 ) -> tuple[Source, str]:
@@ -123,14 +105,18 @@ def _open_s3(
 def _open_archive(
     path: str, warn: Warn | None, options: SourceOptions, place: Place
 ) -> tuple[Source, str]:
+    """An archive at an http(s) URL, or the staged one ``options`` carries (``path`` names it)."""
     from grid.sources.archive import ArchiveSource
 
+    staged = options.staged
     source = ArchiveSource(
         path,
         warn,
         limits=options.limits,
         allow_private=place.allow_private,
         spool_dir=place.scratch_dir,
+        body=staged.open() if staged is not None else None,
+        size=staged.size if staged is not None else None,
     )
     return source, path
 
@@ -151,7 +137,7 @@ def _open_local(
 
 
 KINDS: list[Kind] = [
-    Kind(lambda _p, o: o.staged is not None, _archive_name, _open_staged),
+    Kind(lambda _p, o: o.staged is not None, _archive_name, _open_archive),
     Kind(lambda p, _o: p.startswith("s3://"), _s3_name, _open_s3),
     Kind(lambda p, _o: _is_url(p), _archive_name, _open_archive),
     Kind(lambda _p, _o: True, _local_name, _open_local),  # last: anything else is a path

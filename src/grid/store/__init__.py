@@ -7,8 +7,9 @@ pipeline; the ingest function itself is ``grid.store.ingest.ingest``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from grid.lazy import lazy_names
 
 if TYPE_CHECKING:
     from grid.store.ingest import IngestStats
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["IngestStats", "ManifestReader", "ManifestWriter", "Store"]
 
-_HOMES = {
+_HOME = {
     "IngestStats": "grid.store.ingest",
     "ManifestReader": "grid.store.manifest",
     "ManifestWriter": "grid.store.manifest",
@@ -25,8 +26,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'grid.store' has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+__getattr__, __dir__ = lazy_names(__name__, _HOME)

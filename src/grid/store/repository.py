@@ -72,7 +72,8 @@ class Store:
     # -- manifests ---------------------------------------------------------------------------
     def put_manifest(self, manifest_id: str, path: str) -> int:
         """Store a finished manifest file, zstd-compressed (about 2x smaller); return the stored
-        size."""
+        size. The file itself becomes the cache's copy, so the version's first reader here
+        does not unpack it again (1.5 s for 10 million files)."""
         key = manifest_key(manifest_id)
         packed = f"{path}.zst"
         self.index.will_write([key])
@@ -81,7 +82,12 @@ class Store:
                 zstandard.ZstdCompressor(level=_MANIFEST_LEVEL, write_checksum=True).copy_stream(
                     src, dst, size=os.fstat(src.fileno()).st_size
                 )
-            return self.objects.put_file(key, packed)
+            stored = self.objects.put_file(key, packed)
+            with contextlib.suppress(OSError):  # another filesystem: the first read unpacks
+                cached = os.path.join(self.cache_dir, "manifests", manifest_id)
+                os.makedirs(os.path.dirname(cached), exist_ok=True)
+                os.replace(path, cached)
+            return stored
         except OSError as exc:
             raise storage_error(exc, f"compress the manifest {path}") from exc
         finally:

@@ -126,3 +126,24 @@ def test_catalog_status_changes_need_the_lease(tmp_path):
     assert len(cat.catalog_id) == 32
     assert Catalog(f"sqlite:///{tmp_path / 'c.db'}").catalog_id == cat.catalog_id
     assert Catalog(f"sqlite:///{tmp_path / 'd.db'}").catalog_id != cat.catalog_id
+
+
+def test_a_create_that_fails_as_it_takes_its_version_stops_renewing(home, tmp_path):
+    """on_held (a remote client learning its packs) failing, e.g. with the database down,
+    fails the create and leaves no lease thread renewing through a closed client."""
+    import dataclasses
+    import threading
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_text("a")
+
+    def unreachable():
+        raise grid.StorageError("the catalog database cannot be reached; try again")
+
+    with grid.Client(str(home), fsync=False) as c:
+        c._ctx = dataclasses.replace(c._ctx, on_held=unreachable)
+        with pytest.raises(grid.StorageError, match="cannot be reached"):
+            c.create(str(src), "ds")
+        assert [v.status for v in c.versions("ds")] == ["failed"]
+    assert not [t for t in threading.enumerate() if t.name == "grid-lease"]

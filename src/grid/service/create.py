@@ -55,8 +55,7 @@ from grid.service.names import validate_name
 from grid.service.ownership import ensure_owned
 from grid.sources.archive_rules import ArchiveLimits
 from grid.store import IngestStats, ManifestWriter
-from grid.store.ingest import ingest
-from grid.store.ingest import WORKERS
+from grid.store.ingest import WORKERS, ingest
 from grid.tree import Source, StreamedSource, Warn
 
 __all__ = ["ArchiveLimits", "CreateProgress", "Progress", "SourceOptions", "create", "default_name"]
@@ -148,6 +147,7 @@ def _create(ctx: Context, source: Source, origin: str, name: str, job: _Job) -> 
     resumed = version is not None
     if version is None:
         version = ctx.catalog.new_version(name, origin, manifest_id, lease)
+    heartbeat: Heartbeat | None = None
     try:  # from here on, any stop (Ctrl-C included) is recorded on the version
         if resumed:
             ctx.store.recover_packs(version.ref)
@@ -155,6 +155,8 @@ def _create(ctx: Context, source: Source, origin: str, name: str, job: _Job) -> 
         if ctx.on_held is not None:
             ctx.on_held()
     except BaseException as exc:
+        if heartbeat is not None:  # no renewing once the create has given up
+            heartbeat.stop()
         _fail(ctx, version, exc, lease)
         if isinstance(exc, KeyboardInterrupt):
             raise _interrupted(version) from exc

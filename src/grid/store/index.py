@@ -147,11 +147,14 @@ class BlobIndex:
     def forget_pack(self, pack_id: str) -> None:
         """Drop a pack and its blobs (it was found missing or damaged)."""
         conn = self._conn()
-        with conn:
-            row = conn.execute("SELECT id FROM packs WHERE name = ?", (pack_id,)).fetchone()
-            if row:
-                conn.execute("DELETE FROM blobs WHERE pack = ?", row)
-                conn.execute("DELETE FROM packs WHERE id = ?", row)
+        try:
+            with conn:
+                row = conn.execute("SELECT id FROM packs WHERE name = ?", (pack_id,)).fetchone()
+                if row:
+                    conn.execute("DELETE FROM blobs WHERE pack = ?", row)
+                    conn.execute("DELETE FROM packs WHERE id = ?", row)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
 
     def forget_blobs(self, digests: list[bytes]) -> None:
         """Drop blobs found damaged: a later create stores them again."""
@@ -236,9 +239,7 @@ class BlobIndex:
 
     def release(self, holder: str) -> None:
         """Drop a holder's leases (its version succeeded, failed or was deleted)."""
-        conn = self._conn()
-        with conn:
-            conn.execute("DELETE FROM leases WHERE holder = ?", (holder,))
+        self._write_many("DELETE FROM leases WHERE holder = ?", [(holder,)])
 
     def close(self) -> None:
         """Close every thread's connection."""

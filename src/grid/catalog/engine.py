@@ -52,10 +52,12 @@ def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        # first: switching to WAL takes a lock that other processes opening the same fresh
+        # database may hold, and it must wait for them as long as any statement does
+        dbapi_conn.execute("PRAGMA busy_timeout=60000")
         dbapi_conn.execute("PRAGMA journal_mode=WAL")
         dbapi_conn.execute("PRAGMA synchronous=NORMAL")
         dbapi_conn.execute("PRAGMA foreign_keys=ON")
-        dbapi_conn.execute("PRAGMA busy_timeout=60000")
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:

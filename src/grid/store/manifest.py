@@ -303,12 +303,16 @@ class ManifestReader:
         _check_row(row[2:])
         return Entry(row[0], path, row[3], row[4], row[5], row[6], row[7], row[8])
 
+    def _child_row(self, parent: int, name: str) -> Any:
+        """The row of the entry called ``name`` in folder ``parent``, or None."""
+        return self._db.execute(
+            f"SELECT {_COLUMNS} FROM entries WHERE parent = ? AND name = ?", (parent, name)
+        ).fetchone()
+
     def _resolve(self, path: str) -> tuple[int, tuple[object, ...] | None]:
         node, row = ROOT_ID, None
         for part in _parts(path):
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM entries WHERE parent = ? AND name = ?", (node, part)
-            ).fetchone()
+            row = self._child_row(node, part)
             if row is None:
                 raise PathNotFoundError(f"no such path in this version: {path}", path=path)
             node = row[0]
@@ -368,10 +372,7 @@ class ManifestReader:
 
     def _step(self, node: int, path: str) -> Entry:
         """The entry at ``path``, whose last component is a child of folder ``node``."""
-        part = path.rsplit("/", 1)[-1]
-        row = self._db.execute(
-            f"SELECT {_COLUMNS} FROM entries WHERE parent = ? AND name = ?", (node, part)
-        ).fetchone()
+        row = self._child_row(node, path.rsplit("/", 1)[-1])
         if row is None:
             raise PathNotFoundError(f"no such path in this version: {path}", path=path)
         return self._entry(row, path)
@@ -427,9 +428,7 @@ class ManifestReader:
         Raises:
             PathNotFoundError: no such name there.
         """
-        row = self._db.execute(
-            f"SELECT {_COLUMNS} FROM entries WHERE parent = ? AND name = ?", (parent_id, name)
-        ).fetchone()
+        row = self._child_row(parent_id, name)
         if row is None:
             raise PathNotFoundError(f"no {name!r} in directory {parent_id}", path=name)
         return self._entry(row, name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from grid.errors import (
@@ -54,8 +55,10 @@ from grid.service.lease import Heartbeat, my_lease, stopped
 from grid.service.names import validate_name
 from grid.service.ownership import ensure_owned
 from grid.sources.archive_rules import ArchiveLimits
+from grid.sources.local import LocalSource
 from grid.store import IngestStats, ManifestWriter
 from grid.store.ingest import WORKERS, ingest
+from grid.store.unchanged import Reused, reuse_unchanged
 from grid.tree import Source, StreamedSource, Warn
 
 __all__ = ["ArchiveLimits", "CreateProgress", "Progress", "SourceOptions", "create", "default_name"]
@@ -190,11 +193,6 @@ def _fill(
     manifest: ManifestWriter | None = None
     staged: ManifestWriter | None = None
     try:
-        recount = source.recount() if job.count_totals else None
-        if recount is not None:
-            totals = Totals(recount)
-        reporter = progress_reporter(ctx, version, job.progress, totals, archive)
-        ticker = Ticker(reporter) if archive is not None else None
 
         def report(stats: IngestStats) -> None:
             if heartbeat.lost.is_set():
@@ -204,21 +202,32 @@ def _fill(
             else:
                 reporter(stats)
 
-        manifest = ManifestWriter(manifest_path)
-        if archive is not None:
-            ctx.catalog.set_status(name, version.number, PROCESSING, lease=lease)
-            staged = ManifestWriter(f"{manifest_path}.staged")
-        stats = ingest(
-            source,
-            ctx.store,
-            staged or manifest,
-            progress=report,
-            warn=warn,
-            state=ctx.store.files,
-            rehash=job.rehash,
-            holder=version.ref,
-            workers=source.workers or WORKERS,
-        )
+        reporter = progress_reporter(ctx, version, job.progress, None, archive)
+        reused = _reuse_unchanged(ctx, source, version, job, manifest_path, report)
+        if isinstance(reused, Reused):
+            stats, manifest = reused.stats, reused.manifest
+        else:
+            source = reused  # the same entries; a walk already begun goes on
+            recount = source.recount() if job.count_totals else None
+            if recount is not None:
+                totals = Totals(recount)
+                reporter = progress_reporter(ctx, version, job.progress, totals, archive)
+            ticker = Ticker(reporter) if archive is not None else None
+            manifest = ManifestWriter(manifest_path)
+            if archive is not None:
+                ctx.catalog.set_status(name, version.number, PROCESSING, lease=lease)
+                staged = ManifestWriter(f"{manifest_path}.staged")
+            stats = ingest(
+                source,
+                ctx.store,
+                staged or manifest,
+                progress=report,
+                warn=warn,
+                state=ctx.store.files,
+                rehash=job.rehash,
+                holder=version.ref,
+                workers=source.workers or WORKERS,
+            )
         if archive is not None:  # the final figure (progress is recorded once a second)
             ctx.catalog.set_progress(name, version.number, archive.downloaded, archive.total)
         root_mtime = source.root_mtime_ns()
@@ -274,6 +283,40 @@ def _fill(
         for ref in ctx.catalog.fail_abandoned(name, version.number, lambda v: stopped(ctx, v)):
             ctx.store.index.release(ref)
     return ctx.catalog.version(name, version.number)
+
+
+def _reuse_unchanged(
+    ctx: Context,
+    source: Source,
+    version: VersionInfo,
+    job: _Job,
+    manifest_path: str,
+    report: Callable[[IngestStats], None],
+) -> Reused | Source:
+    """The previous version's manifest, copied, if a local folder is unchanged since then
+    (see ``grid.store.unchanged``); else the source to ingest."""
+    if job.rehash or not isinstance(source, LocalSource) or not source.is_dir:
+        return source
+    older = [
+        v
+        for v in ctx.catalog.versions(version.datastore)
+        if v.status == SUCCEEDED and v.number < version.number
+    ]
+    if not older:
+        return source
+    try:
+        previous = ctx.store.manifest_path(older[-1].manifest_id)
+    except GridError:  # missing or unreadable: the ingest stores the tree as usual
+        return source
+    return reuse_unchanged(
+        source,
+        ctx.store,
+        previous,
+        manifest_path,
+        locate=source.location,
+        holder=version.ref,
+        progress=report,
+    )
 
 
 def _fail(ctx: Context, version: VersionInfo, exc: BaseException, lease: Lease) -> None:

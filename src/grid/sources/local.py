@@ -124,6 +124,11 @@ class LocalSource(SourceDefaults):
             else:
                 self.warn(f"skipped {child.path}: not a regular file, folder or symlink")
 
+    def location(self, path: str) -> str:
+        """Where the walk finds ``path``, a path of the tree ('' is the root folder): what
+        its entries' ``location`` is."""
+        return os.path.join(self.root, path) if path else self.root
+
     def open(self, entry: SourceEntry) -> BinaryIO:
         try:
             return open(entry.location, "rb", buffering=0)

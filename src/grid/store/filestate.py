@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from grid.errors import StorageError
@@ -64,6 +64,13 @@ def _encode(blobs: Iterable[StoredBlob]) -> bytes:
     )
 
 
+def digests(raw: bytes) -> bytes:
+    """The blob ids of an encoded ``blobs`` value, concatenated in file order."""
+    if len(raw) == _REF.size:
+        return raw[:32]
+    return b"".join(raw[i : i + 32] for i in range(0, len(raw), _REF.size))
+
+
 def _decode(raw: bytes) -> list[StoredBlob]:
     out = []
     for i in range(0, len(raw), _REF.size):
@@ -106,6 +113,21 @@ class FileState:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot read the file state {self.path}: {exc}") from exc
         return found
+
+    def scan(self, folder: str) -> Iterator[tuple[str, int, int, int, int, bytes]]:
+        """Every file remembered in ``folder``, sorted by name (the order of a walk's names):
+        ``(name, size, mtime_ns, ino, ctime_ns, blobs)``, ``blobs`` encoded (see ``digests``).
+        Read lazily: memory stays flat whatever the folder's size."""
+        try:
+            rows = self._db.get().execute(
+                "SELECT name, size, mtime_ns, ino, ctime_ns, blobs FROM files WHERE dir = ?"
+                " ORDER BY name",
+                (folder,),
+            )
+            while batch := rows.fetchmany(512):
+                yield from batch
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read the file state {self.path}: {exc}") from exc
 
     def remember(self, rows: Iterable[tuple[str, str, Key, list[StoredBlob]]]) -> None:
         """Record files just stored: (folder, name, key, blobs in file order)."""

@@ -104,11 +104,39 @@ class ManifestWriter:
         self._next_id = ROOT_ID + 1
         self._pack_numbers: dict[str, int] = {}
         self._pack_list: list[str] = []
+        self._copied = False
+
+    @classmethod
+    def copy_of(cls, source: str, path: str) -> ManifestWriter:
+        """A writer at ``path`` holding a copy of the finished manifest ``source``: entries,
+        packs and lookup index as they are (an unchanged tree); ``finish`` replaces only its
+        metadata. Nothing may be added to it."""
+        try:
+            shutil.copyfile(source, path)
+        except OSError as exc:
+            raise StorageError(f"cannot create the manifest {path}: {exc}", key=path) from exc
+        writer = cls.__new__(cls)
+        writer.path = path
+        writer._rows, writer._copied = [], True
+        try:
+            writer._db = sqlite3.connect(path, check_same_thread=False)
+            writer._db.execute("PRAGMA journal_mode=OFF")
+            writer._db.execute("PRAGMA synchronous=OFF")
+            packs = writer._db.execute("SELECT no, name FROM packs ORDER BY no").fetchall()
+            last = writer._db.execute("SELECT MAX(id) FROM entries").fetchone()[0]
+        except sqlite3.Error as exc:
+            writer.abort()
+            raise StorageError(f"cannot copy the manifest {source}: {exc}", key=path) from exc
+        writer._next_id = (last or ROOT_ID) + 1
+        writer._pack_numbers = {name: no for no, name in packs}
+        writer._pack_list = [name for _, name in packs]
+        return writer
 
     def pack_number(self, pack_id: str) -> int:
         """Return the manifest-local number of a pack, registering it on first use."""
         no = self._pack_numbers.get(pack_id)
         if no is None:
+            self._refuse_copied()
             no = self._pack_numbers[pack_id] = len(self._pack_numbers)
             self._pack_list.append(pack_id)
             self._db.execute("INSERT INTO packs VALUES (?, ?)", (no, pack_id))
@@ -130,12 +158,17 @@ class ManifestWriter:
         blobs: bytes | None = None,
     ) -> int:
         """Append an entry under directory id ``parent`` and return its id."""
+        self._refuse_copied()
         entry_id = self._next_id
         self._next_id += 1
         self._rows.append((entry_id, parent, name, kind, size, mode, mtime_ns, target, blobs))
         if len(self._rows) >= self._FLUSH_ROWS:
             self._flush()
         return entry_id
+
+    def _refuse_copied(self) -> None:
+        if self._copied:
+            raise RuntimeError("a copied manifest (ManifestWriter.copy_of) takes no new entries")
 
     @property
     def pack_ids(self) -> list[str]:
@@ -159,11 +192,14 @@ class ManifestWriter:
         """Write metadata, build the lookup index and close the file."""
         self._flush()
         try:
+            if self._copied:
+                self._db.execute("DELETE FROM meta")
             self._db.executemany(
                 "INSERT INTO meta VALUES (?, ?)",
                 [("format_version", FORMAT_VERSION), *sorted(meta.items())],
             )
-            self._db.execute("CREATE UNIQUE INDEX entries_by_parent ON entries (parent, name)")
+            if not self._copied:
+                self._db.execute("CREATE UNIQUE INDEX entries_by_parent ON entries (parent, name)")
             self._db.commit()
         except sqlite3.Error as exc:
             raise _write_error(exc, self.path) from exc

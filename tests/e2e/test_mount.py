@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -16,7 +17,8 @@ from tests.e2e.conftest import GRID
 from tests.service.test_create_roundtrip import source_tree
 
 pytestmark = pytest.mark.fuse
-pyfuse3 = pytest.importorskip("pyfuse3")
+if shutil.which("fusermount3") is None:
+    pytest.skip("no fusermount3 here (apt-get install fuse3)", allow_module_level=True)
 if not os.path.exists("/dev/fuse"):
     pytest.skip("no /dev/fuse here", allow_module_level=True)
 

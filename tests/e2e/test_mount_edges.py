@@ -4,6 +4,7 @@ them as octal), `unmount --all` that goes on past a mount it cannot unmount, and
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -12,11 +13,12 @@ from grid.errors import ConflictError
 from tests.e2e.conftest import GRID
 
 pytestmark = pytest.mark.fuse
-pyfuse3 = pytest.importorskip("pyfuse3")
+if shutil.which("fusermount3") is None:
+    pytest.skip("no fusermount3 here (apt-get install fuse3)", allow_module_level=True)
 if not os.path.exists("/dev/fuse"):
     pytest.skip("no /dev/fuse here", allow_module_level=True)
 
-from grid.mount import runner  # noqa: E402  (needs pyfuse3)
+from grid.mount import runner  # noqa: E402
 
 AWKWARD = {
     "tab": "with\ttab",

@@ -449,7 +449,7 @@ def mount(
     """Mount a succeeded version read-only (default: the latest); returns once it is ready."""
     limit = parse_size(cache_size) if cache_size is not None else None
     runner = _mount_runner()
-    with connect() as client:
+    with connect_quick(cache_size=limit) or connect() as client:
         name, number = client.parse_ref(ref)
         snap = client.snapshot(name, number)  # resolves and validates before forking
         version = snap.version.number

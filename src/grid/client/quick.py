@@ -25,8 +25,11 @@ class QuickReader:
     """``list``, ``versions``, ``version``, ``ls`` (and ``parse_ref``) of the embedded
     installation, read without SQLAlchemy; anything else goes to the normal client."""
 
-    def __init__(self, home: str, settings: Settings, catalog: QuickCatalog) -> None:
+    def __init__(
+        self, home: str, settings: Settings, catalog: QuickCatalog, cache_size: int | None = None
+    ) -> None:
         self.home = home
+        self._cache_size = cache_size
         self._settings = settings
         self._catalog = catalog
         self._client: DatastoreClient | None = None
@@ -36,7 +39,7 @@ class QuickReader:
         if self._client is None:
             from grid.client.client import Client
 
-            self._client = Client(self.home)
+            self._client = Client(self.home, cache_size=self._cache_size)
         return self._client
 
     @staticmethod
@@ -94,6 +97,20 @@ class QuickReader:
                 pass
         return self._real().ls(name, version, path)
 
+    def snapshot(self, name: str, version: int | None = None) -> Any:
+        """A succeeded version opened for random access by entry id (the FUSE mount); it
+        reads through this reader's store: close it before this reader."""
+        from grid.catalog.quick_read import Unsure
+
+        if "/" not in name:
+            from grid.service.snapshot import open_snapshot
+
+            try:
+                return open_snapshot(self._context(), name, version)
+            except Unsure:
+                pass
+        return self._real().snapshot(name, version)
+
     def _context(self) -> Any:
         """A service context on the quick catalog and the installation's store, as
         ``grid.Client`` builds it for local objects."""
@@ -107,7 +124,7 @@ class QuickReader:
                 LocalDirectory(os.path.join(self.home, "objects", owner), durable=s.fsync),
                 os.path.join(self.home, "index", f"{owner}.sqlite"),
                 os.path.join(self.home, "cache", owner),
-                cache_limit=s.cache_size or 0,
+                cache_limit=(s.cache_size or 0) if self._cache_size is None else self._cache_size,
             )
         return Context(
             self._catalog,  # type: ignore[arg-type]  # reads only: datastores, version(s)
@@ -135,8 +152,9 @@ class QuickReader:
         self.close()
 
 
-def connect_quick(home: str | None = None) -> QuickReader | None:
-    """A ``QuickReader`` of the embedded installation ``connect(home)`` would open, or None
+def connect_quick(home: str | None = None, cache_size: int | None = None) -> QuickReader | None:
+    """A ``QuickReader`` of the embedded installation ``connect(home, cache_size=...)`` would
+    open, or None
     where that one must be used: logged in to a server, storage elsewhere, no catalog yet or
     one to migrate. Checks and errors are ``grid.Client``'s (settings, the home's host pin)."""
     from grid.client.credentials import load
@@ -156,4 +174,4 @@ def connect_quick(home: str | None = None) -> QuickReader | None:
 
     check_home(home, settings.host_id, settings.network_fs)
     catalog = open_quick(os.path.join(home, "catalog.db"), settings.owner)
-    return None if catalog is None else QuickReader(home, settings, catalog)
+    return None if catalog is None else QuickReader(home, settings, catalog, cache_size)

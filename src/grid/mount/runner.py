@@ -12,14 +12,15 @@ import sys
 import time
 from collections.abc import Callable
 
-import pyfuse3
-import trio
-
 from grid.client import DatastoreClient, VersionReader, connect
+from grid.client.quick import QuickReader, connect_quick
 from grid.errors import ConflictError, GridError, UsageError
+from grid.mount import session as fuse
 from grid.mount.operations import GridOperations
+from grid.mount.session import Session
 
 FSNAME_PREFIX = "grid:"
+THREADS = 4  # request threads per serving process
 
 
 def default_mountpoint(name: str, version: int) -> str:
@@ -96,6 +97,14 @@ def unmount_all(on_unmounted: Callable[[str], None] | None = None) -> list[str]:
     return done
 
 
+class _Stop(Exception):
+    """A signal asked the mount to end."""
+
+
+def _stop(*_: object) -> None:
+    raise _Stop
+
+
 def _serve(
     home: str | None,
     cache_size: int | None,
@@ -105,15 +114,18 @@ def _serve(
     ready_fd: int | None,
     workers: int,
 ) -> None:
-    """Mount and serve until unmounted, with ``workers`` processes reading requests from the
-    same FUSE session (Python runs one request at a time per process; the workers use the
-    other cores)."""
-    clients: list[tuple[int, DatastoreClient]] = []
+    """Mount and serve until unmounted or signalled: ``workers`` processes read requests from
+    the same FUSE session, each in ``THREADS`` threads (the store's reads, BLAKE3 and zstd
+    release the GIL; a second process uses another core for the rest)."""
+    clients: list[tuple[int, DatastoreClient | QuickReader]] = []
 
     def open_snapshot() -> VersionReader:
-        client = connect(home, cache_size=cache_size)  # one per process: no SQLite across fork
+        # One client per process (no SQLite across fork); the embedded installation's is
+        # opened without SQLAlchemy, which would take most of the time to the first byte.
+        client = connect_quick(home, cache_size) or connect(home, cache_size=cache_size)
         clients.append((os.getpid(), client))
-        return client.snapshot(name, version)
+        snap: VersionReader = client.snapshot(name, version)
+        return snap
 
     def close_own() -> None:
         ops.close()
@@ -123,43 +135,40 @@ def _serve(
 
     ops = GridOperations(open_snapshot)
     ops.snap  # noqa: B018 - open it now, so that a bad version fails before mounting
-    options = set(pyfuse3.default_options)
-    options |= {f"fsname={FSNAME_PREFIX}{name}:{version}", "subtype=grid", "ro"}
+    options = [f"fsname={FSNAME_PREFIX}{name}:{version}", "subtype=grid", "ro", "nosuid", "nodev"]
+    options.append("default_permissions")
     if os.geteuid() == 0:
-        options.add("allow_other")
-    pyfuse3.init(ops, mountpoint, options)
-    if workers > 1:
-        trio.run(_until_init, ops)  # libfuse keeps "init done" per process: fork after it
+        options.append("allow_other")
+    served = Session(fuse.mount(mountpoint, options), ops)
     children = []
-    for _ in range(workers - 1):
-        pid = os.fork()
-        if pid == 0:  # a worker: serve until the session ends, never unmount
-            code = 0
-            try:
-                if ready_fd is not None:
-                    os.close(ready_fd)  # the waiting command reads until every copy is closed
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                trio.run(pyfuse3.main)
-                close_own()
-            except BaseException:
-                logging.exception("mount worker failed")
-                code = 1
-            os._exit(code)
-        children.append(pid)
-
-    async def main() -> None:
-        token = trio.lowlevel.current_trio_token()
+    try:
+        served.answer_init()  # before forking: every worker then serves an initialised session
+        for _ in range(workers - 1):
+            pid = os.fork()
+            if pid == 0:  # a worker: serve until the session ends, never unmount
+                code = 0
+                try:
+                    if ready_fd is not None:
+                        os.close(ready_fd)  # the waiting command reads until every copy closes
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    served.serve(THREADS)
+                    close_own()
+                except BaseException:
+                    logging.exception("mount worker failed")
+                    code = 1
+                os._exit(code)
+            children.append(pid)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, lambda *_: token.run_sync_soon(pyfuse3.terminate))
+            signal.signal(sig, _stop)
         if ready_fd is not None:
             os.write(ready_fd, b"ready")
             os.close(ready_fd)
-        await pyfuse3.main()
-
-    try:
-        trio.run(main)
+        with contextlib.suppress(_Stop):
+            served.serve(THREADS)
     finally:
-        pyfuse3.close(unmount=True)
+        fuse.unmount(mountpoint)
+        served.join()
+        served.close()
         _reap(children)
         close_own()
 
@@ -175,15 +184,6 @@ def _reap(children: list[int], grace: float = 5.0) -> None:
                     os.waitpid(pid, 0)
                     break
                 time.sleep(0.01)
-
-
-async def _until_init(ops: GridOperations) -> None:
-    """Serve requests until the kernel's INIT has been answered, then stop."""
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(pyfuse3.main)
-        while not ops.initialized:
-            await trio.sleep(0.001)
-        nursery.cancel_scope.cancel()
 
 
 def _check_mountpoint(mountpoint: str) -> None:

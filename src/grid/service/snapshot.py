@@ -8,7 +8,9 @@ the hold that keeps the version from being deleted, and its objects from gc, whi
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
+from typing import Any
 
 from grid.records import VersionInfo
 from grid.service.context import Context
@@ -21,7 +23,7 @@ _BLOB_LISTS = 4096
 
 
 class Snapshot:
-    """Queries and reads on one version; single-threaded use (one per FUSE loop)."""
+    """Queries and reads on one version; thread-safe (the mount answers in several threads)."""
 
     def __init__(self, store: Store, manifest: ManifestReader, version: VersionInfo) -> None:
         self.version = version
@@ -29,6 +31,7 @@ class Snapshot:
         self._store = store
         self._blobs: OrderedDict[int, tuple[list[BlobLocation], list[int]]] = OrderedDict()
         self._reader = RangeReader(store)
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self._reader.close()
@@ -44,18 +47,26 @@ class Snapshot:
     def children(self, parent_id: int, after: str = "", limit: int = 1000) -> list[Entry]:
         return self.manifest.children(parent_id, after, limit)
 
+    def child_rows(
+        self, parent_id: int, after: str = "", limit: int = 1000
+    ) -> list[tuple[Any, ...]]:
+        return self.manifest.child_rows(parent_id, after, limit)
+
     def path_of(self, entry_id: int) -> str:
         return self.manifest.path_of(entry_id)
 
     def _layout(self, entry: Entry) -> tuple[list[BlobLocation], list[int]]:
-        hit = self._blobs.get(entry.id)
-        if hit is None:
-            blobs = self.manifest.blobs(entry)
-            hit = self._blobs[entry.id] = (blobs, blob_starts(blobs))
+        with self._lock:
+            hit = self._blobs.get(entry.id)
+            if hit is not None:
+                self._blobs.move_to_end(entry.id)
+                return hit
+        blobs = self.manifest.blobs(entry)
+        hit = (blobs, blob_starts(blobs))
+        with self._lock:
+            self._blobs[entry.id] = hit
             if len(self._blobs) > _BLOB_LISTS:
                 self._blobs.popitem(last=False)
-        else:
-            self._blobs.move_to_end(entry.id)
         return hit
 
     def read(self, entry: Entry, offset: int, size: int) -> bytes:

@@ -477,6 +477,18 @@ class ManifestReader:
         )
         return [self._entry(r, str(r[2])) for r in rows]
 
+    def child_rows(
+        self, parent_id: int, after: str = "", limit: int = 1000
+    ) -> list[tuple[Any, ...]]:
+        """``children`` as bare (id, name, kind, size, mode, mtime_ns) rows, for a listing
+        of many entries (the mount's READDIRPLUS). Unchecked: a damaged manifest can hold
+        values of any type here, so use them only where a wrong type fails loudly."""
+        return self._db.execute(
+            "SELECT id, name, kind, size, mode, mtime_ns FROM entries"
+            " WHERE parent = ? AND name > ? ORDER BY name LIMIT ?",
+            (parent_id, after, limit),
+        ).fetchall()
+
     def count_children(self, parent_id: int) -> int:
         """How many entries directory ``parent_id`` holds."""
         row = self._db.execute("SELECT COUNT(*) FROM entries WHERE parent = ?", (parent_id,))

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import bisect
 import io
+import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from grid.store.manifest import FILE, BlobLocation, Entry, ManifestReader
@@ -40,7 +41,8 @@ class RangeReader:
     """Verified byte ranges of files, for random access: an LRU of verified blobs, so that a
     reader going through a blob in small reads fetches and checks it once, and read-ahead:
     a reader going forward through a multi-blob file has the next blobs fetched and verified
-    by background threads while it consumes the current one. One thread uses it at a time.
+    by background threads while it consumes the current one. Thread-safe: readers of one blob
+    at the same time share one fetch (the FUSE mount answers requests in several threads).
     """
 
     def __init__(self, store: Store, cache_bytes: int = _CACHE_BYTES) -> None:
@@ -51,6 +53,7 @@ class RangeReader:
         self._ends: OrderedDict[int, int] = OrderedDict()  # file key -> end of its last read
         self._ahead: dict[bytes, Future[bytes]] = {}
         self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         """Stop the read-ahead threads; pending fetches are dropped."""
@@ -77,12 +80,13 @@ class RangeReader:
             # keeping the blob here too would only churn the cache.
             hit = self._cache.get(blobs[0].digest)
             return hit if hit is not None else self._store.read_blob(blobs[0])
-        if len(blobs) > 1 and self._ends.get(key, 0) == offset:
-            self._read_ahead(blobs, bisect.bisect_right(starts, end - 1))
-        self._ends[key] = end
-        self._ends.move_to_end(key)
-        if len(self._ends) > _LAYOUTS:
-            self._ends.popitem(last=False)
+        with self._lock:
+            if len(blobs) > 1 and self._ends.get(key, 0) == offset:
+                self._read_ahead(blobs, bisect.bisect_right(starts, end - 1))
+            self._ends[key] = end
+            self._ends.move_to_end(key)
+            if len(self._ends) > _LAYOUTS:
+                self._ends.popitem(last=False)
         out = []
         pos = offset
         while pos < end:
@@ -95,17 +99,41 @@ class RangeReader:
         return out[0] if len(out) == 1 else b"".join(out)
 
     def _blob(self, loc: BlobLocation) -> bytes:
-        data = self._cache.get(loc.digest)
-        if data is not None:
-            self._cache.move_to_end(loc.digest)
-            return data
-        pending = self._ahead.pop(loc.digest, None)
-        data = pending.result() if pending is not None else self._store.read_blob(loc)
-        self._cache[loc.digest] = data
-        self._cached_bytes += len(data)
-        while self._cached_bytes > self._limit and len(self._cache) > 1:
-            _, old = self._cache.popitem(last=False)
-            self._cached_bytes -= len(old)
+        digest = loc.digest
+        with self._lock:
+            data = self._cache.get(digest)
+            if data is not None:
+                self._cache.move_to_end(digest)
+                return data
+            pending = self._ahead.get(digest)
+            if pending is None:  # fetch it here; readers of it meanwhile wait for this one
+                pending = self._ahead[digest] = Future()
+                pending.set_running_or_notify_cancel()  # so that trimming cannot cancel it
+                mine = True
+            else:
+                mine = False
+        if mine:
+            try:
+                data = self._store.read_blob(loc)
+            except BaseException as exc:
+                pending.set_exception(exc)
+                with self._lock:
+                    self._ahead.pop(digest, None)
+                raise
+            pending.set_result(data)
+        else:
+            try:
+                data = pending.result()
+            except CancelledError:  # a read-ahead dropped as stale before it started
+                data = self._store.read_blob(loc)
+        with self._lock:
+            self._ahead.pop(digest, None)
+            if digest not in self._cache:
+                self._cache[digest] = data
+                self._cached_bytes += len(data)
+                while self._cached_bytes > self._limit and len(self._cache) > 1:
+                    _, old = self._cache.popitem(last=False)
+                    self._cached_bytes -= len(old)
         return data
 
     def _read_ahead(self, blobs: list[BlobLocation], first: int) -> None:

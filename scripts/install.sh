@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     # util-linux: setpriv (tests drop root's read-anything capability);
-    # fuse3 + libfuse3-dev + pkg-config: the read-only mount (pyfuse3 builds against libfuse3);
+    # fuse3: the read-only mount (its fusermount3 mounts; grid speaks FUSE itself);
     # cron: `grid datastore schedule` installs crontab entries;
     # tar, zip, unzip: archive tests compare with what the standard tools make and extract;
     # postgresql: the catalog of team mode (tests start throwaway clusters with initdb);
@@ -12,7 +12,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     # slurm-wlm + munge: `grid run --executor slurm` (tests start a one-machine cluster with
     # scripts/slurm-local.sh); chromium: the web pages' tests drive it with Playwright
     need=""
-    for pkg in util-linux fuse3 libfuse3-dev pkg-config cron tar zip unzip postgresql nginx slurm-wlm munge chromium; do
+    for pkg in util-linux fuse3 cron tar zip unzip postgresql nginx slurm-wlm munge chromium; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
     done
     if [ -n "$need" ]; then

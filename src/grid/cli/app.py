@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """
     from grid.client import api_session
 
-    api_session.WITHOUT_TRIO = True  # (see there; the mount's trio is imported as ever)
+    api_session.WITHOUT_TRIO = True  # (see there)
     args, debug_flag = _split_debug(sys.argv[1:] if argv is None else argv)
     if debug_flag:
         os.environ["GRID_DEBUG"] = "1"

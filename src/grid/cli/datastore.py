@@ -491,14 +491,8 @@ def unmount(
 
 
 def _mount_runner() -> types.ModuleType:
-    try:
-        from grid.mount import runner
-    except ImportError as exc:
-        raise UsageError(
-            f"mounting needs pyfuse3 ({exc}): install libfuse3-dev and pkg-config, then "
-            "pip install 'grid-datastores[mount]'",
-            rule="the mount extra must be installed",
-        ) from exc
+    from grid.mount import runner  # imported only by the commands that mount
+
     return runner
 
 

@@ -17,7 +17,7 @@ _TIMEOUT = 60.0
 _BACKOFF = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
-# Set by the ``grid`` command (whose own trio users, the FUSE mount, need no async HTTP):
+# Set by the ``grid`` command (which makes no async HTTP requests):
 # httpcore is then imported without trio, so that its async locks cannot run under trio.
 WITHOUT_TRIO = False
 

@@ -223,6 +223,48 @@ def test_several_worker_processes_serve_one_mount(run, tmp_path):
     ).stdout
 
 
+def test_threads_reading_one_file_at_once_and_the_mount_reads_ahead_a_mib(run, tmp_path):
+    """Many readers of one multi-blob file at random places, at once: the mount's request
+    threads share one snapshot and each read gets its own bytes. As root, the mount lets the
+    kernel read ahead 1 MiB (its default is 128 KiB); SIGTERM unmounts it at once."""
+    src = tmp_path / "one"
+    src.mkdir()
+    data = os.urandom(9 << 20)
+    (src / "big.bin").write_bytes(data)
+    run("datastore", "create", str(src))
+    mp = tmp_path / "m"
+    assert run("datastore", "mount", "one:1", str(mp)).returncode == 0
+    if os.geteuid() == 0:
+        with open("/proc/self/mountinfo") as f:
+            (device,) = [line.split()[2] for line in f if line.split()[4] == str(mp)]
+        with open(f"/sys/class/bdi/{device}/read_ahead_kb") as f:
+            assert f.read().strip() == "1024"
+
+    def reader(seed: int) -> int:
+        rng = random.Random(seed)
+        fd = os.open(mp / "big.bin", os.O_RDONLY)
+        try:
+            for _ in range(40):
+                at, n = rng.randrange(len(data)), rng.choice([1, 4096, 200_000, 2 << 20])
+                assert os.pread(fd, n, at) == data[at : at + n]
+        finally:
+            os.close(fd)
+        return seed
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sorted(pool.map(reader, range(16))) == list(range(16))
+    (pid,) = subprocess.run(
+        ["pgrep", "-f", f"datastore mount one:1 {mp}"], capture_output=True, text=True
+    ).stdout.split()
+    os.kill(int(pid), signal.SIGTERM)
+    deadline = time.time() + 5
+    while time.time() < deadline and str(mp) in _grid_mounts():
+        time.sleep(0.02)
+    assert str(mp) not in _grid_mounts()
+
+
 def test_a_mounted_version_is_not_deleted_and_gc_keeps_it_readable(run, tmp_path):
     """Issue 12.3: delete (and --keep-last) refuse a mounted version, naming the mount; the
     mount reads on through gc; once unmounted the delete goes through."""

@@ -82,3 +82,33 @@ def test_a_damaged_blob_is_an_integrity_error_not_other_bytes(client, big, home)
             f.write(bytes([byte[0] ^ 0xFF]))
     with client.open("r", 1, "big.bin") as f, pytest.raises(grid.IntegrityError):
         f.read()
+
+
+def test_threads_reading_one_snapshot_at_once_get_right_bytes_and_share_fetches(
+    client, big, fetches
+):
+    """The mount answers requests in several threads over one snapshot: reads of the same
+    blob at the same time share one fetch, and every read gets its own bytes."""
+    snap = client.snapshot("r", 1)
+    entry = snap.child(0, "big.bin")
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def reader(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            start.wait()
+            for _ in range(60):
+                at, n = rng.randrange(len(big)), rng.randrange(1, 300_000)
+                assert snap.read(entry, at, n) == big[at : at + n]
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(seed,)) for seed in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    snap.close()
+    assert errors == []
+    assert max(fetches.values()) == 1  # 6 MiB fit the 64 MiB cache: each blob fetched once

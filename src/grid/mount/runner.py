@@ -143,6 +143,7 @@ def _serve(
     children = []
     try:
         served.answer_init()  # before forking: every worker then serves an initialised session
+        fuse.widen_readahead(mountpoint)  # after INIT, which sets it; as root only
         for _ in range(workers - 1):
             pid = os.fork()
             if pid == 0:  # a worker: serve until the session ends, never unmount

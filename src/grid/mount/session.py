@@ -30,6 +30,7 @@ from grid.mount import protocol as p
 log = logging.getLogger("grid.mount")
 
 _BUFFER = (p.MAX_PAGES_WANTED + 16) * 4096  # a request never exceeds max_write + headers
+READAHEAD_KIB = 1024
 
 
 class FuseError(Exception):
@@ -80,6 +81,34 @@ def mount(mountpoint: str, options: list[str]) -> int:
     for extra in fds[1:]:
         os.close(extra)
     return fds[0]
+
+
+def widen_readahead(mountpoint: str, kib: int = READAHEAD_KIB) -> bool:
+    """Let the kernel read ahead ``kib`` KiB of a file through this mount (its default is
+    128): a sequential reader then costs one READ request per MiB instead of eight, and a
+    small file one request. Needs root (the setting is in /sys); returns whether it took."""
+    device = None
+    with contextlib.suppress(OSError), open("/proc/self/mountinfo", "rb") as f:
+        wanted = _escape(os.fsencode(mountpoint))
+        for line in f:
+            fields = line.split()
+            if len(fields) > 4 and fields[4] == wanted:
+                device = fields[2].decode()  # the mount's MAJOR:MINOR (its own bdi)
+    if device is None:
+        return False
+    try:
+        with open(f"/sys/class/bdi/{device}/read_ahead_kb", "w") as f:
+            f.write(str(kib))
+    except OSError:
+        return False
+    return True
+
+
+def _escape(path: bytes) -> bytes:
+    """A path as /proc/self/mountinfo writes it (space, tab, newline, backslash in octal)."""
+    for char in b"\\ \t\n":
+        path = path.replace(bytes([char]), b"\\%03o" % char)
+    return path
 
 
 def unmount(mountpoint: str) -> None:
@@ -167,6 +196,9 @@ class Session:
                     self.ended.set()
                     return
                 raise
+            if n < header.size:  # end of file: the device went away
+                self.ended.set()
+                return
             length, opcode, unique, ino = header.unpack_from(buffer)[:4]
             handler = handlers.get(opcode)
             try:

@@ -69,12 +69,12 @@ class FakeSnapshot:
             (n for n in self.nodes.values() if n.parent == parent_id and n.id != 0),
             key=lambda n: n.name,
         )
-        rows = [
-            (n.id, None if self.bad_rows else n.name, n.kind, n.size, n.mode, n.mtime_ns)
-            for n in kids
-            if n.name > after
-        ]
-        return rows[:limit]
+        return [self._row(n) for n in kids if n.name > after][:limit]
+
+    def _row(self, n: Node) -> tuple:
+        """(id, parent, name, kind, size, mode, mtime_ns, target, blobs), as a manifest's."""
+        name = None if self.bad_rows else n.name  # a forged manifest: a name that is no text
+        return (n.id, n.parent, name, n.kind, n.size, n.mode, n.mtime_ns, n.target, None)
 
     def path_of(self, entry_id: int) -> str:
         return self.nodes[entry_id].name
@@ -243,7 +243,7 @@ def test_readdirplus_pages_by_the_kernels_buffer_and_resumes_after_an_offset(ker
 def test_damage_is_eio_and_the_session_keeps_serving(kernel_and_snap):
     kernel, snap = kernel_and_snap
     assert kernel.call(p.READ, 6, p.READ_IN.pack(0, 0, 10) + bytes(24))[0] == -errno.EIO
-    snap.bad_rows = True  # a forged manifest: a name that is not text
+    snap.bad_rows = True
     assert kernel.call(p.READDIRPLUS, 1, p.READ_IN.pack(0, 0, 4096) + bytes(24))[0] == -errno.EIO
     snap.bad_rows = False
     error, body = kernel.call(p.STATFS, 1)

@@ -138,7 +138,7 @@ class GridOperations:
         try:
             while True:
                 rows = snap.child_rows(ino - 1, after, limit)
-                for entry_id, name, kind, length, mode, mtime_ns in rows:
+                for entry_id, _parent, name, kind, length, mode, mtime_ns, _target, _blobs in rows:
                     raw = name.encode()
                     node = entry_id + 1
                     if plus:
@@ -157,7 +157,7 @@ class GridOperations:
                     out += (head, raw, pad[len(raw) & 7])
                 if len(rows) < limit:
                     return b"".join(out)
-                after = rows[-1][1]
+                after = rows[-1][2]
         except (struct.error, TypeError, ValueError, AttributeError, OverflowError) as exc:
             log.error("EIO listing %s: damaged manifest row: %s", snap.path_of(ino - 1), exc)
             raise FuseError(errno.EIO) from exc

@@ -20,6 +20,7 @@ from grid.store.reader import RangeReader, blob_starts
 from grid.store.repository import Store
 
 _BLOB_LISTS = 4096
+_LISTED = 1 << 16  # rows kept from listings (about 200 bytes each)
 
 
 class Snapshot:
@@ -32,6 +33,7 @@ class Snapshot:
         self._blobs: OrderedDict[int, tuple[list[BlobLocation], list[int]]] = OrderedDict()
         self._reader = RangeReader(store)
         self._lock = threading.Lock()
+        self._listed: dict[int, tuple[Any, ...]] = {}  # entry id -> row, from child_rows
 
     def close(self) -> None:
         self._reader.close()
@@ -39,7 +41,8 @@ class Snapshot:
         self._store.readers.release(self.version.ref)
 
     def entry(self, entry_id: int) -> Entry:
-        return self.manifest.entry(entry_id)
+        row = self._listed.pop(entry_id, None)  # listed a moment ago: no query
+        return self.manifest.entry(entry_id) if row is None else self.manifest.entry_of(row)
 
     def child(self, parent_id: int, name: str) -> Entry:
         return self.manifest.child(parent_id, name)
@@ -50,7 +53,16 @@ class Snapshot:
     def child_rows(
         self, parent_id: int, after: str = "", limit: int = 1000
     ) -> list[tuple[Any, ...]]:
-        return self.manifest.child_rows(parent_id, after, limit)
+        """Bare rows of a folder's children (``ManifestReader.child_rows``); each is kept for
+        a while, so that the first ``entry`` of a listed file (a read after ``ls``, after
+        ``os.walk``) needs no query."""
+        rows = self.manifest.child_rows(parent_id, after, limit)
+        if len(self._listed) > _LISTED:
+            self._listed.clear()
+        listed = self._listed
+        for row in rows:
+            listed[row[0]] = row
+        return rows
 
     def path_of(self, entry_id: int) -> str:
         return self.manifest.path_of(entry_id)

@@ -480,14 +480,22 @@ class ManifestReader:
     def child_rows(
         self, parent_id: int, after: str = "", limit: int = 1000
     ) -> list[tuple[Any, ...]]:
-        """``children`` as bare (id, name, kind, size, mode, mtime_ns) rows, for a listing
-        of many entries (the mount's READDIRPLUS). Unchecked: a damaged manifest can hold
-        values of any type here, so use them only where a wrong type fails loudly."""
+        """``children`` as bare rows (id, parent, name, kind, size, mode, mtime_ns, target,
+        blobs), for a listing of many entries (the mount's READDIRPLUS). Unchecked: a damaged
+        manifest can hold values of any type here, so use them only where a wrong type fails
+        loudly, or turn a row into an entry with ``entry_of``, which checks it."""
         return self._db.execute(
-            "SELECT id, name, kind, size, mode, mtime_ns FROM entries"
-            " WHERE parent = ? AND name > ? ORDER BY name LIMIT ?",
+            f"SELECT {_COLUMNS} FROM entries WHERE parent = ? AND name > ? ORDER BY name LIMIT ?",
             (parent_id, after, limit),
         ).fetchall()
+
+    def entry_of(self, row: tuple[Any, ...]) -> Entry:
+        """The entry of a row from ``child_rows`` (``path`` holds only its name), checked.
+
+        Raises:
+            IntegrityError: the row's values have the wrong types.
+        """
+        return self._entry(row, str(row[2]))
 
     def count_children(self, parent_id: int) -> int:
         """How many entries directory ``parent_id`` holds."""

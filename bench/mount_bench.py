@@ -40,6 +40,7 @@ grid CLI is ``.venv/bin/grid`` if present, else ``python -m grid``)::
 
     python bench/mount_bench.py                        # small and large, every tool
     python bench/mount_bench.py --quick                # 2 folders of small, 2 large files
+    python bench/mount_bench.py --datasets small --top 6   # 3,000 files of small
     python bench/mount_bench.py --datasets small --repeat 3 --json-out /tmp/mount.json
     python bench/mount_bench.py --skip-peers           # local disk and grid only
 
@@ -784,13 +785,13 @@ def ensure_dataset(root: Path, name: str) -> Path:
     return path
 
 
-def quick_subset(src: Path, name: str, base: Path) -> tuple[Path, Path]:
-    """(scratch dir, tree) with the first QUICK_ENTRIES top-level entries of src, hard-linked
+def quick_subset(src: Path, name: str, base: Path, entries: int) -> tuple[Path, Path]:
+    """(scratch dir, tree) with the first ENTRIES top-level entries of src, hard-linked
     (copied where linking fails) so they share the originals' page cache."""
     work = scratch(f"quick-{name}", base)
     dest = work / name
     dest.mkdir()
-    for entry in sorted(os.listdir(src))[:QUICK_ENTRIES]:
+    for entry in sorted(os.listdir(src))[:entries]:
         path = src / entry
         if path.is_dir():
             shutil.copytree(path, dest / entry, copy_function=link_or_copy)
@@ -910,6 +911,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(small: 2 folders, ~1,000 files; large: 2 files) to validate the script quickly",
     )
     ap.add_argument(
+        "--top",
+        type=int,
+        metavar="N",
+        help="read only the first N top-level entries of each dataset (small: N folders of "
+        "500 files; --top 6 is 3,000 files)",
+    )
+    ap.add_argument(
         "--tmp",
         "--base",
         dest="tmp",
@@ -955,13 +963,14 @@ def main(argv: list[str] | None = None) -> int:
         },
         "repeat": args.repeat,
         "quick": args.quick,
+        "top": args.top,
         "datasets": {},
     }
     for name, src in sources.items():
         work = None
         try:
-            if args.quick:
-                work, src = quick_subset(src, name, args.tmp)
+            if args.quick or args.top:
+                work, src = quick_subset(src, name, args.tmp, args.top or QUICK_ENTRIES)
             report["datasets"][name] = measure_dataset(name, src, args)
         finally:
             if work is not None:
@@ -970,7 +979,7 @@ def main(argv: list[str] | None = None) -> int:
         report["listing"] = measure_listing(args)
     print()
     for name, data in report["datasets"].items():
-        print(format_table(name, data, args.repeat, args.quick) + "\n")
+        print(format_table(name, data, args.repeat, args.quick or bool(args.top)) + "\n")
     if "listing" in report:
         print(format_listing(report["listing"], args.repeat) + "\n")
     print(LEGEND)

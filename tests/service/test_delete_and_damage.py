@@ -44,6 +44,32 @@ def test_a_damaged_blob_is_stored_again_by_the_next_create(client, home, tmp_pat
     assert len(_packs(home)) == 2
 
 
+@pytest.mark.parametrize("changed", [False, True])
+def test_damage_is_not_handed_on_by_files_a_rerun_trusts_without_reading(
+    client, home, tmp_path, changed
+):
+    """Files settled long ago are remembered by the file state, and a re-run trusts them
+    without reading (the whole tree when nothing changed, or file by file): once verify has
+    found one of their blobs damaged, the next create stores it again."""
+    src = tmp_path / "d"
+    src.mkdir()
+    data = os.urandom(50_000)
+    (src / "a.bin").write_bytes(data)
+    (src / "b.bin").write_bytes(os.urandom(10_000))
+    for name in ("a.bin", "b.bin"):
+        os.utime(src / name, (1_600_000_000, 1_600_000_000))
+    client.create(str(src), "d")
+    (pack,) = _packs(home)
+    _flip(pack, 100)  # inside a.bin
+    assert list(client.verify("d", 1).damaged) == ["a.bin"]
+    if changed:
+        (src / "c.bin").write_bytes(b"new")
+    v2 = client.create(str(src), "d")
+    assert client.verify("d", v2.number).ok
+    assert client.read_bytes("d", v2.number, "a.bin") == data
+    assert list(client.verify("d", 1).damaged) == ["a.bin"]  # the old version stays as it was
+
+
 def test_a_version_open_for_reading_is_not_deleted(any_client, tmp_path):
     client = any_client
     src = tmp_path / "d"

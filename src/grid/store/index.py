@@ -157,8 +157,25 @@ class BlobIndex:
             raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
 
     def forget_blobs(self, digests: list[bytes]) -> None:
-        """Drop blobs found damaged: a later create stores them again."""
-        self._write_many("DELETE FROM blobs WHERE digest = ?", ((d,) for d in digests))
+        """Drop blobs found damaged, with the packs that hold them: a later create stores
+        them again. The whole pack goes because a pack with one damaged blob is suspect, and
+        because what a re-run trusts without reading (the file state, an unchanged tree) is
+        checked pack by pack: a pack still indexed would hand the damage on."""
+        conn = self._conn()
+        try:
+            with conn:
+                packs = set()
+                for digest in digests:
+                    for (pack,) in conn.execute(
+                        "SELECT pack FROM blobs WHERE digest = ?", (digest,)
+                    ):
+                        packs.add(pack)
+                    conn.execute("DELETE FROM blobs WHERE digest = ?", (digest,))
+                for pack in packs:
+                    conn.execute("DELETE FROM blobs WHERE pack = ?", (pack,))
+                    conn.execute("DELETE FROM packs WHERE id = ?", (pack,))
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
 
     def has_packs(self, pack_ids: list[str]) -> set[str]:
         """Which of ``pack_ids`` are indexed."""

@@ -8,6 +8,7 @@ import os
 import random
 import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -91,24 +92,17 @@ def test_threads_reading_one_snapshot_at_once_get_right_bytes_and_share_fetches(
     blob at the same time share one fetch, and every read gets its own bytes."""
     snap = client.snapshot("r", 1)
     entry = snap.child(0, "big.bin")
-    errors: list[BaseException] = []
     start = threading.Barrier(8)
 
-    def reader(seed: int) -> None:
+    def reader(seed: int) -> int:
         rng = random.Random(seed)
-        try:
-            start.wait()
-            for _ in range(60):
-                at, n = rng.randrange(len(big)), rng.randrange(1, 300_000)
-                assert snap.read(entry, at, n) == big[at : at + n]
-        except BaseException as exc:
-            errors.append(exc)
+        start.wait()
+        for _ in range(60):
+            at, n = rng.randrange(len(big)), rng.randrange(1, 300_000)
+            assert snap.read(entry, at, n) == big[at : at + n]
+        return seed
 
-    threads = [threading.Thread(target=reader, args=(seed,)) for seed in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(8) as pool:
+        assert sorted(pool.map(reader, range(8))) == list(range(8))  # re-raises a failure
     snap.close()
-    assert errors == []
     assert max(fetches.values()) == 1  # 6 MiB fit the 64 MiB cache: each blob fetched once

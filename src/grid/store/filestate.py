@@ -55,13 +55,12 @@ class StoredBlob(NamedTuple):
     codec: int
 
 
-def _encode(blobs: Iterable[StoredBlob]) -> bytes:
-    return b"".join(
-        _REF.pack(
-            b.digest, bytes.fromhex(b.pack_id), b.offset, b.stored_length, b.raw_length, b.codec
-        )
-        for b in blobs
-    )
+def encode_ref(
+    digest: bytes, pack: bytes, offset: int, stored_length: int, raw_length: int, codec: int
+) -> bytes:
+    """One blob of a remembered file as the ``blobs`` column holds it (``pack``: the pack
+    id's 16 bytes, ``bytes.fromhex`` of its name)."""
+    return _REF.pack(digest, pack, offset, stored_length, raw_length, codec)
 
 
 def digests(raw: bytes) -> bytes:
@@ -129,13 +128,14 @@ class FileState:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot read the file state {self.path}: {exc}") from exc
 
-    def remember(self, rows: Iterable[tuple[str, str, Key, list[StoredBlob]]]) -> None:
-        """Record files just stored: (folder, name, key, blobs in file order)."""
+    def remember(self, rows: Iterable[tuple[str, str, Key, bytes]]) -> None:
+        """Record files just stored: (folder, name, key, blobs in file order encoded with
+        ``encode_ref``, one after another)."""
         try:
             with self._db.get() as conn:
                 conn.executemany(
                     "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    ((d, n, *key, _encode(blobs)) for d, n, key, blobs in rows),
+                    ((d, n, *key, blobs) for d, n, key, blobs in rows),
                 )
         except sqlite3.Error as exc:
             raise StorageError(f"cannot update the file state {self.path}: {exc}") from exc

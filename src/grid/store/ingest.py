@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from grid.errors import NotFoundError
 from grid.ids import TreeHasher
 from grid.store.chunker import SMALL_FILE_MAX, SegmentPool, iter_chunks
-from grid.store.filestate import RACY_NS, FileState, Key, StoredBlob
+from grid.store.filestate import RACY_NS, FileState, Key, StoredBlob, encode_ref
 from grid.store.index import BlobRef
 from grid.store.manifest import DIR, FILE, ROOT_ID, SYMLINK, ManifestWriter, encode_blobs
 from grid.store.pack import PackBuilder, pack_key
@@ -136,7 +136,8 @@ class _Ingest:
         self.source, self.store, self.manifest = source, store, manifest
         self.sequential = source.sequential
         self.state, self.rehash, self.holder = state, rehash, holder
-        self.remembered: list[tuple[str, str, Key, list[StoredBlob]]] = []
+        self.remembered: list[tuple[str, str, Key, bytes]] = []
+        self.pack_bytes: dict[int, bytes] = {}  # manifest pack number -> the id's 16 bytes
         self.racy_after = time.time_ns() - RACY_NS
         self.progress = progress
         self.warn = warn or (lambda _message: None)
@@ -427,10 +428,15 @@ class _Ingest:
         if not stat.S_ISREG(entry.mode):
             return
         key = (entry.size, entry.mtime_ns, entry.ino, entry.ctime_ns)
-        pack_id = self.manifest.pack_id
-        blobs = [StoredBlob(b[1], pack_id(b[0]), b[2], b[3], b[4], b[5]) for b in self.blobs]
+        packs = self.pack_bytes
+        refs = b""
+        for number, digest, offset, stored, raw, codec in self.blobs:
+            pack = packs.get(number)
+            if pack is None:
+                pack = packs[number] = bytes.fromhex(self.manifest.pack_id(number))
+            refs += encode_ref(digest, pack, offset, stored, raw, codec)
         folder, name = os.path.split(entry.location)
-        self.remembered.append((folder, name, key, blobs))
+        self.remembered.append((folder, name, key, refs))
         if len(self.remembered) >= _REMEMBER_EVERY:
             self._flush_state()
 

@@ -52,6 +52,18 @@ def test_get_range_inside_and_past_end(backend):
     assert backend.get_range("k", 8, 10) == b"89"
 
 
+def test_get_ranges_reads_each_range_in_order(backend):
+    data = bytes(range(256)) * 40
+    backend.put("k", [data])
+    ranges = [(0, 5), (5, 100), (300, 0), (1000, 24), (10_100, 500)]  # gaps, empty, past end
+    got = backend.get_ranges("k", ranges)
+    assert got == [data[o : o + n] for o, n in ranges]
+    assert got[-1] == data[10_100:] and all(type(b) is bytes for b in got)
+    assert backend.get_ranges("k", []) == []
+    with pytest.raises(NotFoundError):
+        backend.get_ranges("nope", [(0, 1), (1, 1)])
+
+
 def test_missing_key_raises_not_found(backend):
     with pytest.raises(NotFoundError):
         backend.get("nope")

@@ -65,6 +65,21 @@ class ObjectStore(ABC):
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         """Return ``length`` bytes from ``offset``; shorter only at the end of the object."""
 
+    def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        """Return the bytes of each ``(offset, length)`` of ``key``, in order; each shorter
+        only at the end of the object. ``ranges`` go forward without overlapping.
+
+        The default fetches the span from the first offset to the last end with one
+        ``get_range`` (one request to a remote store) and slices it; a store of local files
+        reads each range straight into its own ``bytes`` instead.
+        """
+        if not ranges:
+            return []
+        start = ranges[0][0]
+        end = max(offset + length for offset, length in ranges)
+        span = self.get_range(key, start, end - start)
+        return [span[offset - start : offset - start + length] for offset, length in ranges]
+
     @abstractmethod
     def size(self, key: str) -> int:
         """Return the object's length in bytes. Raises NotFoundError if missing."""

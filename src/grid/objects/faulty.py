@@ -51,6 +51,9 @@ class FaultyStore(ObjectStore):
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         return self.inner.get_range(key, offset, length)
 
+    def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        return self.inner.get_ranges(key, ranges)
+
     def size(self, key: str) -> int:
         return self.inner.size(key)
 

@@ -30,6 +30,9 @@ class PrefixedStore(ObjectStore):
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         return self.inner.get_range(self._k(key), offset, length)
 
+    def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        return self.inner.get_ranges(self._k(key), ranges)
+
     def size(self, key: str) -> int:
         return self.inner.size(self._k(key))
 

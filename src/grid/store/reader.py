@@ -9,20 +9,32 @@ from __future__ import annotations
 
 import bisect
 import io
+import sqlite3
+import struct
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from grid.store.manifest import FILE, BlobLocation, Entry, ManifestReader
+from grid.errors import IntegrityError
+from grid.store.manifest import (
+    BLOB,
+    DIR,
+    FILE,
+    KIND_NAMES,
+    ROOT_ID,
+    BlobLocation,
+    ManifestReader,
+)
 
 if TYPE_CHECKING:
     from grid.store.repository import Store
 
-# Coalesce neighbouring blobs of one pack into reads of up to this size when streaming.
+# stream_files hands files to its workers in spans of about this many bytes.
 _SPAN = 16 << 20
 _AHEAD = 2  # spans fetched ahead of the one being consumed
+_WORKERS = 2  # threads fetching and verifying spans
 _CACHE_BYTES = 64 << 20  # verified blobs kept for small and overlapping reads
 _LAYOUTS = 4096  # files whose position is remembered, to spot sequential readers
 _READ_AHEAD = 4  # blobs (~1 MiB each) fetched ahead of a sequential reader
@@ -210,12 +222,17 @@ def stream_files(
 ) -> Iterator[tuple[str, bytes]]:
     """Yield ``(path, content)`` of every regular file under ``prefix`` in storage order.
 
-    Neighbouring blobs of a pack are fetched with one ranged read (up to 16 MiB), so a whole
-    version is read as a few large sequential reads; each blob is verified. Two threads fetch
-    and verify the next spans while the caller consumes the current one (reads and hashing
-    release the GIL).
+    Files are handed to worker threads in spans of about 16 MiB of neighbouring blobs; a
+    worker reads each blob of its span into a ``bytes`` of its own (``Store.read_blobs``:
+    one ``pread`` per blob from the local object directory, one ranged GET per span from
+    S3) and checks it against its BLAKE3 id, while the caller consumes the spans before it
+    (reads and hashing release the GIL).
+
+    Raises:
+        IntegrityError: a blob is damaged or missing (the message and ``path`` name the
+            file; every file yielded before it was whole and verified), or the manifest is.
     """
-    with ThreadPoolExecutor(2, thread_name_prefix="grid-stream") as pool:
+    with ThreadPoolExecutor(_WORKERS, thread_name_prefix="grid-stream") as pool:
         inflight: deque[Future[list[tuple[str, bytes]]]] = deque()
         try:
             for pending in _spans(manifest, prefix):
@@ -229,21 +246,13 @@ def stream_files(
                 fut.cancel()
 
 
-def _spans(
-    manifest: ManifestReader, prefix: str
-) -> Iterator[list[tuple[Entry, list[BlobLocation]]]]:
-    """The files under ``prefix`` in storage order, in groups of about ``_SPAN`` stored bytes."""
-    prefix = prefix.strip("/")
-    pending: list[tuple[Entry, list[BlobLocation]]] = []
+def _spans(manifest: ManifestReader, prefix: str) -> Iterator[list[tuple[str, list[BlobLocation]]]]:
+    """The files under ``prefix`` in storage order, in groups of about ``_SPAN`` bytes."""
+    pending: list[tuple[str, list[BlobLocation]]] = []
     span = 0
-    for entry in manifest.walk():
-        if entry.kind != FILE or (
-            prefix and entry.path != prefix and not entry.path.startswith(prefix + "/")
-        ):
-            continue
-        blobs = manifest.blobs(entry)
-        pending.append((entry, blobs))
-        span += sum(b.stored_length for b in blobs)
+    for path, size, blobs in _files(manifest, prefix):
+        pending.append((path, blobs))
+        span += size
         if span >= _SPAN:
             yield pending
             pending, span = [], 0
@@ -251,13 +260,83 @@ def _spans(
         yield pending
 
 
-def _fetch(
-    store: Store, pending: list[tuple[Entry, list[BlobLocation]]]
-) -> list[tuple[str, bytes]]:
-    fetched = store.read_blobs([b for _, bl in pending for b in bl])
+def _files(manifest: ManifestReader, prefix: str) -> Iterator[tuple[str, int, list[BlobLocation]]]:
+    """``(path, size, blobs)`` of every regular file under ``prefix`` in storage order.
+
+    ``manifest.walk()`` and ``manifest.blobs()`` give the same, but build and check an
+    ``Entry`` per row, which cost as much CPU as reading the files' bytes back; this reads
+    the rows the stream needs from the manifest file (docs/format.md, "Manifest") on a
+    connection of its own and checks only what it uses.
+
+    Raises:
+        IntegrityError: the manifest is damaged (unreadable, a row of the wrong types, a
+            folder missing, a blob in a pack it does not list).
+    """
+    prefix = prefix.strip("/")
+    under = f"{prefix}/"
+    try:
+        db = sqlite3.connect(
+            f"file:{manifest.path}?mode=ro&immutable=1", uri=True, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise IntegrityError(f"manifest is damaged or unreadable: {exc}") from exc
+    try:
+        packs = dict(db.execute("SELECT no, name FROM packs"))
+        dirs: dict[int, str] = {ROOT_ID: ""}
+        rows = db.execute("SELECT id, parent, name, kind, size, blobs FROM entries ORDER BY id")
+        while batch := rows.fetchmany(1024):
+            for entry_id, parent, name, kind, size, raw in batch:
+                parent_path = dirs.get(parent)
+                if (
+                    parent_path is None
+                    or type(name) is not str
+                    or type(kind) is not int
+                    or kind not in KIND_NAMES
+                ):
+                    raise IntegrityError(f"damaged manifest: entry {entry_id!r:.40} is invalid")
+                path = f"{parent_path}/{name}" if parent_path else name
+                if kind == DIR:
+                    dirs[entry_id] = path
+                    continue
+                if kind != FILE or (prefix and path != prefix and not path.startswith(under)):
+                    continue
+                try:
+                    blobs = [
+                        BlobLocation(packs[no], digest, offset, stored, length, codec)
+                        for no, digest, offset, stored, length, codec in BLOB.iter_unpack(
+                            raw or b""
+                        )
+                    ]
+                except (KeyError, TypeError, struct.error) as exc:
+                    raise IntegrityError(f"damaged manifest: {path} has invalid blobs") from exc
+                if type(size) is not int or any(type(b.pack_id) is not str for b in blobs):
+                    raise IntegrityError(f"damaged manifest: {path} has invalid fields")
+                yield path, size, blobs
+    except sqlite3.Error as exc:
+        raise IntegrityError(f"manifest is damaged or unreadable: {exc}") from exc
+    finally:
+        db.close()
+
+
+def _fetch(store: Store, pending: list[tuple[str, list[BlobLocation]]]) -> list[tuple[str, bytes]]:
+    """The files of one span, read and verified (in a worker thread).
+
+    Raises:
+        IntegrityError: a blob is damaged or its pack missing; the message names the file.
+    """
+    try:
+        fetched = store.read_blobs([b for _, bl in pending for b in bl])
+    except IntegrityError as exc:
+        path = next(
+            (p for p, bl in pending for b in bl if b.digest.hex() == exc.digest), pending[0][0]
+        )
+        raise IntegrityError(f"{path}: {exc.message}", **{**exc.attrs, "path": path}) from exc
     out = []
     i = 0
-    for entry, bl in pending:
-        out.append((entry.path, b"".join(fetched[i : i + len(bl)])))
+    for path, bl in pending:
+        if len(bl) == 1:  # most files: the blob's bytes are the file's
+            out.append((path, fetched[i]))
+        else:
+            out.append((path, b"".join(fetched[i : i + len(bl)])))
         i += len(bl)
     return out

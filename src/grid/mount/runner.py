@@ -97,8 +97,8 @@ def unmount_all(on_unmounted: Callable[[str], None] | None = None) -> list[str]:
     return done
 
 
-class _Stop(Exception):
-    """A signal asked the mount to end."""
+class _Stop(BaseException):
+    """A signal asked the mount to end (a BaseException: no request handler may catch it)."""
 
 
 def _stop(*_: object) -> None:

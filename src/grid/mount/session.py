@@ -177,14 +177,13 @@ class Session:
         _length, opcode, unique = p.IN_HEADER.unpack_from(buffer)[:3]
         if opcode != p.INIT:
             raise OSError(f"FUSE session began with request {opcode}, not INIT")
-        body = self._init(0, memoryview(buffer)[p.IN_HEADER.size : n])
-        self._reply(p.OUT_HEADER.pack(p.OUT_HEADER.size + len(body), 0, unique), body)
+        self._reply(unique, 0, self._init(0, memoryview(buffer)[p.IN_HEADER.size : n]))
 
     def serve_forever(self) -> None:
         """Answer requests until the filesystem is unmounted (run it in several threads)."""
         buffer = bytearray(_BUFFER)
         view = memoryview(buffer)
-        header, out_header = p.IN_HEADER, p.OUT_HEADER
+        header = p.IN_HEADER
         handlers, fd = self._handlers, self.fd
         while not self.ended.is_set():
             try:
@@ -206,24 +205,28 @@ class Session:
                     raise FuseError(errno.ENOSYS)  # OPEN, OPENDIR, xattrs, writes...
                 data = handler(ino, view[header.size : min(length, n)])
             except FuseError as exc:
-                self._reply(out_header.pack(out_header.size, -exc.errno, unique))
+                self._reply(unique, -exc.errno)
                 continue
             except Exception:
                 log.exception("FUSE request %d failed", opcode)
-                self._reply(out_header.pack(out_header.size, -errno.EIO, unique))
+                self._reply(unique, -errno.EIO)
                 continue
-            if opcode in p.NO_REPLY:
-                continue
-            body = data or b""
-            self._reply(out_header.pack(out_header.size + len(body), 0, unique), body)
+            if opcode not in p.NO_REPLY:
+                self._reply(unique, 0, data or b"")
 
-    def _reply(self, head: bytes, body: bytes = b"") -> None:
+    def _reply(self, unique: int, error: int, body: bytes = b"") -> None:
+        head = p.OUT_HEADER.pack(p.OUT_HEADER.size + len(body), error, unique)
         try:
             os.writev(self.fd, [head, body] if body else [head])
         except OSError as exc:
             # ENOENT: the kernel gave up on the request (interrupted); ENODEV: unmounted.
-            if exc.errno not in (errno.ENOENT, errno.ENODEV):
+            if exc.errno in (errno.ENOENT, errno.ENODEV):
+                return
+            if not body:
                 raise
+            # A reply the kernel refused (a bug of ours): answer EIO, so nobody waits forever.
+            log.error("FUSE reply to request %d refused: %s", unique, exc)
+            self._reply(unique, -errno.EIO)
 
     def serve(self, threads: int) -> None:
         """Answer requests in ``threads`` threads (this one included) until unmounted, or

@@ -5,8 +5,11 @@ a pack changes under a stream that is already running."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -132,3 +135,38 @@ def test_a_damaged_manifest_row_is_an_integrity_error_not_a_skipped_file(client,
         db.execute(damage)
     with pytest.raises(grid.IntegrityError, match="damaged manifest"):
         list(client.iter_files("d"))
+
+
+READER = """
+import json, sys
+import grid
+with grid.Client(sys.argv[1]) as c:
+    got = {p: len(d) for p, d in c.iter_files("d")}
+    with c.open("d", 1, "r03.bin") as f:
+        got["open"] = len(f.read())
+    got["v"] = c.version("d", 1).number
+    before = "sqlalchemy" in sys.modules
+    got["list"] = [d.name for d in c.list()]  # not a reader's call: the catalog opens
+print(json.dumps([got, before, "sqlalchemy" in sys.modules]))
+"""
+
+
+def test_an_embedded_reader_never_opens_the_catalog(client, tree, home):
+    """Which version to read comes from the SQLite file (grid.catalog.quick_read): a process
+    that only reads imports no SQLAlchemy, the first other call opens the catalog."""
+    client.close()
+    out = subprocess.run(
+        [sys.executable, "-c", READER, str(home)], capture_output=True, text=True, check=True
+    ).stdout
+    got, sqlalchemy_for_reads, sqlalchemy_after = json.loads(out)
+    assert {p: got[p] for p in tree} == {p: len(d) for p, d in tree.items()}
+    assert got["open"] == len(tree["r03.bin"]) and got["v"] == 1 and got["list"] == ["d"]
+    assert not sqlalchemy_for_reads and sqlalchemy_after
+
+
+def test_a_client_of_a_new_home_still_creates_its_catalog_when_needed(home):
+    with grid.Client(str(home)) as c:
+        with pytest.raises(grid.DatastoreNotFoundError):
+            list(c.iter_files("nothing"))
+        assert c.list() == []
+    assert (home / "catalog.db").exists()

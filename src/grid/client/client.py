@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import builtins
 import os
+import threading
+from typing import TYPE_CHECKING, Any, cast
 
-from grid.catalog import Catalog
-from grid.catalog.jobs import JobQueue
-from grid.catalog.runs import RunRegistry
 from grid.client.service_client import REMOTE_CACHE, ServiceClient, file_tag
 from grid.errors import InvalidNameError, UsageError, storage_error
 from grid.objects import LocalDirectory, ObjectStore
 from grid.objects.urls import open_url
-from grid.records import JobInfo
+from grid.records import JobInfo, VersionInfo
+from grid.service.catalog_port import CatalogPort
 from grid.service.context import Context
 from grid.service.home_guard import check_home
 from grid.service.names import NAME_RULE
-from grid.service.runs import LocalRuns, RunPort
 from grid.settings import Settings
 from grid.store import Store
+
+if TYPE_CHECKING:
+    from grid.catalog import Catalog
+    from grid.catalog.jobs import JobQueue
+    from grid.catalog.quick_read import QuickCatalog
+    from grid.service.runs import RunPort
 
 
 class Client(ServiceClient):
@@ -81,7 +86,7 @@ class Client(ServiceClient):
         # storage never mix with another's.
         tag = owner if not remote else f"{owner}-{file_tag(url)}"
         db = "catalog.db" if not remote else f"catalog-{file_tag(url)}.db"
-        catalog = Catalog(f"sqlite:///{os.path.join(self.home, db)}", owner)
+        catalog = LazyCatalog(os.path.join(self.home, db), owner)
         store = Store(
             objects,
             os.path.join(self.home, "index", f"{tag}.sqlite"),
@@ -90,7 +95,7 @@ class Client(ServiceClient):
             state_path=os.path.join(self.home, "state", f"{tag}.sqlite"),
         )
         self._ctx = Context(
-            catalog,
+            cast(CatalogPort, catalog),
             store,
             os.path.join(self.home, "tmp"),
             allow_private_urls,
@@ -102,15 +107,24 @@ class Client(ServiceClient):
         )
 
         self._catalog = catalog
-        self._runs = LocalRuns(RunRegistry(catalog), catalog.owner_id)
+        self._runs: RunPort | None = None
 
     @property
     def runs(self) -> RunPort:
         """The runs and sessions of this installation."""
+        if self._runs is None:
+            from grid.catalog.runs import RunRegistry
+            from grid.service.runs import LocalRuns
+
+            catalog = self._catalog.opened()
+            self._runs = LocalRuns(RunRegistry(catalog), catalog.owner_id)
         return self._runs
 
     def _jobs(self) -> tuple[JobQueue, list[int]]:
-        return JobQueue(self._catalog), [self._catalog.owner_id]
+        from grid.catalog.jobs import JobQueue
+
+        catalog = self._catalog.opened()
+        return JobQueue(catalog), [catalog.owner_id]
 
     def jobs(self, limit: int = 1000) -> builtins.list[JobInfo]:
         """The jobs of this installation's catalog (none: it runs its work itself)."""
@@ -157,3 +171,81 @@ class Client(ServiceClient):
                 rule=f"{NAME_RULE}; OWNER/NAME only when logged in to a grid server",
             )
         return self._ctx, name, ""
+
+
+class LazyCatalog:
+    """The embedded catalog, opened (``grid.catalog.Catalog``) on first use.
+
+    Opening it imports SQLAlchemy and checks the schema: about 0.3 s, more than reading a
+    small version back. Until something needs it, the calls a reader makes (``version``,
+    ``versions``: which version ``iter_files``, ``open`` or ``read_bytes`` reads) are answered
+    from the SQLite file by ``grid.catalog.quick_read``, which gives the catalog's own answers
+    and errors; where that reader is unsure (no catalog yet, another schema, an unexpected
+    value) the catalog is opened, and so it is for every other call (the ``CatalogPort``
+    methods and ``Catalog``'s own, through ``__getattr__``). Thread-safe.
+    """
+
+    def __init__(self, path: str, owner: str) -> None:
+        self._path = path
+        self._owner = owner
+        self._catalog: Catalog | None = None
+        self._quick: QuickCatalog | None = None
+        self._tried_quick = False
+        self._lock = threading.Lock()
+
+    def opened(self) -> Catalog:
+        """The catalog, opened now if it was not (created or migrated if need be)."""
+        with self._lock:
+            if self._catalog is None:
+                from grid.catalog import Catalog
+
+                self._catalog = Catalog(f"sqlite:///{self._path}", self._owner)
+                if self._quick is not None:
+                    self._quick.close()
+                    self._quick = None
+            return self._catalog
+
+    def _quick_reader(self) -> QuickCatalog | None:
+        """The sqlite3 reader while the catalog is not open (None where it cannot serve)."""
+        with self._lock:
+            if self._catalog is None and not self._tried_quick:
+                from grid.catalog.quick_read import open_quick
+
+                self._tried_quick = True
+                self._quick = open_quick(self._path, self._owner)
+            return self._quick if self._catalog is None else None
+
+    def version(self, name: str, number: int) -> VersionInfo:
+        quick = self._quick_reader()
+        if quick is not None:
+            from grid.catalog.quick_read import Unsure
+
+            try:
+                return quick.version(name, number)
+            except Unsure:
+                pass
+        return self.opened().version(name, number)
+
+    def versions(self, name: str) -> builtins.list[VersionInfo]:
+        quick = self._quick_reader()
+        if quick is not None:
+            from grid.catalog.quick_read import Unsure
+
+            try:
+                return quick.versions(name)
+            except Unsure:
+                pass
+        return self.opened().versions(name)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._quick is not None:
+                self._quick.close()
+                self._quick = None
+            if self._catalog is not None:
+                self._catalog.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # own fields (asked before __init__ ran: copy, pickle)
+            raise AttributeError(name)
+        return getattr(self.opened(), name)

@@ -1,4 +1,4 @@
-"""Streaming a whole version (``Client.iter_files``, ``grid.store.reader.stream_files``): every
+"""Streaming a whole version (``Client.iter_files``, ``grid.store.streaming.stream_files``): every
 blob is read into a ``bytes`` of its own and checked against its id before it is handed out,
 so damage is an IntegrityError naming the file, and nothing wrong is ever yielded, even when
 a pack changes under a stream that is already running."""
@@ -14,7 +14,7 @@ import sys
 import pytest
 
 import grid
-from grid.store import reader
+from grid.store import streaming
 from grid.store.compression import RAW, ZSTD
 from grid.store.manifest import BlobLocation
 from grid.store.pack import MAGIC, pack_key
@@ -37,7 +37,7 @@ def tree(client, tmp_path) -> dict[str, bytes]:
 def small_spans(monkeypatch):
     """Spans of ~64 KiB: a small version is read as many spans, most of them after the
     first file has been handed out."""
-    monkeypatch.setattr(reader, "_SPAN", 64 << 10)
+    monkeypatch.setattr(streaming, "_SPAN", 64 << 10)
 
 
 def _blob(client, name: str) -> tuple[BlobLocation, str]:

@@ -25,13 +25,16 @@ from grid.mount.session import FuseError
 log = logging.getLogger("grid.mount")
 
 TIMEOUT = 24 * 3600  # immutable data: the kernel may cache entries and attributes for a day
-BLOCK = 1 << 20
 _SMALLEST_PLUS = 160  # bytes of a READDIRPLUS record with a name of up to 8 bytes
 _SMALLEST = 32  # of a READDIR record
 
 
 def _inode(entry_id: int) -> int:
     return entry_id + 1  # manifest root is id 0, FUSE's root inode is 1
+
+
+def _nlink(kind: int) -> int:
+    return 2 if kind == DIR else 1
 
 
 class GridOperations:
@@ -97,8 +100,9 @@ class GridOperations:
         return entry
 
     def _attrs(self, e: EntryLike) -> p.Attributes:
-        nlink = 2 if e.kind == DIR else 1
-        return p.Attributes(_inode(e.id), e.size, e.mode, nlink, self.uid, self.gid, e.mtime_ns)
+        return p.Attributes(
+            _inode(e.id), e.size, e.mode, _nlink(e.kind), self.uid, self.gid, e.mtime_ns
+        )
 
     def lookup(self, parent: int, name: bytes) -> bytes:
         try:
@@ -133,28 +137,23 @@ class GridOperations:
         limit = max(2, size // (_SMALLEST_PLUS if plus else _SMALLEST) + 1)
         out: list[bytes] = []
         used = 0
-        uid, gid, timeout, pad = self.uid, self.gid, TIMEOUT, p.PADDING
-        pack = p.DIRENTPLUS.pack if plus else p.DIRENT_HEAD.pack
+        uid, gid, direntplus = self.uid, self.gid, p.direntplus
         try:
             while True:
                 rows = snap.child_rows(ino - 1, after, limit)
                 for entry_id, _parent, name, kind, length, mode, mtime_ns, _target, _blobs in rows:
-                    raw = name.encode()
-                    node = entry_id + 1
+                    node, raw = _inode(entry_id), name.encode()
                     if plus:
-                        sec, nsec = divmod(mtime_ns, 1_000_000_000)
-                        head = pack(
-                            node, 0, timeout, timeout, 0, 0,
-                            node, length, (length + 511) >> 9, sec, sec, sec, nsec, nsec, nsec,
-                            mode, 2 if kind == DIR else 1, uid, gid, 0, BLOCK, 0,
-                            node, entry_id, len(raw), mode >> 12,
+                        record = direntplus(
+                            node, length, mode, _nlink(kind), uid, gid, mtime_ns,
+                            raw, entry_id, TIMEOUT,
                         )  # fmt: skip
                     else:
-                        head = pack(node, entry_id, len(raw), mode >> 12)
-                    used += len(head) + len(raw) + (-len(raw) & 7)
+                        record = p.dirent(node, mode, raw, entry_id)
+                    used += len(record)
                     if used > size:
                         return b"".join(out)
-                    out += (head, raw, pad[len(raw) & 7])
+                    out.append(record)
                 if len(rows) < limit:
                     return b"".join(out)
                 after = rows[-1][2]
@@ -173,5 +172,5 @@ class GridOperations:
             raise FuseError(errno.EIO) from exc
 
     def statfs(self) -> bytes:
-        blocks = (self.snap.version.size + BLOCK - 1) // BLOCK
-        return p.statfs_out(blocks, self._count_inodes(), BLOCK)
+        blocks = (self.snap.version.size + p.BLOCK_SIZE - 1) // p.BLOCK_SIZE
+        return p.statfs_out(blocks, self._count_inodes(), p.BLOCK_SIZE)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from grid.client.quick import QuickReader, connect_quick
 from grid.errors import ConflictError, GridError, UsageError
 from grid.mount import session as fuse
 from grid.mount.operations import GridOperations
-from grid.mount.session import Session
+from grid.mount.session import Session, unescape_mount_field
 
 FSNAME_PREFIX = "grid:"
 THREADS = 4  # request threads per serving process
@@ -29,16 +28,6 @@ def default_mountpoint(name: str, version: int) -> str:
     return os.path.join(root, name, str(version))
 
 
-_OCTAL = re.compile(rb"\\([0-7]{3})")
-
-
-def _unescape(field: bytes) -> str:
-    """A field of /proc/mounts as the path it names: the kernel writes space, tab, newline and
-    backslash as octal escapes (``\\040``, ``\\011``, ``\\012``, ``\\134``); other bytes as
-    they are (not UTF-8 ones too: decoded as the os module does)."""
-    return os.fsdecode(_OCTAL.sub(lambda m: bytes([int(m.group(1), 8) & 0xFF]), field))
-
-
 def mounted() -> dict[str, str]:
     """Mountpoint -> fsname of every grid mount on this machine (from /proc/mounts)."""
     out = {}
@@ -47,7 +36,7 @@ def mounted() -> dict[str, str]:
             fields = line.split()
             if len(fields) < 3:
                 continue
-            fsname, mountpoint, fstype = (_unescape(x) for x in fields[:3])
+            fsname, mountpoint, fstype = (unescape_mount_field(x) for x in fields[:3])
             if fstype == "fuse.grid" or fsname.startswith(FSNAME_PREFIX):
                 out[mountpoint] = fsname
     return out

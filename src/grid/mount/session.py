@@ -18,6 +18,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -89,10 +90,9 @@ def widen_readahead(mountpoint: str, kib: int = READAHEAD_KIB) -> bool:
     small file one request. Needs root (the setting is in /sys); returns whether it took."""
     device = None
     with contextlib.suppress(OSError), open("/proc/self/mountinfo", "rb") as f:
-        wanted = _escape(os.fsencode(mountpoint))
         for line in f:
             fields = line.split()
-            if len(fields) > 4 and fields[4] == wanted:
+            if len(fields) > 4 and unescape_mount_field(fields[4]) == mountpoint:
                 device = fields[2].decode()  # the mount's MAJOR:MINOR (its own bdi)
     if device is None:
         return False
@@ -104,11 +104,15 @@ def widen_readahead(mountpoint: str, kib: int = READAHEAD_KIB) -> bool:
     return True
 
 
-def _escape(path: bytes) -> bytes:
-    """A path as /proc/self/mountinfo writes it (space, tab, newline, backslash in octal)."""
-    for char in b"\\ \t\n":
-        path = path.replace(bytes([char]), b"\\%03o" % char)
-    return path
+_OCTAL = re.compile(rb"\\([0-7]{3})")
+
+
+def unescape_mount_field(field: bytes) -> str:
+    """A field of /proc/mounts or /proc/self/mountinfo as the path it names: the kernel
+    writes space, tab, newline and backslash as octal escapes (``\\040``, ``\\011``,
+    ``\\012``, ``\\134``); other bytes as they are (not UTF-8 ones too: decoded as the os
+    module does)."""
+    return os.fsdecode(_OCTAL.sub(lambda m: bytes([int(m.group(1), 8) & 0xFF]), field))
 
 
 def unmount(mountpoint: str) -> None:
@@ -123,7 +127,6 @@ class Session:
     def __init__(self, fd: int, fs: Filesystem) -> None:
         self.fd = fd
         self.fs = fs
-        self.initialized = threading.Event()
         self.ended = threading.Event()
         self._threads: list[threading.Thread] = []
         self._handlers: dict[int, Callable[[int, memoryview], bytes | None]] = {
@@ -142,9 +145,7 @@ class Session:
         }
 
     def _init(self, ino: int, arg: memoryview) -> bytes:
-        reply = p.init_reply(arg)
-        self.initialized.set()
-        return reply
+        return p.init_reply(arg)
 
     def _destroy(self, ino: int, arg: memoryview) -> bytes:
         self.ended.set()

@@ -151,8 +151,7 @@ class BlobIndex:
             with conn:
                 row = conn.execute("SELECT id FROM packs WHERE name = ?", (pack_id,)).fetchone()
                 if row:
-                    conn.execute("DELETE FROM blobs WHERE pack = ?", row)
-                    conn.execute("DELETE FROM packs WHERE id = ?", row)
+                    _drop_pack(conn, row[0])
         except sqlite3.Error as exc:
             raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
 
@@ -172,8 +171,7 @@ class BlobIndex:
                         packs.add(pack)
                     conn.execute("DELETE FROM blobs WHERE digest = ?", (digest,))
                 for pack in packs:
-                    conn.execute("DELETE FROM blobs WHERE pack = ?", (pack,))
-                    conn.execute("DELETE FROM packs WHERE id = ?", (pack,))
+                    _drop_pack(conn, pack)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
 
@@ -213,8 +211,7 @@ class BlobIndex:
                         continue
                     row = conn.execute("SELECT id FROM packs WHERE name = ?", (pack_id,)).fetchone()
                     if row:
-                        conn.execute("DELETE FROM blobs WHERE pack = ?", row)
-                        conn.execute("DELETE FROM packs WHERE id = ?", row)
+                        _drop_pack(conn, row[0])
                     out.append(pack_id)
                 conn.execute("COMMIT")
             except BaseException:
@@ -261,3 +258,10 @@ class BlobIndex:
     def close(self) -> None:
         """Close every thread's connection."""
         self._db.close()
+
+
+def _drop_pack(conn: sqlite3.Connection, pack: int) -> None:
+    """Delete a pack (by its row id) and its blobs from the index, in the caller's
+    transaction."""
+    conn.execute("DELETE FROM blobs WHERE pack = ?", (pack,))
+    conn.execute("DELETE FROM packs WHERE id = ?", (pack,))

@@ -9,7 +9,7 @@ import os
 import pytest
 
 import grid
-import grid.store.repository as repository
+import grid.store.manifest_store as manifest_store
 
 
 def test_the_first_read_after_a_create_does_not_unpack_the_manifest(client, tmp_path, monkeypatch):
@@ -21,7 +21,7 @@ def test_the_first_read_after_a_create_does_not_unpack_the_manifest(client, tmp_
     def unpack(*_args, **_kwargs):
         raise AssertionError("the manifest was unpacked again")
 
-    monkeypatch.setattr(repository, "unpack_manifest", unpack)
+    monkeypatch.setattr(manifest_store, "unpack", unpack)
     assert [f.path for f in client.ls("m", 1, "a")] == ["a/x.txt"]
     assert client.read_bytes("m", 1, "a/x.txt") == b"x"
     assert client.verify("m", 1).ok
@@ -45,7 +45,7 @@ def test_a_manifest_written_elsewhere_is_unpacked_on_first_read(client, tmp_path
     src = tmp_path / "src"
     src.mkdir()
     (src / "y").write_text("y")
-    monkeypatch.setattr(repository.os, "replace", _refuse_cross_device)
+    monkeypatch.setattr(manifest_store.os, "replace", _refuse_cross_device)
     client.create(str(src), "n")  # the cache could not take the file: nothing breaks
     monkeypatch.undo()
     assert client.read_bytes("n", 1, "y") == b"y"

@@ -42,10 +42,12 @@ from grid.service.context import Context
 from grid.service.create_progress import Ticker, Totals
 from grid.service.create_progress import reporter as progress_reporter
 from grid.service.create_steps import (
+    Base,
     SourceOptions,
     arrange_archive,
     check_packs,
     default_name,
+    held_base,
     latest_same_tree,
     lost_error,
     manifest_meta,
@@ -165,7 +167,8 @@ def _create(ctx: Context, source: Source, origin: str, name: str, job: _Job) -> 
             raise _interrupted(version) from exc
         raise
     try:
-        return _fill(ctx, source, origin, version, job, manifest_path, heartbeat)
+        with held_base(ctx, version) as base:
+            return _fill(ctx, source, origin, version, job, manifest_path, heartbeat, base)
     finally:
         heartbeat.stop()
 
@@ -184,8 +187,10 @@ def _fill(
     job: _Job,
     manifest_path: str,
     heartbeat: Heartbeat,
+    base: Base | None,
 ) -> VersionInfo:
-    """Store the source into ``version`` and finish it (see ``create``)."""
+    """Store the source into ``version`` and finish it (see ``create``); its manifest is
+    stored as a delta against ``base``'s."""
     warn, archive = job.warn, source if isinstance(source, StreamedSource) else None
     name, manifest_id, lease = version.datastore, version.manifest_id, heartbeat.lease
     totals: Totals | None = None
@@ -203,7 +208,7 @@ def _fill(
                 reporter(stats)
 
         reporter = progress_reporter(ctx, version, job.progress, None, archive)
-        reused = _reuse_unchanged(ctx, source, version, job, manifest_path, report)
+        reused = _reuse_unchanged(source, version, job, manifest_path, report, base, ctx)
         if isinstance(reused, Reused):
             stats, manifest = reused.stats, reused.manifest
         else:
@@ -213,7 +218,9 @@ def _fill(
                 totals = Totals(recount)
                 reporter = progress_reporter(ctx, version, job.progress, totals, archive)
             ticker = Ticker(reporter) if archive is not None else None
-            manifest = ManifestWriter(manifest_path)
+            # an archive's entries are staged first, numbering packs as they come
+            numbering = base.packs if base is not None and base.delta and archive is None else None
+            manifest = ManifestWriter(manifest_path, numbering)
             if archive is not None:
                 ctx.catalog.set_status(name, version.number, PROCESSING, lease=lease)
                 staged = ManifestWriter(f"{manifest_path}.staged")
@@ -252,7 +259,8 @@ def _fill(
                 return latest
         ctx.catalog.set_status(name, version.number, OPTIMIZING, lease=lease)
         manifest.finish(manifest_meta(version, stats, origin, root_mtime))
-        stats.stored_bytes += ctx.store.put_manifest(manifest_id, manifest.path)
+        delta_base = base.manifest_id if base is not None and base.delta else None
+        stats.stored_bytes += ctx.store.put_manifest(manifest_id, manifest.path, delta_base)
         # Leases stay: a gc that started before this point did not mark this version's blobs;
         # gc itself drops leases of versions it has marked.
         ctx.catalog.set_status(
@@ -286,32 +294,22 @@ def _fill(
 
 
 def _reuse_unchanged(
-    ctx: Context,
     source: Source,
     version: VersionInfo,
     job: _Job,
     manifest_path: str,
     report: Callable[[IngestStats], None],
+    base: Base | None,
+    ctx: Context,
 ) -> Reused | Source:
-    """The previous version's manifest, copied, if a local folder is unchanged since then
-    (see ``grid.store.unchanged``); else the source to ingest."""
-    if job.rehash or not isinstance(source, LocalSource) or not source.is_dir:
-        return source
-    older = [
-        v
-        for v in ctx.catalog.versions(version.datastore)
-        if v.status == SUCCEEDED and v.number < version.number
-    ]
-    if not older:
-        return source
-    try:
-        previous = ctx.store.manifest_path(older[-1].manifest_id)
-    except GridError:  # missing or unreadable: the ingest stores the tree as usual
+    """The previous version's manifest (``base``), copied, if a local folder is unchanged
+    since then (see ``grid.store.unchanged``); else the source to ingest."""
+    if job.rehash or base is None or not isinstance(source, LocalSource) or not source.is_dir:
         return source
     return reuse_unchanged(
         source,
         ctx.store,
-        previous,
+        base.path,
         manifest_path,
         locate=source.location,
         holder=version.ref,

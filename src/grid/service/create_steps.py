@@ -1,11 +1,16 @@
 """The steps of a create around its ingest: opening the source (through the table of kinds
 in ``grid.sources.factory``), putting a streamed source's entries in storage order, checking
 that every pack is stored, what the manifest records, whether the tree is unchanged, and
-the error for a create that lost its version."""
+the error for a create that lost its version, and the earlier version a new manifest is
+stored as a delta against."""
 
 from __future__ import annotations
 
-from grid.errors import ConflictError, IntegrityError, NotFoundError
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from grid.errors import ConflictError, GridError, IntegrityError, NotFoundError
 from grid.records import SUCCEEDED, VersionInfo
 from grid.service.context import Context
 from grid.sources import factory
@@ -15,11 +20,13 @@ from grid.store.arrange import arrange
 from grid.tree import Source, StreamedSource, Warn
 
 __all__ = [
+    "Base",
     "SourceOptions",
     "StagedArchive",
     "arrange_archive",
     "check_packs",
     "default_name",
+    "held_base",
     "latest_same_tree",
     "lost_error",
     "manifest_meta",
@@ -106,3 +113,47 @@ def lost_error(ctx: Context, version: VersionInfo) -> ConflictError:
         f"{version.ref} was taken over by a create on {now.host} (pid {now.pid}) after this "
         "one stopped renewing its lease (was the machine asleep?); stopping"
     )
+
+
+@dataclass(frozen=True)
+class Base:
+    """The version before a new one: its manifest (id, local file, packs), which an
+    unchanged tree copies, and which the new manifest is stored as a delta against where
+    ``delta`` (not in team mode: a server stores whole manifests)."""
+
+    manifest_id: str
+    path: str
+    packs: dict[int, str]
+    delta: bool
+
+
+@contextlib.contextmanager
+def held_base(ctx: Context, version: VersionInfo) -> Iterator[Base | None]:
+    """The latest succeeded version before ``version``, held as a reader for the block, so
+    that no delete or gc takes its manifest away while a new manifest is stored as a delta
+    against it (docs/format.md, "Manifest objects"). None for a datastore's first version,
+    or when it cannot be read."""
+    older = []
+    with contextlib.suppress(GridError):  # no base: the manifest is stored whole
+        older = [
+            v
+            for v in ctx.catalog.versions(version.datastore)
+            if v.status == SUCCEEDED and v.number < version.number
+        ]
+    if not older:
+        yield None
+        return
+    with ctx.store.readers.reading(older[-1].ref):
+        try:  # read again under the lock: a gc may have rewritten it, a delete removed it
+            latest = ctx.catalog.version(version.datastore, older[-1].number)
+            reader = ctx.store.open_manifest(latest.manifest_id)
+        except GridError:
+            yield None
+            return
+        try:
+            base = Base(
+                latest.manifest_id, reader.path, reader.pack_numbers, not ctx.server_checked
+            )
+        finally:
+            reader.close()
+        yield base if latest.status == SUCCEEDED else None

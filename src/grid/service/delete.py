@@ -35,10 +35,23 @@ def delete(ctx: Context, name: str, number: int | None = None) -> list[VersionIn
             removed = ctx.catalog.delete_datastore(name)
         else:
             removed = [ctx.catalog.delete_version(name, number)]
+        left = ctx.catalog.versions(name) if number is not None else []
+        _delete_manifests(ctx, removed, left)
         for v in removed:
-            ctx.store.delete_manifest(v.manifest_id)
             ctx.store.index.release(v.ref)
     return removed
+
+
+def _delete_manifests(ctx: Context, removed: list[VersionInfo], left: list[VersionInfo]) -> None:
+    """Delete the manifests of ``removed`` and those they were deltas against, except what
+    the datastore's ``left`` versions name or are deltas against (docs/format.md, "Manifest
+    objects"): a base outlives the versions stored against it."""
+    kept = {v.manifest_id for v in left}
+    doomed = {v.manifest_id for v in removed}
+    doomed |= ctx.store.bases_needed(doomed)
+    doomed -= kept | ctx.store.bases_needed(kept)
+    for manifest_id in sorted(doomed):
+        ctx.store.delete_manifest(manifest_id)
 
 
 @contextlib.contextmanager

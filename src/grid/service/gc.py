@@ -111,7 +111,7 @@ def gc(
                     _repack(ctx, db, sparse, live_versions, report)
                 _delete_packs(ctx, dead)
                 ctx.store.objects.clean_partial()
-                report.retired_deleted, report.kept_for_readers = sweep(ctx)
+                report.retired_deleted, report.kept_for_readers = sweep(ctx, _bases(ctx))
             else:
                 report.packs_repacked = len(sparse)
                 report.bytes_reclaimed += sum(sparse.values())
@@ -194,12 +194,20 @@ def _drop_orphan_manifests(ctx: Context, report: GcReport, cutoff: float) -> int
     stored = list(ctx.store.objects.list("manifests/"))  # before the catalog: see above
     known = {manifest_key(v.manifest_id) for v in _versions(ctx)}
     known |= retired_keys(ctx)  # a replaced manifest a reader may still use: swept separately
+    known |= {manifest_key(m) for m in _bases(ctx)}
     orphans = [obj for obj in stored if obj.key not in known]
     doomed = [obj.key for obj in _collectable(ctx, orphans, report, cutoff)]
     for key in doomed:
         ctx.store.objects.delete(key)
     ctx.store.index.deleted(doomed)
     return len(doomed)
+
+
+def _bases(ctx: Context) -> set[str]:
+    """The manifests that a version's manifest, or a retired one, is a delta against."""
+    named = [v.manifest_id for v in _versions(ctx)]
+    named += [k.rsplit("/", 1)[-1] for k in retired_keys(ctx) if k.startswith("manifests/")]
+    return ctx.store.bases_needed(named)
 
 
 def _collectable(

@@ -6,7 +6,8 @@ file, ``iter_files``) still reads through the old manifest and the old pack, so 
 them instead of deleting them: they are recorded with the versions that pointed at them, and
 deleted, by this gc or a later one, once none of those versions is being read
 (``grid.store.readers``). A reader that starts after the swap reads the catalog after taking
-its lock, so it sees the new manifest and never needs a retired object.
+its lock, so it sees the new manifest and never needs a retired object. A retired manifest
+that a kept version's manifest is a delta against stays until that one goes too.
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ def retired_keys(ctx: Context) -> set[str]:
     return {key for key, _ in ctx.store.index.retired()}
 
 
-def sweep(ctx: Context) -> tuple[int, int]:
-    """Delete retired objects whose versions nobody reads now; return (deleted, kept)."""
+def sweep(ctx: Context, bases: set[str]) -> tuple[int, int]:
+    """Delete retired objects whose versions nobody reads now, except the manifests in
+    ``bases`` (other manifests are deltas against them); return (deleted, kept)."""
     deleted: list[str] = []
     kept = 0
     for key, refs in ctx.store.index.retired():
+        if key.rsplit("/", 1)[-1] in bases and key.startswith("manifests/"):
+            continue
         if _being_read(ctx, refs):
             kept += 1
             continue

@@ -12,15 +12,13 @@ import io
 import os
 import uuid
 from collections.abc import Iterator
-from typing import BinaryIO
-
-import zstandard
 
 from grid.errors import GridError, IntegrityError, storage_error
 from grid.ids import digest_of
 from grid.store.chunker import MAX_CHUNK
 from grid.store.compression import decode
 from grid.store.manifest import BlobLocation, ManifestReader
+from grid.store.manifest_object import unpack
 from grid.store.pack import MAGIC, PackedBlob, parse_trailer, trailer_span
 
 
@@ -82,7 +80,7 @@ def unpacked_manifest(data: bytes, scratch: str) -> Iterator[ManifestReader]:
     try:
         os.makedirs(scratch, exist_ok=True)
         with open(path, "wb") as dst:
-            unpack_manifest(io.BytesIO(data), dst)
+            unpack(io.BytesIO(data), dst)  # a delta, needing a base, is refused
         reader = ManifestReader(path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -98,17 +96,3 @@ def unpacked_manifest(data: bytes, scratch: str) -> Iterator[ManifestReader]:
         reader.close()
         with contextlib.suppress(OSError):
             os.unlink(path)
-
-
-def unpack_manifest(src: BinaryIO, dst: BinaryIO) -> None:
-    """Decompress a manifest object, refusing a truncated or damaged one (the frame records
-    its size and a checksum).
-
-    Raises:
-        zstandard.ZstdError: damaged or truncated.
-    """
-    expected = zstandard.frame_content_size(src.read(18))
-    src.seek(0)
-    _, written = zstandard.ZstdDecompressor().copy_stream(src, dst)
-    if expected < 0 or written != expected:
-        raise zstandard.ZstdError(f"unpacked {written} bytes of {expected}: truncated")

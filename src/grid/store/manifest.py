@@ -24,8 +24,8 @@ from grid.errors import (
     StorageError,
 )
 
-FORMAT_VERSION = "1.2"
-FORMAT_MAJOR = 1
+FORMAT_VERSION = "2.0"
+FORMAT_MAJOR = 2
 
 DIR, FILE, SYMLINK = 0, 1, 2
 KIND_NAMES = {DIR: "dir", FILE: "file", SYMLINK: "symlink"}
@@ -89,7 +89,10 @@ class ManifestWriter:
 
     _FLUSH_ROWS = 2000
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, base_packs: Mapping[int, str] | None = None) -> None:
+        """``base_packs``: the ``packs`` table of the manifest this one will be stored as a
+        delta against; its packs keep their numbers here, so the blob lists of unchanged files
+        are the same bytes (only the packs used are listed, as they are first used)."""
         self.path = path
         try:
             if os.path.exists(path):
@@ -102,8 +105,11 @@ class ManifestWriter:
             raise StorageError(f"cannot create the manifest {path}: {exc}", key=path) from exc
         self._rows: list[tuple[object, ...]] = []
         self._next_id = ROOT_ID + 1
-        self._pack_numbers: dict[str, int] = {}
-        self._pack_list: list[str] = []
+        base = base_packs or {}
+        self._pack_numbers: dict[str, int] = {name: no for no, name in base.items()}
+        self._pack_names: dict[int, str] = dict(base)
+        self._listed: set[int] = set()
+        self._next_pack = max(base, default=-1) + 1
         self._copied = False
 
     @classmethod
@@ -129,7 +135,9 @@ class ManifestWriter:
             raise StorageError(f"cannot copy the manifest {source}: {exc}", key=path) from exc
         writer._next_id = (last or ROOT_ID) + 1
         writer._pack_numbers = {name: no for no, name in packs}
-        writer._pack_list = [name for _, name in packs]
+        writer._pack_names = dict(packs)
+        writer._listed = set(writer._pack_names)
+        writer._next_pack = max(writer._pack_names, default=-1) + 1
         return writer
 
     def pack_number(self, pack_id: str) -> int:
@@ -137,14 +145,17 @@ class ManifestWriter:
         no = self._pack_numbers.get(pack_id)
         if no is None:
             self._refuse_copied()
-            no = self._pack_numbers[pack_id] = len(self._pack_numbers)
-            self._pack_list.append(pack_id)
+            no = self._pack_numbers[pack_id] = self._next_pack
+            self._next_pack += 1
+            self._pack_names[no] = pack_id
+        if no not in self._listed:
+            self._listed.add(no)
             self._db.execute("INSERT INTO packs VALUES (?, ?)", (no, pack_id))
         return no
 
     def pack_id(self, number: int) -> str:
         """The pack registered under ``number``."""
-        return self._pack_list[number]
+        return self._pack_names[number]
 
     def add(
         self,
@@ -173,7 +184,7 @@ class ManifestWriter:
     @property
     def pack_ids(self) -> list[str]:
         """Every pack the manifest references so far."""
-        return list(self._pack_numbers)
+        return [self._pack_names[no] for no in sorted(self._listed)]
 
     def _flush(self) -> None:
         try:
@@ -307,7 +318,10 @@ class ManifestReader:
     """Read-only queries on a finished manifest file. Thread-safe (one connection per reader
     thread is not needed: sqlite3 serialises access on its own)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, base_packs: Mapping[int, str] | None = None) -> None:
+        """``base_packs``: the ``packs`` table of the manifest this one will be stored as a
+        delta against; its packs keep their numbers here, so the blob lists of unchanged files
+        are the same bytes (only the packs used are listed, as they are first used)."""
         self.path = path
         try:
             self._db = sqlite3.connect(
@@ -533,6 +547,11 @@ class ManifestReader:
     @property
     def pack_ids(self) -> list[str]:
         return list(self._packs.values())
+
+    @property
+    def pack_numbers(self) -> dict[int, str]:
+        """The ``packs`` table: manifest-local number -> pack id."""
+        return dict(self._packs)
 
 
 _RELOCATE_PAGE = 10_000

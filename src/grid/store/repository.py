@@ -4,36 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import io
 import os
 from collections.abc import Iterator, Sequence
 
-import zstandard
-
-from grid.errors import IntegrityError, NotFoundError, storage_error
+from grid.errors import IntegrityError, NotFoundError
 from grid.ids import digest_of
 from grid.objects.base import Buffer, ObjectStore
-from grid.store.blob_check import check_pack, unpack_manifest, verify_blob
+from grid.store.blob_check import check_pack, verify_blob
 from grid.store.cache import BlobCache
 from grid.store.compression import RAW
 from grid.store.filestate import FileState
 from grid.store.index import BlobIndex
-from grid.store.manifest import BlobLocation, ManifestReader
+from grid.store.manifest import BlobLocation
+from grid.store.manifest_store import ManifestObjects, manifest_key
 from grid.store.pack import PackBuilder, pack_key
 from grid.store.readers import ReaderLocks
 
 # Blobs of a pack closer than this are fetched with one read (the gap is read and dropped).
 _GAP = 64 << 10
-_MANIFEST_LEVEL = 3
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+__all__ = ["Store", "manifest_key"]
 
 
-def manifest_key(manifest_id: str) -> str:
-    """Object key of a version's manifest."""
-    return f"manifests/{manifest_id[:2]}/{manifest_id}"
-
-
-class Store:
+class Store(ManifestObjects):
     """Content-addressed storage over an ``ObjectStore``.
 
     Args:
@@ -71,76 +64,6 @@ class Store:
         self.index.close()
         self.objects.close()
 
-    # -- manifests ---------------------------------------------------------------------------
-    def put_manifest(self, manifest_id: str, path: str) -> int:
-        """Store a finished manifest file, zstd-compressed (about 2x smaller); return the stored
-        size. The file itself becomes the cache's copy, so the version's first reader here
-        does not unpack it again (1.5 s for 10 million files)."""
-        key = manifest_key(manifest_id)
-        packed = f"{path}.zst"
-        self.index.will_write([key])
-        try:
-            with open(path, "rb") as src, open(packed, "wb") as dst:
-                zstandard.ZstdCompressor(level=_MANIFEST_LEVEL, write_checksum=True).copy_stream(
-                    src, dst, size=os.fstat(src.fileno()).st_size
-                )
-            stored = self.objects.put_file(key, packed)
-            with contextlib.suppress(OSError):  # another filesystem: the first read unpacks
-                cached = os.path.join(self.cache_dir, "manifests", manifest_id)
-                os.makedirs(os.path.dirname(cached), exist_ok=True)
-                os.replace(path, cached)
-            return stored
-        except OSError as exc:
-            raise storage_error(exc, f"compress the manifest {path}") from exc
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(packed)
-
-    def open_manifest(self, manifest_id: str) -> ManifestReader:
-        """Open a version's manifest for queries, fetching it into the cache if remote.
-
-        Raises:
-            IntegrityError: the manifest is missing or damaged.
-        """
-        return ManifestReader(self.manifest_path(manifest_id))
-
-    def manifest_path(self, manifest_id: str) -> str:
-        """A local file holding a version's manifest (fetched into the cache if remote).
-
-        Raises:
-            IntegrityError: the manifest is missing.
-        """
-        key = manifest_key(manifest_id)
-        stored = self.objects.local_path(key)
-        if stored is not None and not os.path.exists(stored):
-            raise IntegrityError(f"manifest {manifest_id} is missing from the store")
-        if stored is not None and _is_sqlite(stored):
-            return stored  # format 1.0: stored uncompressed, usable in place
-        path = os.path.join(self.cache_dir, "manifests", manifest_id)
-        if os.path.exists(path):
-            return path
-        tmp = f"{path}.tmp{os.getpid()}"
-        try:
-            data = self.objects.get(key) if stored is None else None
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(tmp, "wb") as dst:
-                if data is not None and data.startswith(_SQLITE_MAGIC):
-                    dst.write(data)
-                else:
-                    with io.BytesIO(data) if data is not None else open(str(stored), "rb") as src:
-                        unpack_manifest(src, dst)
-            os.replace(tmp, path)
-        except NotFoundError as exc:
-            raise IntegrityError(f"manifest {manifest_id} is missing from the store") from exc
-        except zstandard.ZstdError as exc:
-            raise IntegrityError(f"manifest {manifest_id} is damaged: {exc}") from exc
-        except OSError as exc:
-            raise storage_error(exc, f"unpack the manifest {manifest_id}") from exc
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        return path
-
     @contextlib.contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
         """Hold the store-wide lock ``name`` (a file lock: across processes) while inside."""
@@ -164,13 +87,6 @@ class Store:
         pack.size = self.put_pack(pack.pack_id, pack.finish())
         self.objects.sync([pack_key(pack.pack_id)])
 
-    def delete_manifest(self, manifest_id: str) -> None:
-        self.objects.delete(manifest_key(manifest_id))
-        cached = os.path.join(self.cache_dir, "manifests", manifest_id)
-        if os.path.exists(cached):
-            os.unlink(cached)
-
-    # -- blobs -------------------------------------------------------------------------------
     def read_blob(self, loc: BlobLocation, cached: bool = True) -> bytes:
         """Return a blob's original bytes, verified against its BLAKE3 id when fetched.
 
@@ -287,8 +203,3 @@ class Store:
             except NotFoundError:
                 missing.append(pid)
         return missing
-
-
-def _is_sqlite(path: str) -> bool:
-    with open(path, "rb") as f:
-        return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC

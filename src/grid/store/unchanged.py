@@ -150,7 +150,7 @@ class _Comparison:
         except sqlite3.Error:
             return None
         major = str(meta.get("format_version", "")).split(".")[0]
-        if not (major.isdecimal() and int(major) == FORMAT_MAJOR and meta.get("tree_digest")):
+        if not (major.isdecimal() and 1 <= int(major) <= FORMAT_MAJOR and meta.get("tree_digest")):
             return None  # 1.0 (no tree digest) or a newer major: ingest as usual
         return meta
 

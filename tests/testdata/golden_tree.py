@@ -23,3 +23,21 @@ def write_golden_tree(root: str) -> None:
         with open(path, "wb") as f:
             f.write(data)
     os.symlink("data/log.txt", os.path.join(root, "log-link"))
+
+
+def golden_files_v2() -> dict[str, bytes]:
+    """The tree of a golden store's second version (since format 1.2's golden store): one
+    file changed, one added, one removed."""
+    files = dict(golden_files())
+    files["data/ünï.txt"] = "ünïcødé, version 2\n".encode()
+    files["data/added.txt"] = b"added in version 2\n"
+    del files["data/raw.jpg"]
+    return files
+
+
+def write_golden_v2(root: str) -> None:
+    """Turn a tree written by ``write_golden_tree`` into ``golden_files_v2``'s."""
+    os.unlink(os.path.join(root, "data/raw.jpg"))
+    for rel in ("data/ünï.txt", "data/added.txt"):
+        with open(os.path.join(root, rel), "wb") as f:
+            f.write(golden_files_v2()[rel])

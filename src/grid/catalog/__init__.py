@@ -1,7 +1,8 @@
 """Catalog (L2): datastores, versions and statuses in SQL (SQLite by default, PostgreSQL at scale).
 
 The only package that imports SQLAlchemy and Alembic; it hands out plain records.
-``quick_read`` reads an embedded SQLite catalog without them (the CLI's fast read path).
+``quick_read`` reads an embedded SQLite catalog without them (the CLI's fast read path), and
+``quick_write`` makes a create's few writes there.
 """
 
 from __future__ import annotations

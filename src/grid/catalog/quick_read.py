@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +23,7 @@ from grid.records import DatastoreInfo, VersionInfo
 # Catalog.HEAD_REVISION (tests/test_startup.py keeps them equal): another schema is not read.
 HEAD_REVISION = "0010"
 _BUSY_MS = 60000  # as the engine's busy_timeout
-_COLUMNS = (
+VERSION_COLUMNS = (
     "number, status, reason, source, files, size, stored_bytes, created_at, finished_at, "
     "manifest_id, progress_done, progress_total, host, pid, lease_expires_at"
 )
@@ -42,7 +45,7 @@ def _time(value: Any) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def _record(name: str, row: tuple[Any, ...]) -> VersionInfo:
+def version_record(name: str, row: tuple[Any, ...]) -> VersionInfo:
     (number, status, reason, source, files, size, stored, created, finished) = row[:9]
     (manifest_id, done, total, host, pid, lease) = row[9:]
     return VersionInfo(
@@ -66,15 +69,30 @@ def _record(name: str, row: tuple[Any, ...]) -> VersionInfo:
 
 
 class QuickCatalog:
-    """The datastores and versions of ``owner`` in the SQLite catalog file at ``path``,
-    read-only; each call reads one consistent snapshot."""
+    """The datastores and versions of ``owner`` in the SQLite catalog file at ``path``, read
+    (``grid.catalog.quick_write`` writes); each call reads one consistent snapshot.
+    Thread-safe (one call at a time)."""
 
     def __init__(self, conn: sqlite3.Connection, owner_id: int) -> None:
         self._conn = conn
         self.owner_id = owner_id
+        self._lock = threading.RLock()
+        self._closed = False
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction on the shared connection, while no other thread uses it."""
+        with self._lock:
+            if self._closed:  # by another thread: its catalog answers now
+                raise Unsure("closed")
+            with self._conn:
+                self._conn.execute("BEGIN")
+                yield
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._closed = True
+            self._conn.close()
 
     def _read(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         try:
@@ -95,8 +113,7 @@ class QuickCatalog:
     def datastores(self) -> list[DatastoreInfo]:
         """Every datastore of the owner with its version count and latest version, by name."""
         out = []
-        with self._conn:  # one snapshot for all the reads
-            self._conn.execute("BEGIN")
+        with self._snapshot():  # one snapshot for all the reads
             for ds_id, name, created in self._read(
                 "SELECT id, name, created_at FROM datastores WHERE owner_id = ? AND deleted_at "
                 "IS NULL ORDER BY name",
@@ -104,7 +121,7 @@ class QuickCatalog:
             ):
                 count = self._read("SELECT count(*) FROM versions WHERE datastore_id = ?", ds_id)
                 latest = self._read(
-                    f"SELECT {_COLUMNS} FROM versions WHERE datastore_id = ? "
+                    f"SELECT {VERSION_COLUMNS} FROM versions WHERE datastore_id = ? "
                     "ORDER BY number DESC LIMIT 1",
                     ds_id,
                 )
@@ -113,30 +130,29 @@ class QuickCatalog:
                         name=name,
                         created_at=_time(created),  # type: ignore[arg-type]
                         versions=count[0][0] or 0,
-                        latest=_record(name, latest[0]) if latest else None,
+                        latest=version_record(name, latest[0]) if latest else None,
                     )
                 )
         return out
 
     def versions(self, name: str) -> list[VersionInfo]:
         """All versions of ``name``, oldest first."""
-        with self._conn:
-            self._conn.execute("BEGIN")
+        with self._snapshot():
             ds_id = self._datastore_id(name)
             rows = self._read(
-                f"SELECT {_COLUMNS} FROM versions WHERE datastore_id = ? ORDER BY number", ds_id
+                f"SELECT {VERSION_COLUMNS} FROM versions WHERE datastore_id = ? ORDER BY number",
+                ds_id,
             )
-        return [_record(name, row) for row in rows]
+        return [version_record(name, row) for row in rows]
 
     def version(self, name: str, number: int) -> VersionInfo:
         """Version ``number`` of ``name``."""
-        with self._conn:
-            self._conn.execute("BEGIN")
+        with self._snapshot():
             ds_id = self._datastore_id(name)
             rows = []
             if 1 <= number < 2**63:  # as Catalog: beyond SQLite's integers, no such version
                 rows = self._read(
-                    f"SELECT {_COLUMNS} FROM versions WHERE datastore_id = ? AND number = ?",
+                    f"SELECT {VERSION_COLUMNS} FROM versions WHERE datastore_id = ? AND number = ?",
                     ds_id,
                     number,
                 )
@@ -144,12 +160,15 @@ class QuickCatalog:
             raise VersionNotFoundError(
                 f"datastore {name!r} has no version {number}", datastore=name, version=number
             )
-        return _record(name, rows[0])
+        return version_record(name, rows[0])
 
 
-def open_quick(path: str, owner: str) -> QuickCatalog | None:
-    """The catalog at ``path`` for ``owner``, or None when the normal path must open it: no
-    file yet, a schema other than the current one, no such owner recorded, or any error."""
+def open_quick(
+    path: str, owner: str, kind: type[QuickCatalog] = QuickCatalog
+) -> QuickCatalog | None:
+    """The catalog at ``path`` for ``owner`` (as a ``kind``), or None when the normal path must
+    open it: no file yet, a schema other than the current one, no such owner recorded, or any
+    error."""
     if not os.path.isfile(path):
         return None
     try:
@@ -168,4 +187,8 @@ def open_quick(path: str, owner: str) -> QuickCatalog | None:
     if head != [(HEAD_REVISION,)] or not owner_row:
         conn.close()
         return None
-    return QuickCatalog(conn, int(owner_row[0][0]))
+    try:
+        return kind(conn, int(owner_row[0][0]))
+    except (sqlite3.Error, Unsure):
+        conn.close()
+        return None

@@ -11,14 +11,15 @@ from __future__ import annotations
 import builtins
 import os
 import threading
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from grid.client.service_client import REMOTE_CACHE, ServiceClient, file_tag
 from grid.errors import InvalidNameError, UsageError, storage_error
 from grid.objects import LocalDirectory, ObjectStore
 from grid.objects.urls import open_url
-from grid.records import JobInfo, VersionInfo
-from grid.service.catalog_port import CatalogPort
+from grid.records import JobInfo, Lease, VersionInfo
+from grid.service.catalog_port import CatalogPort, Stopped
 from grid.service.context import Context
 from grid.service.home_guard import check_home
 from grid.service.names import NAME_RULE
@@ -28,8 +29,10 @@ from grid.store import Store
 if TYPE_CHECKING:
     from grid.catalog import Catalog
     from grid.catalog.jobs import JobQueue
-    from grid.catalog.quick_read import QuickCatalog
+    from grid.catalog.quick_write import QuickWriter
     from grid.service.runs import RunPort
+
+T = TypeVar("T")
 
 
 class Client(ServiceClient):
@@ -176,20 +179,21 @@ class Client(ServiceClient):
 class LazyCatalog:
     """The embedded catalog, opened (``grid.catalog.Catalog``) on first use.
 
-    Opening it imports SQLAlchemy and checks the schema: about 0.3 s, more than reading a
-    small version back. Until something needs it, the calls a reader makes (``version``,
-    ``versions``: which version ``iter_files``, ``open`` or ``read_bytes`` reads) are answered
-    from the SQLite file by ``grid.catalog.quick_read``, which gives the catalog's own answers
-    and errors; where that reader is unsure (no catalog yet, another schema, an unexpected
-    value) the catalog is opened, and so it is for every other call (the ``CatalogPort``
-    methods and ``Catalog``'s own, through ``__getattr__``). Thread-safe.
+    Opening it imports SQLAlchemy and checks the schema: about 0.3 s, as long as an unchanged
+    re-run of a create or reading a small version back. Until something needs it, the calls
+    of a reader (``version``, ``versions``) and of a create (``catalog_id``, ``new_version``,
+    ``resume_version``, ``renew``, ``set_status``, ``set_progress``, ``discard_version``,
+    ``fail_abandoned``) go to the SQLite file through ``grid.catalog.quick_write``, which makes
+    the catalog's own transactions, rows and errors; where it is unsure (no catalog yet, another
+    schema, an unexpected value) the catalog is opened, and so it is for every other call
+    (``Catalog``'s own, through ``__getattr__``). Thread-safe.
     """
 
     def __init__(self, path: str, owner: str) -> None:
         self._path = path
         self._owner = owner
         self._catalog: Catalog | None = None
-        self._quick: QuickCatalog | None = None
+        self._quick: QuickWriter | None = None
         self._tried_quick = False
         self._lock = threading.Lock()
 
@@ -205,37 +209,62 @@ class LazyCatalog:
                     self._quick = None
             return self._catalog
 
-    def _quick_reader(self) -> QuickCatalog | None:
-        """The sqlite3 reader while the catalog is not open (None where it cannot serve)."""
+    def _quick_writer(self) -> QuickWriter | None:
+        """The sqlite3 catalog while the catalog is not open (None where it cannot serve)."""
         with self._lock:
             if self._catalog is None and not self._tried_quick:
                 from grid.catalog.quick_read import open_quick
+                from grid.catalog.quick_write import QuickWriter
 
                 self._tried_quick = True
-                self._quick = open_quick(self._path, self._owner)
+                quick = open_quick(self._path, self._owner, QuickWriter)
+                self._quick = cast("QuickWriter | None", quick)
             return self._quick if self._catalog is None else None
 
-    def version(self, name: str, number: int) -> VersionInfo:
-        quick = self._quick_reader()
+    def _either(self, call: Callable[[QuickWriter | Catalog], T]) -> T:
+        """``call`` on the sqlite3 catalog if it can answer, else on the catalog."""
+        quick = self._quick_writer()
         if quick is not None:
             from grid.catalog.quick_read import Unsure
 
             try:
-                return quick.version(name, number)
-            except Unsure:
+                return call(quick)
+            except Unsure:  # nothing was written: the catalog answers instead
                 pass
-        return self.opened().version(name, number)
+        return call(self.opened())
+
+    @property
+    def catalog_id(self) -> str:
+        return self._either(lambda c: c.catalog_id)
+
+    def version(self, name: str, number: int) -> VersionInfo:
+        return self._either(lambda c: c.version(name, number))
 
     def versions(self, name: str) -> builtins.list[VersionInfo]:
-        quick = self._quick_reader()
-        if quick is not None:
-            from grid.catalog.quick_read import Unsure
+        return self._either(lambda c: c.versions(name))
 
-            try:
-                return quick.versions(name)
-            except Unsure:
-                pass
-        return self.opened().versions(name)
+    def new_version(self, name: str, source: str, manifest_id: str, lease: Lease) -> VersionInfo:
+        return self._either(lambda c: c.new_version(name, source, manifest_id, lease))
+
+    def resume_version(
+        self, name: str, source: str, manifest_id: str, lease: Lease, stopped: Stopped
+    ) -> VersionInfo | None:
+        return self._either(lambda c: c.resume_version(name, source, manifest_id, lease, stopped))
+
+    def renew(self, name: str, number: int, lease: Lease) -> bool:
+        return self._either(lambda c: c.renew(name, number, lease))
+
+    def fail_abandoned(self, name: str, below: int, stopped: Stopped) -> builtins.list[str]:
+        return self._either(lambda c: c.fail_abandoned(name, below, stopped))
+
+    def discard_version(self, name: str, number: int) -> None:
+        self._either(lambda c: c.discard_version(name, number))
+
+    def set_status(self, name: str, number: int, status: str, **figures: Any) -> None:
+        self._either(lambda c: c.set_status(name, number, status, **figures))
+
+    def set_progress(self, name: str, number: int, done: int, total: int | None) -> None:
+        self._either(lambda c: c.set_progress(name, number, done, total))
 
     def close(self) -> None:
         with self._lock:

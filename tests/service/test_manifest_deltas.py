@@ -169,3 +169,24 @@ def test_team_mode_stores_whole_manifests(remote_client, tmp_path):
     assert v2.status == "succeeded"
     assert remote_client.verify("d", 2).ok
     assert _contents(remote_client, "d", 2)["new-1.txt"] == b"1"
+
+
+def test_a_delta_on_s3_is_rebuilt_from_its_chain_on_a_fresh_machine(
+    home, tmp_path, s3_endpoint, s3_bucket, monkeypatch
+):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    storage = f"s3://{s3_bucket}/g"
+    src = tmp_path / "src"
+    _tree(src, 40)
+    with grid.Client(str(home), storage_url=storage) as c:
+        c.create(str(src), "d")
+        for i in range(3):
+            _change(src, i)
+            c.create(str(src), "d")
+        last = c.versions("d")[-1]
+        assert len(_store(c).manifest_bases(last.manifest_id)) == 3  # read by a range GET
+        expected = {n: _contents(c, "d", n) for n in (1, 2, 3, 4)}
+    shutil.rmtree(home / "cache")  # a fresh machine's cache: every manifest comes from S3
+    with grid.Client(str(home), storage_url=storage) as c:
+        assert _contents(c, "d", 4) == expected[4]
+        assert {n: _contents(c, "d", n) for n in (1, 2, 3, 4)} == expected

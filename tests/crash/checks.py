@@ -180,6 +180,7 @@ def settled(trial: Trial, plan: Plan, home: Path) -> None:
         assert packs == used, f"unreferenced packs {packs - used}, missing {used - packs}"
         manifests = set(stored_objects(home, "manifests"))
         named = {v.manifest_id for d in c.list() for v in c.versions(d.name)}
+        named |= c._ctx.store.bases_needed(named)  # what a kept delta is stored against
         assert manifests <= named, f"orphan manifests {manifests - named}"
         trial.checked.append(f"{len(packs)} packs, all referenced; no orphan manifest")
         _readable(trial, c)

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 
 from grid.errors import NotFoundError, StorageError, storage_error
 from grid.objects.base import Buffer, ObjectInfo, ObjectStore, validate_key
+from grid.objects.direct_io import Bounce, write_new
 
 _TMP_SUFFIX = ".tmp"
 _IOV_MAX = 1024  # Linux IOV_MAX; writev takes at most this many buffers per call
@@ -44,6 +45,9 @@ class LocalDirectory(ObjectStore):
         self._fds: OrderedDict[str, int] = OrderedDict()
         self._users: dict[int, int] = {}
         self._fds_lock = threading.Lock()
+        # durable puts write with O_DIRECT (grid.objects.direct_io); GRID_FSYNC=0 ones buffered
+        self._direct = durable and hasattr(os, "O_DIRECT")
+        self._bounce = Bounce()
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, validate_key(key))
@@ -55,15 +59,19 @@ class LocalDirectory(ObjectStore):
             os.makedirs(folder, exist_ok=True)
             self._made_dirs.add(folder)
         tmp = f"{path}.{uuid.uuid4().hex[:12]}{_TMP_SUFFIX}"
+        views = [memoryview(p).cast("B") for p in parts if len(p)]
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                total = _write_all(fd, [memoryview(p) for p in parts if len(p)])
-                if self.durable:
-                    # start writeback now (asynchronously); sync() later waits for the rest
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
+            total = write_new(tmp, views, self._bounce) if self._direct else None
+            if total is None:  # the filesystem refuses O_DIRECT (tmpfs): buffered from now on
+                self._direct = False
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    total = _write_all(fd, views)
+                    if self.durable:
+                        # start writeback now (asynchronously); sync() later waits for the rest
+                        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
             os.replace(tmp, path)
         except OSError as exc:
             _remove_quietly(tmp)

@@ -43,6 +43,7 @@ from grid.store.source_reading import (
     READ,
     UNCHANGED,
     VANISHED,
+    Digested,
     Item,
     Unchanged,
     digest_batch,
@@ -143,6 +144,9 @@ class _Ingest:
         self.warn = warn or (lambda _message: None)
         self.stats = IngestStats()
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="grid-hash")
+        self.workers = self.limit = workers  # batches read at once: see _digested
+        self.running = 0
+        self.slots = threading.Condition()
         self.batches: queue.Queue[Any] = queue.Queue(maxsize=workers + 1)
         self.uploads: queue.Queue[Any] = queue.Queue(maxsize=1)
         self.syncs: queue.Queue[Any] = queue.Queue(maxsize=_SYNC_LAG)
@@ -171,7 +175,25 @@ class _Ingest:
         return False
 
     def _submit(self, batch: list[Item]) -> bool:
-        return self._offer(self.pool.submit(digest_batch, self.source, batch, self.warn))
+        """Hand ``batch`` to a worker once fewer than ``limit`` batches are being read."""
+        with self.slots:
+            while self.running >= self.limit and not self.stop.is_set():
+                self.slots.wait(_POLL)
+            self.running += 1
+        future = self.pool.submit(digest_batch, self.source, batch, self.warn)
+        future.add_done_callback(self._digested)
+        return self._offer(future)
+
+    def _digested(self, future: Future[Digested]) -> None:
+        """A worker finished a batch: read the next ones in parallel only if this one had to
+        wait for the disk. From the page cache one worker is faster: more only trade the GIL
+        (on `small`, warm: 6.9 s with one against 8.0 s with three, 97,000 context switches
+        against 217,000; cold, three are 1.3-2 x faster)."""
+        with self.slots:
+            self.running -= 1
+            if not future.cancelled() and future.exception() is None:
+                self.limit = self.workers if future.result().cold else 1
+            self.slots.notify_all()
 
     def _walk(self) -> None:
         try:

@@ -16,6 +16,7 @@ from grid.store.filestate import StoredBlob
 from grid.tree import Source, SourceEntry
 
 _TORN_TRIES = 3  # reads of a small file that keeps changing before it is stored as read
+_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 
 Item = tuple[SourceEntry, Any, bool]  # entry, bytes-like content or None, last piece of entry
 READ = object()  # placeholder: a worker reads this small file (reads then run in parallel)
@@ -37,16 +38,22 @@ class Unchanged:
         self.refs = refs
 
 
-def digest_batch(
-    source: Source, batch: list[Item], warn: Callable[[str], None]
-) -> list[tuple[SourceEntry, Any, Any, int, int, bool]]:
-    out: list[tuple[SourceEntry, Any, Any, int, int, bool]] = []
+class Digested(list[tuple[SourceEntry, Any, Any, int, int, bool]]):
+    """A batch's results, one tuple per item, and ``cold``: how many of its small files were
+    not all in the page cache when read (then more reads in parallel pay)."""
+
+    cold = 0
+
+
+def digest_batch(source: Source, batch: list[Item], warn: Callable[[str], None]) -> Digested:
+    out = Digested()
     for entry, data, last in batch:
         if isinstance(data, Unchanged):
             out.append((entry, None, data, RAW, UNCHANGED, last))
             continue
         if data is READ:
-            data = read_small_file(source, entry, warn)
+            data, cold = _read_small_file(source, entry, warn)
+            out.cold += cold
         if data is VANISHED:
             out.append((entry, None, None, RAW, GONE, last))
         elif data is not None and len(data):
@@ -59,19 +66,41 @@ def digest_batch(
 
 def read_small_file(source: Source, entry: SourceEntry, warn: Callable[[str], None]) -> Any:
     """Read a small file whole; read again (up to 3 times) if it changed while being read."""
+    return _read_small_file(source, entry, warn)[0]
+
+
+def _read_small_file(
+    source: Source, entry: SourceEntry, warn: Callable[[str], None]
+) -> tuple[Any, bool]:
+    """``read_small_file``, and whether the disk had to be read (not all in the page cache)."""
     try:
         for _ in range(_TORN_TRIES):
             with source.open(entry) as f:
                 before = fingerprint(f)
-                data = read_small(f, entry.size)
+                cached = _cached(f, entry.size)
+                data = read_small(f, entry.size) if cached is None else cached
                 if before == fingerprint(f):
-                    return data
+                    return data, cached is None
         warn(torn(entry))
-        return data
+        return data, cached is None
     except FileNotFoundError:
-        return VANISHED
+        return VANISHED, False
     except OSError as exc:
         raise source_error(entry, exc) from exc
+
+
+def _cached(f: Any, size: int) -> memoryview | None:
+    """The whole file if the page cache holds it (one read that never waits for the disk),
+    else None (then nothing was consumed: the caller reads from offset 0). Sources without a
+    file descriptor (S3, archives) count as not cached."""
+    try:
+        buffer = bytearray(size + 1)
+        got = os.preadv(f.fileno(), [buffer], 0, _NOWAIT)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None  # BlockingIOError: not cached; the others: no descriptor to read
+    if got > size or got < size:
+        return None  # grew, shrank, or only partly cached: the usual read sorts it out
+    return memoryview(buffer)[:got]
 
 
 def fingerprint(f: Any) -> tuple[int, int, int] | None:

@@ -80,14 +80,18 @@ def write_delta(src: BinaryIO, dst: BinaryIO, base: bytes, bases: list[str]) -> 
     size = os.fstat(src.fileno()).st_size
     # the window must reach back over the whole base (the dictionary) from the frame's end
     window = max(20, math.ceil(math.log2(len(base) + size + 1)))
+    # one hash entry per 8 bytes of base: 7 MB (50,000 files) -> 2^20. Measured there: a 1 %
+    # change 470 kB in 0.045 s, an unchanged tree 2 kB in 0.03 s; 2^22 saves 4 % of the bytes
+    # in 4 x the time, btopt a fifth in 50 x
+    table = min(24, max(17, math.ceil(math.log2(len(base) + 1)) - 3))
     params = zstandard.ZstdCompressionParameters(
         window_log=min(window, _MAX_WINDOW_LOG),
-        hash_log=22,
-        chain_log=22,
-        search_log=3,
-        min_match=5,
+        hash_log=table,
+        chain_log=table,
+        search_log=1,
+        min_match=6,
         target_length=64,
-        strategy=zstandard.STRATEGY_DFAST,  # 0.14 s for 7 MB; btopt saves a fifth in 20x the time
+        strategy=zstandard.STRATEGY_DFAST,
         write_checksum=1,
         write_content_size=1,
     )

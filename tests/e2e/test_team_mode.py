@@ -20,7 +20,7 @@ from tests.team import GRID, new_user, start_server, stop
 pytestmark = pytest.mark.slow  # a `grid server` and whole CLI sessions against it
 
 _TIME = re.compile(
-    r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:[\d.]+(\+00:00)?)?|\d+\.\d s|[\d.]+ [KMG]?B new in the store"
+    r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:[\d.]+(\+00:00)?)?|\d+\.\d s|[\d.]+ [kKMG]?B new in the store"
 )
 
 

@@ -43,18 +43,31 @@ class _Writer:
 
 
 def _rewrite_during_reads(monkeypatch, name: str, opens: int, reads: int) -> list[str]:
-    """Make the first ``opens`` opens of ``name`` append during their first ``reads`` reads."""
+    """Make the first ``opens`` opens of ``name`` append during their first ``reads`` reads
+    (through the file object, or a ``preadv`` on its descriptor: a cached small file is read
+    that way)."""
     left = [opens]
-    original = LocalSource.open
+    original, real_preadv = LocalSource.open, os.preadv
+    writers: dict[int, _Writer] = {}
 
     def open_(self, entry):
         f = original(self, entry)
         if entry.name == name and left[0] > 0:
             left[0] -= 1
-            return _Writer(f, entry.location, reads)
+            writers[f.fileno()] = _Writer(f, entry.location, reads)
+            return writers[f.fileno()]
+        writers.pop(f.fileno(), None)
         return f
 
+    def preadv(fd, buffers, offset, *flags):
+        n = real_preadv(fd, buffers, offset, *flags)
+        writer = writers.get(fd)
+        if writer is not None and not writer._f.closed:
+            writer._touch()
+        return n
+
     monkeypatch.setattr(LocalSource, "open", open_)
+    monkeypatch.setattr(os, "preadv", preadv)
     return []
 
 

@@ -24,3 +24,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test,mount,session,web]"
+# Byte-compile grid's own modules, as pip does for a wheel: an editable install otherwise
+# compiles them on every start where PYTHONDONTWRITEBYTECODE is set (~75 ms of a command)
+.venv/bin/python -m compileall -q src/grid

@@ -192,7 +192,7 @@ class _Ingest:
         with self.slots:
             self.running -= 1
             if not future.cancelled() and future.exception() is None:
-                self.limit = self.workers if future.result().cold else 1
+                self.limit = self.workers if future.result().from_disk else 1
             self.slots.notify_all()
 
     def _walk(self) -> None:

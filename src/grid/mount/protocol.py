@@ -49,6 +49,11 @@ KSTATFS = struct.Struct("<QQQQQIIII24x")  # blocks bfree bavail files ffree bsiz
 MAX_BACKGROUND = 64
 BLOCK_SIZE = 1 << 20  # st_blksize, and statfs's block
 MAX_PAGES_WANTED = 256  # 1 MiB reads (the kernel's maximum)
+# Nothing is written, but the kernel sizes more than writes by it: kernels with large folios
+# for FUSE ("fuse: enable large folios", after 6.18) cache a file's pages in folios of up to
+# min(max_write, max_read, max_pages) bytes, and a fix to 6.16's larger READDIR buffers caps
+# them by it too. 4 KiB would keep both at a page.
+MAX_WRITE = MAX_PAGES_WANTED * 4096
 
 
 class Attributes(NamedTuple):
@@ -76,7 +81,7 @@ def init_reply(request: bytes | memoryview) -> bytes:
         offered & WANTED,
         MAX_BACKGROUND,
         MAX_BACKGROUND * 3 // 4,
-        4096,  # max_write: nothing is written
+        MAX_WRITE,
         1,  # time_gran: nanoseconds
         MAX_PAGES_WANTED,
         0,

@@ -30,7 +30,8 @@ from grid.mount import protocol as p
 
 log = logging.getLogger("grid.mount")
 
-_BUFFER = (p.MAX_PAGES_WANTED + 16) * 4096  # a request never exceeds max_write + headers
+# The kernel refuses to hand a request to a buffer under max_write + headers (EINVAL).
+_BUFFER = p.MAX_WRITE + (64 << 10)
 READAHEAD_KIB = 1024
 
 

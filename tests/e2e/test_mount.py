@@ -3,16 +3,21 @@ mounts."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
+import platform
 import random
 import shutil
 import signal
+import stat
+import struct
 import subprocess
 import time
 
 import pytest
 
+from grid.mount.operations import FIRST_PART
 from tests.e2e.conftest import GRID
 from tests.service.test_create_roundtrip import source_tree
 
@@ -221,6 +226,59 @@ def test_several_worker_processes_serve_one_mount(run, tmp_path):
     assert not subprocess.run(
         ["pgrep", "-f", f"datastore mount many:1 {mp}"], capture_output=True
     ).stdout
+
+
+_GETDENTS64 = {"x86_64": 217, "aarch64": 61}.get(platform.machine())
+
+
+def _getdents_calls(folder) -> list[list[str]]:
+    """The names each getdents64 call returns, reading ``folder`` with a 1 MiB buffer (what
+    glibc's readdir uses where st_blksize is 1 MiB): one call per answer of the mount."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(1 << 20)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    calls = []
+    try:
+        while (n := libc.syscall(_GETDENTS64, fd, buf, len(buf))) > 0:
+            names, pos = [], 0
+            while pos < n:  # linux_dirent64: ino, off, reclen, type, name
+                reclen = struct.unpack_from("<H", buf.raw, pos + 16)[0]
+                names.append(buf.raw[pos + 19 : pos + reclen].split(b"\0", 1)[0].decode())
+                pos += reclen
+            calls.append(names)
+        assert n == 0, os.strerror(ctypes.get_errno())
+    finally:
+        os.close(fd)
+    return calls
+
+
+@pytest.mark.skipif(
+    _GETDENTS64 is None, reason="getdents64's number is known here for x86_64 and aarch64"
+)
+def test_a_big_folder_is_listed_in_parts_with_its_attributes(run, tmp_path):
+    """``ls -l`` of 1,000 files on a fresh mount: the kernel asks for 1 MiB of READDIRPLUS,
+    the mount answers in parts (each next part made while the kernel takes the last), so a
+    reader's getdents calls each get a part; every entry comes with its attributes, and a
+    second listing comes from the kernel's cache."""
+    src = tmp_path / "ls"
+    (src / "d").mkdir(parents=True)
+    names = [f"f{i:05d}.txt" for i in range(1000)]
+    for i, name in enumerate(names):
+        (src / "d" / name).write_bytes(b"%099d\n" % i)
+    assert run("datastore", "create", str(src)).returncode == 0
+    mp = tmp_path / "m"
+    assert run("datastore", "mount", "ls:1", str(mp)).returncode == 0
+    calls = _getdents_calls(mp / "d")
+    assert [n for call in calls for n in call] == names  # in name order, each once
+    assert len(calls) >= 3 and len(calls[0]) * 168 <= FIRST_PART  # 152 bytes and a name
+    assert len(calls[0]) < len(calls[1]) < len(calls[2])
+    for name in names:
+        st = os.lstat(mp / "d" / name)
+        assert stat.S_ISREG(st.st_mode) and st.st_size == 100 and st.st_blksize == 1 << 20
+    assert os.stat(mp / "d").st_blksize == 1 << 20
+    assert [n for call in _getdents_calls(mp / "d") for n in call] == names  # cached
+    assert sorted(os.listdir(mp / "d")) == names
+    assert run("datastore", "unmount", str(mp)).returncode == 0
 
 
 def test_threads_reading_one_file_at_once_and_the_mount_reads_ahead_a_mib(run, tmp_path):

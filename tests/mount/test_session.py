@@ -20,8 +20,9 @@ from types import SimpleNamespace
 import pytest
 
 from grid.errors import IntegrityError, PathNotFoundError
+from grid.mount import operations
 from grid.mount import protocol as p
-from grid.mount.operations import GridOperations
+from grid.mount.operations import FIRST_PART, LAST_PART, GridOperations
 from grid.mount.session import Session
 
 DIR, FILE, LINK = 0, 1, 2  # grid.store.manifest kinds
@@ -50,7 +51,9 @@ class FakeSnapshot:
     def __init__(self, nodes: list[Node], bad_rows: bool = False) -> None:
         self.nodes = {n.id: n for n in nodes}
         self.bad_rows = bad_rows
+        self.bad_names: set[str] = set()  # rows damaged one by one
         self.reads: list[tuple[int, int, int]] = []
+        self.listed_by: list[str] = []  # the thread of each child_rows
         self.version = SimpleNamespace(size=sum(n.size for n in nodes if n.kind == FILE))
 
     def entry(self, entry_id: int) -> Node:
@@ -65,6 +68,7 @@ class FakeSnapshot:
         raise PathNotFoundError(f"no {name}", path=name)
 
     def child_rows(self, parent_id: int, after: str = "", limit: int = 1000) -> list[tuple]:
+        self.listed_by.append(threading.current_thread().name)
         kids = sorted(
             (n for n in self.nodes.values() if n.parent == parent_id and n.id != 0),
             key=lambda n: n.name,
@@ -73,7 +77,8 @@ class FakeSnapshot:
 
     def _row(self, n: Node) -> tuple:
         """(id, parent, name, kind, size, mode, mtime_ns, target, blobs), as a manifest's."""
-        name = None if self.bad_rows else n.name  # a forged manifest: a name that is no text
+        bad = self.bad_rows or n.name in self.bad_names
+        name = None if bad else n.name  # a forged manifest: a name that is no text
         return (n.id, n.parent, name, n.kind, n.size, n.mode, n.mtime_ns, n.target, None)
 
     def path_of(self, entry_id: int) -> str:
@@ -124,10 +129,8 @@ class Kernel:
         return self.reply(self.send(opcode, nodeid, body))
 
 
-@pytest.fixture
-def kernel_and_snap() -> Iterator[tuple[Kernel, FakeSnapshot]]:
+def _serve(snap: FakeSnapshot) -> Iterator[Kernel]:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    snap = FakeSnapshot(TREE)
     session = Session(theirs.fileno(), GridOperations(lambda: snap))  # type: ignore[arg-type,return-value]
     kernel = Kernel(ours)
     init = p.INIT_IN.pack(7, 45, 131072, 0xFFFFFFFF) + bytes(48)
@@ -135,16 +138,27 @@ def kernel_and_snap() -> Iterator[tuple[Kernel, FakeSnapshot]]:
     session.answer_init()
     error, body = kernel.reply(unique)
     assert error == 0
-    major, minor, readahead, flags, *_rest = p.INIT_OUT.unpack(body)
+    major, minor, readahead, flags, _bg, _congestion, max_write, _gran, max_pages, *_ = (
+        p.INIT_OUT.unpack(body)
+    )
     assert (major, minor, readahead) == (7, p.KERNEL_MINOR, 131072)
     assert flags == p.WANTED  # only what we want of what was offered
+    # 1 MiB, nothing written: kernels with large folios for FUSE size them by max_write too.
+    assert max_pages == 256 and max_write == 1 << 20
     thread = threading.Thread(target=session.serve, args=(2,), daemon=True)
     thread.start()
-    yield kernel, snap
+    yield kernel
     ours.close()  # the session reads end-of-file and ends
     thread.join(5)
     assert not thread.is_alive()
     theirs.close()
+
+
+@pytest.fixture
+def kernel_and_snap() -> Iterator[tuple[Kernel, FakeSnapshot]]:
+    snap = FakeSnapshot(TREE)
+    for kernel in _serve(snap):
+        yield kernel, snap
 
 
 def _attr(body: bytes, at: int) -> tuple[int, ...]:
@@ -263,3 +277,107 @@ def test_many_threads_at_once_each_get_their_own_answer(kernel_and_snap):
         data = kernel.sock.recv(1 << 21)
         _, error, unique = p.OUT_HEADER.unpack_from(data)
         assert error == 0 and data[16:] == TREE[3].data[wanted[unique] : wanted[unique] + 100]
+
+
+BIG = [
+    Node(0, 0, "", DIR, stat.S_IFDIR | 0o755),
+    Node(1, 0, "many", DIR, stat.S_IFDIR | 0o755),
+    *(Node(i + 2, 1, f"f{i:04d}.txt", FILE, stat.S_IFREG | 0o644, b"x") for i in range(1000)),
+]
+NAMES = [f"f{i:04d}.txt" for i in range(1000)]
+
+
+@pytest.fixture
+def kernel_and_big() -> Iterator[tuple[Kernel, FakeSnapshot]]:
+    snap = FakeSnapshot(BIG)
+    for kernel in _serve(snap):
+        yield kernel, snap
+
+
+def _list_all(kernel: Kernel, size: int, ino: int = 2) -> list[list[str]]:
+    """The parts a kernel gets listing folder ``ino`` with ``size``-byte requests."""
+    parts, offset = [], 0
+    while True:
+        error, body = kernel.call(p.READDIRPLUS, ino, p.READ_IN.pack(0, offset, size) + bytes(24))
+        assert error == 0 and len(body) <= size
+        if not body:
+            return parts
+        listed = _listing(body)
+        parts.append([name for name, *_ in listed])
+        offset = listed[-1][2]
+
+
+def test_a_big_listing_comes_in_parts_each_made_while_the_kernel_takes_the_last(kernel_and_big):
+    """Kernels since 6.16 ask for 1 MiB of READDIRPLUS (glibc's buffer): the answer comes in
+    parts, a small first one, each next twice the last (up to LAST_PART), and each after the
+    first (and the empty end) is made ahead by the listing thread, not by the request that
+    asks for it."""
+    kernel, snap = kernel_and_big
+    parts = _list_all(kernel, 1 << 20)
+    assert [n for part in parts for n in part] == NAMES
+    sizes = [len(part) * 168 for part in parts]  # 152 bytes and a name of 9, padded
+    assert len(parts) == 4 and sizes[0] <= FIRST_PART < sizes[0] + 168
+    for i, size in enumerate(sizes[1:-1], 1):
+        assert size <= min(FIRST_PART << i, LAST_PART) < size + 168
+    assert snap.listed_by[0] != "grid-listing"  # the first part: the request's own thread
+    assert snap.listed_by[1:] == ["grid-listing"] * (len(parts) - 1)  # the end needs none
+
+
+def test_the_parts_of_a_listing_stop_growing_at_last_part(monkeypatch):
+    monkeypatch.setattr(operations, "LAST_PART", 64 << 10)  # the socket's messages are smaller
+    names = [f"f{i:04d}.txt" for i in range(2000)]
+    files = [Node(i + 2, 1, n, FILE, stat.S_IFREG | 0o644) for i, n in enumerate(names)]
+    for kernel in _serve(FakeSnapshot([*BIG[:2], *files])):
+        parts = _list_all(kernel, 1 << 20)
+        assert [n for part in parts for n in part] == names
+        assert [len(part) for part in parts] == [97, 195, 390, 390, 390, 390, 148]  # 16-64 KiB
+
+
+def test_page_sized_requests_are_answered_ahead_too(kernel_and_big):
+    """Kernels before 6.16 ask a page at a time: each page is made ahead as well, and a
+    request smaller than the part made ahead gets what fits of a part made anew."""
+    kernel, snap = kernel_and_big
+    parts = _list_all(kernel, 4096)
+    assert [n for part in parts for n in part] == NAMES
+    assert all(len(part) == 4096 // 168 for part in parts[:-1])
+    assert snap.listed_by.count("grid-listing") == len(parts) - 1
+    # A part bigger than a page is made ahead, then the kernel asks a page of it.
+    error, body = kernel.call(p.READDIRPLUS, 2, p.READ_IN.pack(0, 0, 1 << 20) + bytes(24))
+    first = _listing(body)
+    error, body = kernel.call(p.READDIRPLUS, 2, p.READ_IN.pack(0, first[-1][2], 4096) + bytes(24))
+    names = NAMES[len(first) :]
+    assert error == 0 and [n for n, *_ in _listing(body)] == names[: 4096 // 168]
+
+
+def test_two_listings_of_one_folder_in_step_both_get_all_of_it(kernel_and_big):
+    kernel, _ = kernel_and_big
+    offsets, got = [0, 0], [[], []]
+    while any(o is not None for o in offsets):
+        for i in (0, 1):
+            if offsets[i] is None:
+                continue
+            request = p.READ_IN.pack(0, offsets[i], 1 << 20) + bytes(24)
+            error, body = kernel.call(p.READDIRPLUS, 2, request)
+            assert error == 0
+            listed = _listing(body)
+            got[i] += [name for name, *_ in listed]
+            offsets[i] = listed[-1][2] if listed else None
+    assert got == [NAMES, NAMES]
+
+
+def test_damage_met_while_making_a_part_ahead_is_eio_to_the_request_for_it(kernel_and_big):
+    kernel, snap = kernel_and_big
+    snap.bad_names = {"f0500.txt"}
+    error, body = kernel.call(p.READDIRPLUS, 2, p.READ_IN.pack(0, 0, 1 << 20) + bytes(24))
+    assert error == 0
+    offset, errors = _listing(body)[-1][2], []
+    while not errors:
+        request = p.READ_IN.pack(0, offset, 1 << 20) + bytes(24)
+        error, body = kernel.call(p.READDIRPLUS, 2, request)
+        if error:
+            errors.append(error)
+        else:
+            offset = _listing(body)[-1][2]
+    assert errors == [-errno.EIO] and offset < 500 + 2
+    snap.bad_names = set()
+    assert [n for part in _list_all(kernel, 1 << 20) for n in part] == NAMES  # goes on

@@ -51,8 +51,8 @@ BLOCK_SIZE = 1 << 20  # st_blksize, and statfs's block
 MAX_PAGES_WANTED = 256  # 1 MiB reads (the kernel's maximum)
 # Nothing is written, but the kernel sizes more than writes by it: kernels with large folios
 # for FUSE ("fuse: enable large folios", after 6.18) cache a file's pages in folios of up to
-# min(max_write, max_read, max_pages) bytes, and a fix to 6.16's larger READDIR buffers caps
-# them by it too. 4 KiB would keep both at a page.
+# min(max_write, max_read, max_pages) bytes, and a fix proposed for 6.16's larger READDIR
+# buffers caps them by it too. 4 KiB would keep both at a page.
 MAX_WRITE = MAX_PAGES_WANTED * 4096
 
 

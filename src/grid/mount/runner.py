@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -133,6 +134,9 @@ def _serve(
     try:
         served.answer_init()  # before forking: every worker then serves an initialised session
         fuse.widen_readahead(mountpoint)  # after INIT, which sets it; as root only
+        # What start-up made lives as long as the mount: no collection needs to look at it
+        # again (a full one costs milliseconds, in the middle of some request).
+        gc.freeze()
         for _ in range(workers - 1):
             pid = os.fork()
             if pid == 0:  # a worker: serve until the session ends, never unmount
@@ -141,6 +145,7 @@ def _serve(
                     if ready_fd is not None:
                         os.close(ready_fd)  # the waiting command reads until every copy closes
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    ops.start()
                     served.serve(THREADS)
                     close_own()
                 except BaseException:
@@ -150,6 +155,7 @@ def _serve(
             children.append(pid)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, _stop)
+        ops.start()
         if ready_fd is not None:
             os.write(ready_fd, b"ready")
             os.close(ready_fd)

@@ -6,7 +6,8 @@ What it measures, for each dataset (default: ``small`` = 50,000 files of 2-200 K
 
   limits   ``tar cf - DIR | cat >/dev/null``   how fast the tree can be read at all
            ``find DIR -type f -print0 | xargs -0 b3sum``   read + BLAKE3 every file
-           ``dd if=/dev/zero bs=1M count=2048 conv=fsync``   the disk's durable write speed
+           ``dd if=/dev/zero bs=1M count=2048 conv=fsync``   durable writes through the page cache
+           ``dd ... bs=4M oflag=direct conv=fsync``   durable writes that skip it (as grid's packs)
   peers    ``restic backup DIR`` into a fresh local repository (``restic init`` is not timed)
            ``rclone copy DIR DEST`` into a fresh local folder
   ours     ``grid datastore create DIR --name bench-<dataset>`` with a fresh ``GRID_HOME``,
@@ -134,13 +135,19 @@ def job_b3sum(src: Path, base: Path, name: str) -> dict:
     return run_timed(f"find {q(src)} -type f -print0 | xargs -0 b3sum >/dev/null", shell=True)
 
 
-def job_dd(src: Path, base: Path, name: str) -> dict:
+def job_dd(src: Path, base: Path, name: str, direct: bool = False) -> dict:
     target = base / f"grid-bench-dd-{os.getpid()}"
     try:
         cmd = ["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={DD_MIB}", "conv=fsync"]
+        if direct:
+            cmd = [*cmd[:3], "bs=4M", f"count={DD_MIB // 4}", "oflag=direct", "conv=fsync"]
         return run_timed(cmd)
     finally:
         target.unlink(missing_ok=True)
+
+
+def job_dd_direct(src: Path, base: Path, name: str) -> dict:
+    return job_dd(src, base, name, direct=True)
 
 
 def job_restic(src: Path, base: Path, name: str) -> dict:
@@ -205,6 +212,7 @@ LIMIT_JOBS = [
     ("tar | cat", "limit", job_tar, True),
     ("b3sum (every file)", "limit", job_b3sum, True),
     (f"dd {DD_MIB} MiB conv=fsync", "limit", job_dd, False),
+    (f"dd {DD_MIB} MiB oflag=direct", "limit", job_dd_direct, False),
 ]
 PEER_JOBS = [
     ("restic backup", "peer", job_restic, True),

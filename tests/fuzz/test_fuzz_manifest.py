@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from grid.errors import IntegrityError, PathNotFoundError
 from grid.store.blob_check import unpacked_manifest
-from grid.store.manifest import DIR, FILE, SYMLINK, ManifestReader, ManifestWriter, encode_blobs
+from grid.store.manifest import DIR, FILE, SYMLINK, encode_blobs
+from grid.store.manifest_reader import ManifestReader
+from grid.store.manifest_writer import ManifestWriter
 from tests.fuzz.fuzzing import corpus, fuzz_settings, mutations, typed_or_nothing
 
 SCRATCH = tempfile.mkdtemp(prefix="grid-fuzz-manifest-")

@@ -13,7 +13,7 @@ import pytest
 
 from grid.errors import IntegrityError
 from grid.store.blob_check import unpacked_manifest
-from grid.store.manifest import FILE, ManifestReader, ManifestWriter, encode_blobs
+from grid.store.manifest import FILE, encode_blobs
 from grid.store.manifest_object import (
     MAX_CHAIN,
     delta_bases,
@@ -21,6 +21,8 @@ from grid.store.manifest_object import (
     write_delta,
     write_whole,
 )
+from grid.store.manifest_reader import ManifestReader
+from grid.store.manifest_writer import ManifestWriter
 
 IDS = [f"{i:032x}" for i in range(1, 12)]
 

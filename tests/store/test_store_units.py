@@ -10,7 +10,9 @@ import pytest
 from grid.errors import FormatVersionError, IntegrityError, PathNotFoundError
 from grid.ids import digest_of
 from grid.store import chunker, compression
-from grid.store.manifest import DIR, FILE, ROOT_ID, ManifestReader, ManifestWriter
+from grid.store.manifest import DIR, FILE, ROOT_ID
+from grid.store.manifest_reader import ManifestReader
+from grid.store.manifest_writer import ManifestWriter
 from grid.store.pack import PackBuilder, parse_trailer
 
 

@@ -11,7 +11,8 @@ from grid.errors import PathNotFoundError
 from grid.records import FileInfo, VersionInfo
 from grid.service.context import Context
 from grid.service.resolve import held_until_closed, reading
-from grid.store.manifest import DIR, FILE, KIND_NAMES, BlobLocation, Entry, ManifestReader
+from grid.store.manifest import DIR, FILE, KIND_NAMES, BlobLocation, Entry
+from grid.store.manifest_reader import ManifestReader
 from grid.store.reader import BlobFile
 from grid.store.streaming import stream_files
 

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from grid.reports import Change, DiffReport
 from grid.service.browse import opened
 from grid.service.context import Context
-from grid.store.manifest import DIR, Entry, ManifestReader
+from grid.store.manifest import DIR, Entry
+from grid.store.manifest_reader import ManifestReader
 
 
 def _key(entry: Entry) -> tuple[str, ...]:

@@ -42,7 +42,8 @@ from grid.service.destination import (
     split_path,
 )
 from grid.service.resolve import readable_version
-from grid.store.manifest import DIR, FILE, SYMLINK, BlobLocation, Entry, ManifestReader
+from grid.store.manifest import DIR, FILE, SYMLINK, BlobLocation, Entry
+from grid.store.manifest_reader import ManifestReader
 from grid.store.reader import blob_starts
 
 _SPAN_BYTES = 8 << 20  # stored (and original) bytes of one read

@@ -24,7 +24,8 @@ from grid.errors import ConflictError, GridError, IntegrityError, NotFoundError,
 from grid.objects import ObjectStore
 from grid.records import VersionInfo
 from grid.store.blob_check import check_pack, unpacked_manifest
-from grid.store.manifest import FILE, ManifestReader
+from grid.store.manifest import FILE
+from grid.store.manifest_reader import ManifestReader
 from grid.store.pack import ENTRY, pack_key, parse_trailer
 from grid.store.repository import manifest_key
 

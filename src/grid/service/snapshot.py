@@ -15,7 +15,8 @@ from typing import Any
 from grid.records import VersionInfo
 from grid.service.context import Context
 from grid.service.resolve import held_until_closed
-from grid.store.manifest import BlobLocation, Entry, ManifestReader
+from grid.store.manifest import BlobLocation, Entry
+from grid.store.manifest_reader import ManifestReader
 from grid.store.reader import RangeReader, blob_starts
 from grid.store.repository import Store
 

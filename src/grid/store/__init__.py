@@ -13,15 +13,16 @@ from grid.lazy import lazy_names
 
 if TYPE_CHECKING:
     from grid.store.ingest import IngestStats
-    from grid.store.manifest import ManifestReader, ManifestWriter
+    from grid.store.manifest_reader import ManifestReader
+    from grid.store.manifest_writer import ManifestWriter
     from grid.store.repository import Store
 
 __all__ = ["IngestStats", "ManifestReader", "ManifestWriter", "Store"]
 
 _HOME = {
     "IngestStats": "grid.store.ingest",
-    "ManifestReader": "grid.store.manifest",
-    "ManifestWriter": "grid.store.manifest",
+    "ManifestReader": "grid.store.manifest_reader",
+    "ManifestWriter": "grid.store.manifest_writer",
     "Store": "grid.store.repository",
 }
 

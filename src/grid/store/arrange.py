@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from grid.errors import ArchiveError
 from grid.ids import TreeHasher
-from grid.store.manifest import BLOB, DIR, FILE, ROOT_ID, SYMLINK, ManifestWriter, path_of
+from grid.store.manifest import BLOB, DIR, FILE, ROOT_ID, SYMLINK, path_of
+from grid.store.manifest_writer import ManifestWriter
 
 _MAX_LINK_HOPS = 40
 _SHOWN_CHARS = 200  # of a path quoted in a message (as grid.sources.archive_rules.shown)

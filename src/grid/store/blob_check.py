@@ -17,8 +17,9 @@ from grid.errors import GridError, IntegrityError, storage_error
 from grid.ids import digest_of
 from grid.store.chunker import MAX_CHUNK
 from grid.store.compression import decode
-from grid.store.manifest import BlobLocation, ManifestReader
+from grid.store.manifest import BlobLocation
 from grid.store.manifest_object import unpack
+from grid.store.manifest_reader import ManifestReader
 from grid.store.pack import MAGIC, PackedBlob, parse_trailer, trailer_span
 
 

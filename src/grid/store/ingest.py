@@ -36,7 +36,8 @@ from grid.ids import TreeHasher
 from grid.store.chunker import SMALL_FILE_MAX, SegmentPool, iter_chunks
 from grid.store.filestate import RACY_NS, FileState, Key, StoredBlob, encode_ref
 from grid.store.index import BlobRef
-from grid.store.manifest import DIR, FILE, ROOT_ID, SYMLINK, ManifestWriter, encode_blobs
+from grid.store.manifest import DIR, FILE, ROOT_ID, SYMLINK, encode_blobs
+from grid.store.manifest_writer import ManifestWriter
 from grid.store.pack import PackBuilder, pack_key
 from grid.store.source_reading import (
     GONE,

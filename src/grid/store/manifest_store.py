@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from grid.errors import GridError, IntegrityError, NotFoundError, storage_error
 from grid.objects.base import ObjectStore
 from grid.store.index import BlobIndex
-from grid.store.manifest import ManifestReader
 from grid.store.manifest_object import (
     HEADER_READ,
     MAX_CHAIN,
@@ -22,6 +21,7 @@ from grid.store.manifest_object import (
     write_delta,
     write_whole,
 )
+from grid.store.manifest_reader import ManifestReader
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 

@@ -7,11 +7,13 @@ decisions (``grid.service.gc``); nothing here touches the index or deletes anyth
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from grid.store.manifest import relocate_manifest
+from grid.store.manifest import BLOB
 from grid.store.pack import PackBuilder, pack_key, parse_trailer
 from grid.store.repository import Store
 
@@ -68,3 +70,52 @@ def rewrite_manifest(
     finally:
         if os.path.exists(path):
             os.unlink(path)
+
+
+_RELOCATE_PAGE = 10_000
+
+
+def relocate_manifest(src: str, dst: str, moved: Mapping[tuple[str, int], tuple[str, int]]) -> None:
+    """Write a copy of manifest ``src`` at ``dst`` in which every blob at (pack, offset) found
+    in ``moved`` points at its new (pack, offset) instead (gc's repacking); packs no blob
+    points into any more are dropped from its ``packs`` table. Only ``moved.get`` is used,
+    so it may be a mapping kept on disk."""
+    shutil.copyfile(src, dst)
+    db = sqlite3.connect(dst)
+    try:
+        numbers = {name: no for no, name in db.execute("SELECT no, name FROM packs")}
+        names = {no: name for name, no in numbers.items()}
+        used: set[int] = set()
+        last = -1
+        while True:  # a page of entries at a time: memory stays flat at any number of files
+            page = db.execute(
+                "SELECT id, blobs FROM entries WHERE id > ? AND blobs IS NOT NULL ORDER BY id "
+                "LIMIT ?",
+                (last, _RELOCATE_PAGE),
+            ).fetchall()
+            if not page:
+                break
+            last = page[-1][0]
+            updates = []
+            for entry_id, raw in page:
+                blobs = [BLOB.unpack_from(raw, i) for i in range(0, len(raw), BLOB.size)]
+                changed = False
+                for i, (no, digest, offset, stored, rawlen, codec) in enumerate(blobs):
+                    target = moved.get((names[no], offset))
+                    if target is not None:
+                        new_no = numbers.get(target[0])
+                        if new_no is None:
+                            new_no = numbers[target[0]] = max(names, default=-1) + 1
+                            names[new_no] = target[0]
+                        blobs[i] = (new_no, digest, target[1], stored, rawlen, codec)
+                        changed = True
+                    used.add(blobs[i][0])
+                if changed:
+                    updates.append((b"".join(BLOB.pack(*b) for b in blobs), entry_id))
+            db.executemany("UPDATE entries SET blobs = ? WHERE id = ?", updates)
+        db.execute("DELETE FROM packs")
+        db.executemany("INSERT INTO packs VALUES (?, ?)", [(n, names[n]) for n in sorted(used)])
+        db.commit()
+        db.execute("VACUUM")
+    finally:
+        db.close()

@@ -15,7 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from grid.errors import IntegrityError
-from grid.store.manifest import BLOB, DIR, FILE, KIND_NAMES, ROOT_ID, BlobLocation, ManifestReader
+from grid.store.manifest import BLOB, DIR, FILE, KIND_NAMES, ROOT_ID, BlobLocation
+from grid.store.manifest_reader import ManifestReader
 
 if TYPE_CHECKING:
     from grid.store.repository import Store

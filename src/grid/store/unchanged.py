@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from grid.errors import IntegrityError, NotFoundError
 from grid.store.filestate import FileState, digests
 from grid.store.ingest import IngestStats
-from grid.store.manifest import BLOB, DIR, FILE, FORMAT_MAJOR, ROOT_ID, SYMLINK, ManifestWriter
+from grid.store.manifest import BLOB, DIR, FILE, FORMAT_MAJOR, ROOT_ID, SYMLINK
+from grid.store.manifest_writer import ManifestWriter
 from grid.store.pack import pack_key
 from grid.tree import Source, SourceEntry
 

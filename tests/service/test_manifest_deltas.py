@@ -190,3 +190,30 @@ def test_a_delta_on_s3_is_rebuilt_from_its_chain_on_a_fresh_machine(
     with grid.Client(str(home), storage_url=storage) as c:
         assert _contents(c, "d", 4) == expected[4]
         assert {n: _contents(c, "d", n) for n in (1, 2, 3, 4)} == expected
+
+
+def test_the_sweep_asks_for_bases_while_the_versions_are_locked(client, tmp_path):
+    """A create holds the version it builds a delta on until its own version is named, so the
+    sweep must learn the bases under the lock, not before it (or a delta stored in between
+    would lose its base)."""
+    from grid.service.retire import sweep
+    from grid.store.readers import ReaderLocks
+
+    src = tmp_path / "src"
+    _tree(src, 10)
+    v1 = client.create(str(src), "d")
+    store = _store(client)
+    store.index.retire([(manifest_key(v1.manifest_id), [v1.ref])])
+    other = ReaderLocks(store.readers.folder)  # another reader's view of the same locks
+    free: list[bool] = []
+
+    def bases() -> set[str]:
+        with other.deleting(v1.ref) as got:
+            free.append(got)
+        return {v1.manifest_id}
+
+    assert sweep(client._ctx, bases) == (0, 0)
+    assert free == [False]  # asked while the sweep held v1
+    assert store.objects.exists(manifest_key(v1.manifest_id))
+    assert sweep(client._ctx, set) == (1, 0)  # no delta needs it: it goes
+    assert not store.objects.exists(manifest_key(v1.manifest_id))

@@ -111,7 +111,7 @@ def gc(
                     _repack(ctx, db, sparse, live_versions, report)
                 _delete_packs(ctx, dead)
                 ctx.store.objects.clean_partial()
-                report.retired_deleted, report.kept_for_readers = sweep(ctx, _bases(ctx))
+                report.retired_deleted, report.kept_for_readers = sweep(ctx, lambda: _bases(ctx))
             else:
                 report.packs_repacked = len(sparse)
                 report.bytes_reclaimed += sum(sparse.values())

@@ -13,6 +13,7 @@ that a kept version's manifest is a delta against stays until that one goes too.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 from grid.service.context import Context
 
@@ -27,27 +28,29 @@ def retired_keys(ctx: Context) -> set[str]:
     return {key for key, _ in ctx.store.index.retired()}
 
 
-def sweep(ctx: Context, bases: set[str]) -> tuple[int, int]:
-    """Delete retired objects whose versions nobody reads now, except the manifests in
-    ``bases`` (other manifests are deltas against them); return (deleted, kept)."""
+def sweep(ctx: Context, bases: Callable[[], set[str]]) -> tuple[int, int]:
+    """Delete retired objects whose versions nobody reads now, except the manifests that
+    ``bases()`` names (other manifests are deltas against them); return (deleted, kept).
+
+    ``bases()`` is asked for each retired manifest while its versions are locked against
+    readers: a create holds the version it builds a delta on as a reader until its own version
+    is in the catalog, so under the lock that delta is either not begun (it will pick the
+    rewritten manifest) or already named (and its base is in ``bases()``)."""
     deleted: list[str] = []
     kept = 0
     for key, refs in ctx.store.index.retired():
-        if key.rsplit("/", 1)[-1] in bases and key.startswith("manifests/"):
-            continue
-        if _being_read(ctx, refs):
-            kept += 1
-            continue
-        if key.startswith("manifests/"):
-            ctx.store.delete_manifest(key.rsplit("/", 1)[-1])
-        else:
-            ctx.store.objects.delete(key)
+        with contextlib.ExitStack() as stack:
+            if not all(stack.enter_context(ctx.store.readers.deleting(ref)) for ref in refs):
+                kept += 1
+                continue
+            if key.startswith("manifests/"):
+                manifest_id = key.rsplit("/", 1)[-1]
+                if manifest_id in bases():
+                    continue
+                ctx.store.delete_manifest(manifest_id)
+            else:
+                ctx.store.objects.delete(key)
         deleted.append(key)
     ctx.store.index.unretire(deleted)
     ctx.store.index.deleted(deleted)
     return len(deleted), kept
-
-
-def _being_read(ctx: Context, refs: list[str]) -> bool:
-    with contextlib.ExitStack() as stack:
-        return not all(stack.enter_context(ctx.store.readers.deleting(ref)) for ref in refs)

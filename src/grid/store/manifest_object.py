@@ -31,7 +31,7 @@ _FRAME = struct.Struct("<II")
 _TAG = b"GRIDDELTA"
 _HEADER_MAX = 4096
 _ID = re.compile(r"[0-9a-f]{32}")
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+SQLITE_MAGIC = b"SQLite format 3\x00"  # a bare SQLite file: format 1.0's manifest object
 HEADER_READ = _FRAME.size + _HEADER_MAX  # bytes that hold any delta header
 
 
@@ -114,7 +114,7 @@ def unpack(src: BinaryIO, dst: BinaryIO, base: str | None = None) -> None:
             delta without its base.
     """
     head = src.read(HEADER_READ)
-    if head.startswith(_SQLITE_MAGIC):
+    if head.startswith(SQLITE_MAGIC):
         dst.write(head)
         while chunk := src.read(1 << 20):
             dst.write(chunk)

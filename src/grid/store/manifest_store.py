@@ -15,6 +15,7 @@ from grid.store.index import BlobIndex
 from grid.store.manifest_object import (
     HEADER_READ,
     MAX_CHAIN,
+    SQLITE_MAGIC,
     delta_bases,
     fits_delta,
     unpack,
@@ -22,8 +23,6 @@ from grid.store.manifest_object import (
     write_whole,
 )
 from grid.store.manifest_reader import ManifestReader
-
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def manifest_key(manifest_id: str) -> str:
@@ -158,8 +157,6 @@ class ManifestObjects:
         if os.path.exists(cached):
             os.unlink(cached)
 
-    # -- blobs -------------------------------------------------------------------------------
-
     def bases_needed(self, manifest_ids: Iterable[str]) -> set[str]:
         """Every stored manifest one of ``manifest_ids`` is a delta against (directly or
         not): these must stay while those do. Missing or unreadable ones need nothing."""
@@ -172,4 +169,4 @@ class ManifestObjects:
 
 def _is_sqlite(path: str) -> bool:
     with open(path, "rb") as f:
-        return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+        return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC

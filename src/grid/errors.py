@@ -35,6 +35,7 @@ Foreign exceptions (OSError, sqlite3, SQLAlchemy) never cross a layer: they are 
 from __future__ import annotations
 
 import errno
+import sqlite3
 from collections.abc import Mapping
 
 _BY_CODE: dict[str, type[GridError]] = {}
@@ -266,6 +267,14 @@ def storage_error(exc: OSError, doing: str, **attrs: object) -> StorageError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return NoSpaceError(f"no space left to {doing}: {exc.strerror}", **attrs)
     return StorageError(f"cannot {doing}: {exc.strerror or exc}", **attrs)
+
+
+def sqlite_error(exc: sqlite3.Error, doing: str, **attrs: object) -> StorageError:
+    """Translate an SQLite error met while ``doing`` something: NoSpaceError when the disk
+    under the database is full (SQLITE_FULL), StorageError otherwise."""
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
+        return NoSpaceError(f"no space left to {doing}: {exc}", **attrs)
+    return StorageError(f"cannot {doing}: {exc}", **attrs)
 
 
 _BY_CODE[GridError.code] = GridError

@@ -37,3 +37,21 @@ def test_disk_full_fails_the_version_and_keeps_the_others(small_disk, tmp_path):
         assert c.read_bytes("ds", 1, "a.txt") == b"still here"
         with pytest.raises(grid.VersionNotReadyError):
             c.ls("ds", 2)
+
+
+def test_a_full_disk_under_the_blob_index_is_a_no_space_error(small_disk):
+    """Where the disk fills while the index, not a pack, is written (a CI run met this): the
+    same NoSpaceError, and the rows already there still read."""
+    from grid.store.index import BlobIndex
+
+    index = BlobIndex(str(small_disk / "index.sqlite"))
+    index.lease("before", ["p0"])
+    with open(small_disk / "ballast", "wb") as f, pytest.raises(OSError):
+        while True:
+            f.write(b"\0" * (1 << 16))
+            f.flush()
+    with pytest.raises(grid.NoSpaceError) as info:
+        index.lease("v1", (f"pack-{i:06d}-{'x' * 60}" for i in range(50_000)))
+    assert "no space" in str(info.value) and "blob index" in str(info.value)
+    assert index.leased("before") == [("before", "p0")]
+    assert index.leased("v1") == []

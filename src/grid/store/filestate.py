@@ -21,7 +21,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from grid.errors import StorageError
+from grid.errors import StorageError, sqlite_error
 from grid.store.sqlite_file import PerThreadSQLite
 
 RACY_NS = 2_000_000_000
@@ -92,7 +92,7 @@ class FileState:
                 conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the file state {path}: {exc}") from exc
+            raise sqlite_error(exc, f"open the file state {path}") from exc
 
     def lookup(self, folder: str, files: dict[str, Key]) -> dict[str, list[StoredBlob]]:
         """Blob locations of each of ``files`` (name -> key) of ``folder`` remembered under
@@ -138,7 +138,7 @@ class FileState:
                     ((d, n, *key, blobs) for d, n, key, blobs in rows),
                 )
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot update the file state {self.path}: {exc}") from exc
+            raise sqlite_error(exc, f"update the file state {self.path}") from exc
 
     def close(self) -> None:
         self._db.close()

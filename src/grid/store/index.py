@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
-from grid.errors import StorageError
+from grid.errors import sqlite_error
 from grid.store.pack import PackedBlob, parse_trailer
 from grid.store.sqlite_file import PerThreadSQLite
 
@@ -101,7 +101,7 @@ class BlobIndex:
             with conn:
                 conn.executemany(sql, rows)
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+            raise sqlite_error(exc, f"update blob index {self.path}") from exc
 
     def _select_in(self, sql: str, values: list[Any]) -> Iterator[tuple[Any, ...]]:
         """Rows of ``sql``, whose ``(?)`` is filled with ``values``, a bounded part at a time."""
@@ -134,7 +134,7 @@ class BlobIndex:
                     ),
                 )
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+            raise sqlite_error(exc, f"update blob index {self.path}") from exc
 
     def learn_packs(self, packs: list[tuple[str, int, bytes]]) -> None:
         """Index stored packs from ``(pack_id, size, trailer)``, as another machine or a
@@ -153,7 +153,7 @@ class BlobIndex:
                 if row:
                     _drop_pack(conn, row[0])
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+            raise sqlite_error(exc, f"update blob index {self.path}") from exc
 
     def forget_blobs(self, digests: list[bytes]) -> None:
         """Drop blobs found damaged, with the packs that hold them: a later create stores
@@ -173,7 +173,7 @@ class BlobIndex:
                 for pack in packs:
                     _drop_pack(conn, pack)
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+            raise sqlite_error(exc, f"update blob index {self.path}") from exc
 
     def has_packs(self, pack_ids: list[str]) -> set[str]:
         """Which of ``pack_ids`` are indexed."""
@@ -218,7 +218,7 @@ class BlobIndex:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot update blob index {self.path}: {exc}") from exc
+            raise sqlite_error(exc, f"update blob index {self.path}") from exc
         return out
 
     def will_write(self, keys: Iterable[str]) -> None:

@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 from collections.abc import Mapping
 
-from grid.errors import NoSpaceError, SourceError, StorageError
+from grid.errors import SourceError, StorageError, sqlite_error
 from grid.store.manifest import FORMAT_VERSION, ROOT_ID, SCHEMA
 
 
@@ -163,6 +163,4 @@ class ManifestWriter:
 
 
 def _write_error(exc: sqlite3.Error, path: str) -> StorageError:
-    if "full" in str(exc):
-        return NoSpaceError(f"no space left to write the manifest {path}: {exc}", key=path)
-    return StorageError(f"cannot write the manifest {path}: {exc}", key=path)
+    return sqlite_error(exc, f"write the manifest {path}", key=path)

@@ -38,6 +38,7 @@ VERSION = DS + "/versions/{number}"
 OBJECTS = "/v1/owners/{owner}/objects"
 PACKS = "/v1/owners/{owner}/packs"
 GC = "/v1/owners/{owner}/gc"
+USAGE = "/v1/owners/{owner}/usage"
 CHECK = "/v1/owners/{owner}/packs/check"
 TOKEN = "/v1/objects/{token}"
 

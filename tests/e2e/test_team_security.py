@@ -46,6 +46,7 @@ from tests.e2e.team_matrix import (
     REFUSED,
     RUN_KEY,
     TOKEN,
+    USAGE,
     VERSION,
     manifest_key,
     secret_part,
@@ -102,6 +103,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", PACKS): _row(200, 200, 404),
     ("POST", CHECK): _row(200, 200, 404),
     ("POST", GC): _row(200, 200, 404),  # let in: a dry run; refused: the harshest run
+    ("GET", USAGE): _row(200, 200, 404),
     # a caller's runs are their own; a version's lineage, anyone's who reads the version
     ("POST", "/v1/runs"): _row(201, 201, 404),
     ("GET", "/v1/runs"): _row(200, 200, 200),

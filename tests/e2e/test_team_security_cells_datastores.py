@@ -19,6 +19,7 @@ from tests.e2e.team_matrix import (
     OBJECTS,
     PACKS,
     PROBLEM,
+    USAGE,
     VERSION,
     Cell,
     World,
@@ -270,3 +271,18 @@ def _gc(w: World, who: str, status: int) -> None:
             assert (w.storage / p.owner / "packs" / pack_id[:2] / pack_id).exists()
         if status == 404:
             w.assert_as_if_missing(r, p, "POST", GC, body, own=False)
+
+
+@cell("GET", USAGE)
+def _usage(w: World, who: str, status: int) -> None:
+    for p in w.probes(who):
+        r = w.call("GET", USAGE.format(owner=p.owner), p.key)
+        w.expect(r, status, f"({who})")
+        if status == 200:  # the owner's own datastores, and only theirs
+            names = {d["name"] for d in r.json()["datastores"]}
+            assert p.name in names, r.json()
+            mine = w.call("GET", "/v1/datastores", p.key).json()
+            assert names <= {d["datastore"]["name"] for d in mine if d["owner"] == p.owner}
+            assert r.json()["stored_bytes"] >= r.json()["referenced_bytes"] > 0
+        elif status == 404:
+            w.assert_as_if_missing(r, p, "GET", USAGE, own=False)

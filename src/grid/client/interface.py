@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from grid.errors import NotFoundError, UsageError
 from grid.records import DatastoreInfo, FileInfo, JobInfo, RunInfo, ScheduleInfo, VersionInfo
-from grid.reports import DiffReport, DownloadReport, GcReport, Progress, VerifyReport
+from grid.reports import (
+    DiffReport,
+    DownloadReport,
+    GcReport,
+    Progress,
+    UsageReport,
+    VerifyReport,
+)
 from grid.service.names import parse_ref
 from grid.tree import Warn
 
@@ -114,6 +121,12 @@ class DatastoreClient(ABC):
         self, *, dry_run: bool = False, repack_below: float = 0.5, grace: float | None = None
     ) -> GcReport:
         """Give back the space of deleted versions."""
+
+    @abstractmethod
+    def usage(self) -> UsageReport:
+        """Where the stored bytes of the caller's datastores go: what each succeeded version
+        and datastore added when created, what each alone uses now (what deleting it, then
+        gc, gives back), and the store's total (with a server: each owner's, summed)."""
 
     # -- reading -----------------------------------------------------------------------------
     @abstractmethod

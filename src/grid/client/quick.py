@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from grid.catalog.quick_read import QuickCatalog
     from grid.client.interface import DatastoreClient
     from grid.records import DatastoreInfo, FileInfo, RunInfo, VersionInfo
+    from grid.reports import UsageReport
     from grid.settings import Settings
 
 
@@ -79,6 +80,16 @@ class QuickReader:
             except Unsure:
                 pass
         return self._real().version(name, version)
+
+    def usage(self) -> UsageReport:
+        """Where the store's bytes go (read with the quick catalog; a kept report is reused)."""
+        from grid.catalog.quick_read import Unsure
+        from grid.service import usage
+
+        try:
+            return usage.usage(self._context())
+        except Unsure:
+            return self._real().usage()
 
     def version_runs(self, name: str, version: int) -> builtins.list[RunInfo]:
         """The runs and sessions that attached ``name:version`` (from the normal client)."""

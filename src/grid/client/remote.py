@@ -24,7 +24,7 @@ from grid.client.service_client import REMOTE_CACHE, ServiceClient, file_tag
 from grid.client.wire import datastore_from, job_from, schedule_from, version_from
 from grid.errors import Interrupted, StorageError, UsageError, rebuild, storage_error
 from grid.records import DatastoreInfo, JobInfo, ScheduleInfo, VersionInfo
-from grid.reports import CreateProgress, GcReport, Progress
+from grid.reports import CreateProgress, GcReport, Progress, UsageReport
 from grid.service.names import split_owner
 from grid.settings import Settings
 from grid.tree import Warn
@@ -324,4 +324,20 @@ class RemoteClient(ServiceClient):
             part = self.api.call("POST", f"/v1/owners/{owner}/gc", body)
             for f in dataclasses.fields(GcReport):
                 setattr(total, f.name, getattr(total, f.name) + int(part.get(f.name, 0)))
+        return total
+
+    def usage(self) -> UsageReport:
+        """Each owner's usage (the caller's, then their teams', as ``TEAM/NAME``) as the
+        server measures it, summed."""
+        who = self.api.call("GET", "/v1/whoami")
+        total = UsageReport()
+        for owner in [who["username"], *who["teams"]]:
+            part = UsageReport.from_dict(self.api.call("GET", f"/v1/owners/{owner}/usage"))
+            prefix = "" if owner == who["username"] else f"{owner}/"
+            for d in part.datastores:
+                total.datastores.append(dataclasses.replace(d, name=prefix + d.name))
+            for v in part.versions:
+                total.versions.append(dataclasses.replace(v, datastore=prefix + v.datastore))
+            for f in ("stored_bytes", "packs", "manifests", "referenced_bytes"):
+                setattr(total, f, getattr(total, f) + getattr(part, f))
         return total

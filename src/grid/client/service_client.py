@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 
 from grid.client.interface import DatastoreClient
 from grid.records import DatastoreInfo, FileInfo, RunInfo, VersionInfo
-from grid.reports import DiffReport, DownloadReport, GcReport, Progress, VerifyReport
+from grid.reports import (
+    DiffReport,
+    DownloadReport,
+    GcReport,
+    Progress,
+    UsageReport,
+    VerifyReport,
+)
 from grid.tree import Warn
 
 if TYPE_CHECKING:
@@ -137,6 +144,13 @@ class ServiceClient(DatastoreClient):
 
         ctx, _, _ = self._open(None)
         return gc.gc(ctx, dry_run=dry_run, repack_below=repack_below, grace=grace)
+
+    def usage(self) -> UsageReport:
+        """Where the store's bytes go (``grid.service.usage``)."""
+        from grid.service import usage
+
+        ctx, _, _ = self._open(None)
+        return usage.usage(ctx)
 
     # -- reading -----------------------------------------------------------------------------
     def list(self) -> builtins.list[DatastoreInfo]:

@@ -11,6 +11,7 @@ it (``grid.service.publish``). Keys are one owner's store keys (``packs/ab/ID``,
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import re
 import tempfile
@@ -151,6 +152,18 @@ def collect_garbage(request: Request, caller: Caller, owner: str, body: GcIn) ->
     payload = {"grace": body.grace, "dry_run": body.dry_run}
     result = run_job(state, view.id, "gc", payload, f"gc of {owner}")
     return GcReport(**result["report"])
+
+
+@router.get("/owners/{owner}/usage")
+def storage_usage(request: Request, caller: Caller, owner: str) -> dict[str, object]:
+    """Where the owner's stored bytes go (``grid.service.usage``): per succeeded version and
+    datastore, what it added and what it alone uses; the owner's total."""
+    from grid.service.usage import owner_usage
+
+    state = server_state(request)
+    view = state.access.owner(caller, owner)
+    area = OwnerArea(state.objects, view.name, view.id)
+    return dataclasses.asdict(owner_usage(area, view.catalog, state.scratch))
 
 
 @router.api_route("/objects/{token}", methods=["GET", "HEAD"], include_in_schema=False)

@@ -35,11 +35,11 @@ from grid.errors import NoSpaceError
 from grid.objects import ObjectInfo
 from grid.records import FAILED, SUCCEEDED, VersionInfo
 from grid.reports import GcReport
+from grid.service import usage
 from grid.service.context import Context
 from grid.service.ownership import ensure_owned
 from grid.service.retire import retire, retired_keys, sweep
-from grid.store.manifest import FILE
-from grid.store.pack import pack_key
+from grid.store.pack import ENTRY, FRAME_BYTES, TARGET_SIZE, pack_key
 from grid.store.repack import copy_live, rewrite_manifest
 from grid.store.repository import manifest_key
 
@@ -64,13 +64,7 @@ def _mark(ctx: Context, db: sqlite3.Connection, versions: list[VersionInfo]) -> 
     for v in versions:
         manifest = ctx.store.open_manifest(v.manifest_id)
         try:
-            rows = (
-                (b.pack_id, b.offset, b.stored_length)
-                for e in manifest.walk()
-                if e.kind == FILE
-                for b in manifest.blobs(e)
-            )
-            db.executemany("INSERT OR IGNORE INTO live VALUES (?, ?, ?)", rows)
+            db.executemany("INSERT OR IGNORE INTO live VALUES (?, ?, ?)", manifest.blob_spans())
         finally:
             manifest.close()
     db.commit()
@@ -112,9 +106,11 @@ def gc(
                 _delete_packs(ctx, dead)
                 ctx.store.objects.clean_partial()
                 report.retired_deleted, report.kept_for_readers = sweep(ctx, lambda: _bases(ctx))
+                usage.forget(ctx)  # the store changed under unchanged versions
             else:
                 report.packs_repacked = len(sparse)
                 report.bytes_reclaimed += sum(sparse.values())
+                _predict_repacked(db, sparse, report)
         except sqlite3.OperationalError as exc:  # the scratch table, on a full disk
             if "full" not in str(exc):
                 raise
@@ -127,12 +123,19 @@ def gc(
 
 def _remove_stale_scratch(ctx: Context) -> None:
     """Remove the scratch tables of gc runs that were killed (this one holds the gc lock, so
-    no other is running)."""
+    no other is running), and those of storage accounting runs over an hour old (killed:
+    one that is running may be younger)."""
+    hour_ago = time.time() - 3600
     with contextlib.suppress(OSError):
         for name in os.listdir(ctx.scratch_dir):
-            if name.startswith(_SCRATCH) and name.endswith((".sqlite", ".sqlite-journal")):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(ctx.scratch_dir, name))
+            if not name.endswith((".sqlite", ".sqlite-journal")):
+                continue
+            path = os.path.join(ctx.scratch_dir, name)
+            with contextlib.suppress(OSError):
+                if name.startswith(_SCRATCH) or (
+                    name.startswith(usage.SCRATCH) and os.path.getmtime(path) < hour_ago
+                ):
+                    os.unlink(path)
 
 
 def _stale_holders(ctx: Context, marked: set[str]) -> set[str]:
@@ -277,3 +280,23 @@ def _repack(
     retire(ctx, [(pack_key(p), readers[p]) for p in gone])
     for new in copied.written:  # indexed once the old copies are gone, so dedup finds the new ones
         ctx.store.index.add_pack(new.pack_id, new.size, new.blobs)
+        report.live_packs += 1  # what the repack wrote is in use
+        report.live_bytes += new.size
+        report.bytes_reclaimed -= new.size  # given back: what the sparse packs held beyond it
+
+
+def _predict_repacked(db: sqlite3.Connection, sparse: dict[str, int], report: GcReport) -> None:
+    """Count into a dry run's in-use figures the packs a repack of ``sparse`` would write:
+    their live blobs with their trailer entries, in packs of ``TARGET_SIZE``."""
+    blobs, stored = 0, 0
+    for pack_id in sparse:
+        n, total = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(stored), 0) FROM live WHERE pack = ?", (pack_id,)
+        ).fetchone()
+        blobs, stored = blobs + n, stored + total
+    if blobs:
+        size = stored + blobs * ENTRY.size
+        packs = -(-size // TARGET_SIZE)
+        report.live_packs += packs
+        report.live_bytes += size + packs * FRAME_BYTES
+        report.bytes_reclaimed -= size + packs * FRAME_BYTES

@@ -38,7 +38,7 @@ from grid.store.filestate import RACY_NS, FileState, Key, StoredBlob, encode_ref
 from grid.store.index import BlobRef
 from grid.store.manifest import DIR, FILE, ROOT_ID, SYMLINK, encode_blobs
 from grid.store.manifest_writer import ManifestWriter
-from grid.store.pack import PackBuilder, pack_key
+from grid.store.pack import ENTRY, FRAME_BYTES, PackBuilder, pack_key
 from grid.store.source_reading import (
     GONE,
     READ,
@@ -331,6 +331,7 @@ class _Ingest:
             return
         self._raise_upload_error()
         self.stats.packs += 1
+        self.stats.stored_bytes += FRAME_BYTES
         item = (self.pack, self.pack.finish())
         self.pack = self._new_pack()
         while True:
@@ -393,7 +394,7 @@ class _Ingest:
             blob = self.pack.add(digest, payload, raw_length, codec)
             ref = (self.pack.pack_id, blob.offset, blob.stored_length, raw_length, codec)
             self.pending[digest] = ref
-            self.stats.stored_bytes += blob.stored_length
+            self.stats.stored_bytes += blob.stored_length + ENTRY.size  # its trailer entry too
             self.stats.new_blobs += 1
             if self.pack.full or len(self.pack.blobs) >= PACK_MAX_BLOBS:
                 self._ship()

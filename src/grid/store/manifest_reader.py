@@ -12,6 +12,7 @@ from grid.errors import FormatVersionError, IntegrityError, PathNotFoundError
 from grid.store.manifest import (
     BLOB,
     DIR,
+    FILE,
     FORMAT_MAJOR,
     FORMAT_VERSION,
     KIND_NAMES,
@@ -299,6 +300,21 @@ class ManifestReader:
                 raise IntegrityError(f"damaged manifest: {entry.path} names no pack {no}")
             out.append(BlobLocation(pack, digest, offset, stored, rawlen, codec))
         return out
+
+    def blob_spans(self) -> Iterator[tuple[str, int, int]]:
+        """(pack id, offset, stored length) of every blob every file uses, in storage order,
+        repeats included; without building entries (what gc and storage accounting need)."""
+        packs = self._packs
+        for (raw,) in self._db.execute(f"SELECT blobs FROM entries WHERE kind = {FILE}"):
+            if not raw:
+                continue
+            if len(raw) % BLOB.size:
+                raise IntegrityError("damaged manifest: a file's blob list is cut short")
+            for no, _digest, offset, stored, _raw, _codec in BLOB.iter_unpack(raw):
+                pack = packs.get(no)
+                if type(pack) is not str:
+                    raise IntegrityError(f"damaged manifest: a file names no pack {no}")
+                yield pack, offset, stored
 
     @property
     def pack_ids(self) -> list[str]:

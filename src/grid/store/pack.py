@@ -19,6 +19,7 @@ MAGIC = b"GRIDPK01"
 TRAILER_MAGIC = b"GRIDPKIX"
 ENTRY = struct.Struct("<32sIIIB")
 _TAIL = struct.Struct("<I8s")
+FRAME_BYTES = len(MAGIC) + _TAIL.size  # a pack's bytes besides its blobs and trailer entries
 TARGET_SIZE = 32 << 20
 
 

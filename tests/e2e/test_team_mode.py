@@ -67,13 +67,22 @@ def test_cli_gives_the_same_answers_logged_in_as_embedded(team_server, mixed_tre
         if command[1] == "show" and "--json" in command:  # who made it differs: the host's pid
             emb = (
                 emb[0],
-                re.sub(r'"(pid|manifest_id|stored_bytes|host)": [^,\n]+', "", emb[1]),
+                re.sub(
+                    r'"(pid|manifest_id|stored_bytes|exclusive_bytes|host)": [^,\n]+', "", emb[1]
+                ),
                 emb[2],
             )
             rem = (
                 rem[0],
-                re.sub(r'"(pid|manifest_id|stored_bytes|host)": [^,\n]+', "", rem[1]),
+                re.sub(
+                    r'"(pid|manifest_id|stored_bytes|exclusive_bytes|host)": [^,\n]+', "", rem[1]
+                ),
                 rem[2],
+            )
+        if command[1] == "list":  # stored bytes differ: embedded manifests are deltas
+            emb, rem = (
+                (emb[0], _bytes.sub("N B", emb[1]), emb[2]),
+                (rem[0], _bytes.sub("N B", rem[1]), rem[2]),
             )
         if command[1] == "show" and command[2] == "cats":  # the stored column: see BENCHMARKS
             emb, rem = (emb[0], "", emb[2]), (rem[0], "", rem[2])
@@ -82,6 +91,9 @@ def test_cli_gives_the_same_answers_logged_in_as_embedded(team_server, mixed_tre
             continue
         assert emb == rem, command
     assert _run(remote, "datastore", "gc", "--grace", "0")[0] == 0
+
+
+_bytes = re.compile(r"\d+(\.\d+)? (B|kB|MB|GB)\b")
 
 
 def _clients(database, url, tmp_path, *names_teams):
@@ -354,3 +366,36 @@ def test_a_pack_gc_dropped_is_forgotten_by_every_client_before_it_uploads(team_s
         assert laptop.verify("ds", again.number).ok
         for name, data in files.items():
             assert desktop.read_bytes("ds", again.number, name) == data
+
+
+def test_usage_logged_in_counts_each_owner_as_the_embedded_client_counts_a_store(
+    team_server, mixed_tree, tmp_path
+):
+    """A member sees their own datastores and their team's (as TEAM/NAME); each owner's
+    total adds up; deleting a version lowers what is referenced by its exclusive bytes; a
+    stranger's usage shows none of it."""
+    database, url = team_server
+    team = f"u{os.getpid()}x{time.monotonic_ns() % 10**6}"
+    alice, bob, carol = _clients(database, url, tmp_path, (team,), (team,), ())
+    root, _ = mixed_tree
+    alice.create(str(root), "mine")
+    alice.create(str(root), f"{team}/shared")
+    alice.create(str(root / "train"), f"{team}/shared")
+    seen = alice.usage()
+    assert sorted(d.name for d in seen.datastores) == sorted([f"{team}/shared", "mine"])
+    assert sorted((v.datastore, v.number) for v in seen.versions) == sorted(
+        [(f"{team}/shared", 1), (f"{team}/shared", 2), ("mine", 1)]
+    )
+    assert seen.stored_bytes >= seen.referenced_bytes > 0 and seen.packs >= 2
+    team_view = bob.usage()  # bob owns nothing: the team's part only
+    assert [d.name for d in team_view.datastores] == [f"{team}/shared"]
+    v2 = team_view.of_version(f"{team}/shared", 2)
+    assert 0 < v2.exclusive_bytes < v2.added_bytes + 100_000
+    bob.delete(f"{team}/shared", 2)
+    after = bob.usage()
+    assert after.referenced_bytes == team_view.referenced_bytes - v2.exclusive_bytes
+    shared = after.of_datastore(f"{team}/shared")
+    assert shared.exclusive_bytes == after.referenced_bytes  # the team's only datastore
+    assert carol.usage().datastores == [] and carol.usage().referenced_bytes == 0
+    for c in (alice, bob, carol):
+        c.close()

@@ -44,12 +44,16 @@ def list_(as_json: Json = False) -> None:
     """List datastores: latest version, versions, files, size, status, created."""
     with connect_quick() or connect() as client:
         items = client.list()
+        usage = client.usage() if items else None
+    from grid.cli import datastores_view as view
+
     if as_json:
-        render.print_json(items)
-    elif not items:
+        render.print_json(view.datastores_json(items, usage) if usage else [])
+    elif not items or usage is None:
         print("no datastores yet: `grid datastore create FOLDER` makes one", file=sys.stderr)
     else:
-        render.show(render.datastores_table(items))
+        render.show(view.datastores_table(items, usage))
+        print(view.store_line(usage))
 
 
 @app.command()
@@ -206,13 +210,20 @@ def show(ref: Ref, as_json: Json = False) -> None:
         name, number = client.parse_ref(ref)
         items = [client.version(name, number)] if number else client.versions(name)
         users = client.version_runs(name, number) if number else []
+        usage = client.usage()
+    from grid.cli import datastores_view as view
+
     if as_json:
+        shown = [view.version_json(v, usage) for v in items]
         if number:  # the version, and the runs and sessions that used it
-            render.print_json({**render.jsonable(items[0]), "used_by": render.jsonable(users)})
+            render.print_json({**shown[0], "used_by": render.jsonable(users)})
         else:
-            render.print_json(items)
+            render.print_json(shown)
         return
-    render.show(render.versions_table(items))
+    render.show(view.versions_table(items, usage))
+    line = None if number else view.datastore_line(items[0].datastore if items else name, usage)
+    if line:
+        print(line)
     if users:
         print()
         from grid.cli import runs_view

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # rich and the records are imported by what prints a table, not before
     from rich.table import Table
 
-    from grid.records import DatastoreInfo, FileInfo, VersionInfo
+    from grid.records import FileInfo, VersionInfo
 
 # What must not reach a terminal raw: C0 controls, DEL and C1 controls (ESC and CSI start
 # sequences that retitle, recolour or rewrite the screen; CR and LF move the cursor), the
@@ -97,7 +97,8 @@ def print_json(value: Any) -> None:
     print(json.dumps(jsonable(value), indent=2))
 
 
-def _status(v: VersionInfo) -> str:
+def status(v: VersionInfo) -> str:
+    """A version's status, coloured, with its progress while it is being made."""
     from grid.records import FAILED, PROCESSING, SUCCEEDED, UPLOADING
 
     style = {SUCCEEDED: "green", FAILED: "red"}.get(v.status, "yellow")
@@ -121,54 +122,6 @@ def columns_table(*headers: str, fold: str) -> Table:
         Column(h, overflow="fold") if h == fold else Column(h, no_wrap=True) for h in headers
     ]
     return Table(*columns, box=None, header_style="bold")
-
-
-def datastores_table(items: list[DatastoreInfo]) -> Table:
-    from rich.text import Text
-
-    table = columns_table(
-        "name", "latest", "versions", "files", "size", "status", "created", fold="name"
-    )
-    for d in items:
-        v = d.latest
-        table.add_row(
-            Text(safe_name(d.name)),
-            str(v.number) if v else "-",
-            str(d.versions),
-            f"{v.files:,}" if v else "-",
-            human_bytes(v.size) if v else "-",
-            _status(v) if v else "-",
-            when(v.created_at if v else d.created_at),
-        )
-    return table
-
-
-def versions_table(items: list[VersionInfo]) -> Table:
-    from rich.text import Text
-
-    table = columns_table(
-        "version",
-        "status",
-        "files",
-        "size",
-        "stored",
-        "created",
-        "finished",
-        "reason",
-        fold="reason",
-    )
-    for v in items:
-        table.add_row(
-            str(v.number),
-            _status(v),
-            f"{v.files:,}",
-            human_bytes(v.size),
-            human_bytes(v.stored_bytes),
-            when(v.created_at),
-            when(v.finished_at),
-            Text(safe_text(v.reason or "")),
-        )
-    return table
 
 
 def files_table(items: list[FileInfo]) -> Table:

@@ -23,7 +23,7 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test,mount,session,web]"
+.venv/bin/python -m pip install -q -e ".[test,mount,session,web,torch]"
 # Byte-compile grid's own modules, as pip does for a wheel: an editable install otherwise
 # compiles them on every start where PYTHONDONTWRITEBYTECODE is set (~75 ms of a command)
 .venv/bin/python -m compileall -q src/grid

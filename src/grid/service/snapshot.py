@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
+from grid.errors import UsageError
 from grid.records import VersionInfo
 from grid.service.context import Context
 from grid.service.resolve import held_until_closed
-from grid.store.manifest import BlobLocation, Entry
+from grid.store.manifest import FILE, BlobLocation, Entry
 from grid.store.manifest_reader import ManifestReader
 from grid.store.reader import RangeReader, blob_starts
 from grid.store.repository import Store
+from grid.store.streaming import fetch_files, version_files
 
 _BLOB_LISTS = 4096
 _LISTED = 1 << 16  # rows kept from listings (about 200 bytes each)
@@ -90,6 +93,35 @@ class Snapshot:
         """
         blobs, starts = self._layout(entry)
         return self._reader.read(entry.id, blobs, starts, offset, size)
+
+    def files(self, prefix: str = "") -> list[tuple[int, str, int, int]]:
+        """``(entry id, path, size, pack)`` of every regular file under ``prefix``, in storage
+        order; ``pack`` numbers the pack of the file's first blob (-1: an empty file), so
+        that files read together can be chosen together."""
+        numbers = {name: no for no, name in self.manifest.pack_numbers.items()}
+        return [
+            (entry_id, path, size, numbers[blobs[0].pack_id] if blobs else -1)
+            for entry_id, path, size, blobs in version_files(self.manifest, prefix)
+        ]
+
+    def read_files(self, entry_ids: Sequence[int]) -> list[bytes]:
+        """The whole content of each file of ``entry_ids``, verified, in that order; blobs
+        that neighbour in a pack are read together (not through the blob cache: for loaders
+        that read each file once an epoch).
+
+        Raises:
+            IntegrityError: a blob is damaged or missing; the message and ``path`` name the
+                file.
+            UsageError: an id is not a regular file's.
+        """
+        pending = []
+        for entry_id in entry_ids:
+            entry = self.manifest.entry(entry_id)
+            if entry.kind != FILE:
+                raise UsageError(f"entry {entry_id} is not a file", path=entry.path)
+            pending.append((str(entry_id), self.manifest.blobs(entry)))
+        fetched = fetch_files(self._store, pending, lambda key: self.manifest.path_of(int(key)))
+        return [data for _, data in fetched]
 
 
 def open_snapshot(ctx: Context, name: str, number: int | None) -> Snapshot:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import struct
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -46,7 +46,7 @@ def stream_files(
         inflight: deque[Future[list[tuple[str, bytes]]]] = deque()
         try:
             for pending in _spans(manifest, prefix):
-                inflight.append(pool.submit(_fetch, store, pending))
+                inflight.append(pool.submit(fetch_files, store, pending))
                 if len(inflight) > _AHEAD:
                     yield from inflight.popleft().result()
             while inflight:
@@ -60,7 +60,7 @@ def _spans(manifest: ManifestReader, prefix: str) -> Iterator[list[tuple[str, li
     """The files under ``prefix`` in storage order, in groups of about ``_SPAN`` bytes."""
     pending: list[tuple[str, list[BlobLocation]]] = []
     span = 0
-    for path, size, blobs in _files(manifest, prefix):
+    for _entry_id, path, size, blobs in version_files(manifest, prefix):
         pending.append((path, blobs))
         span += size
         if span >= _SPAN:
@@ -70,8 +70,11 @@ def _spans(manifest: ManifestReader, prefix: str) -> Iterator[list[tuple[str, li
         yield pending
 
 
-def _files(manifest: ManifestReader, prefix: str) -> Iterator[tuple[str, int, list[BlobLocation]]]:
-    """``(path, size, blobs)`` of every regular file under ``prefix`` in storage order.
+def version_files(
+    manifest: ManifestReader, prefix: str = ""
+) -> Iterator[tuple[int, str, int, list[BlobLocation]]]:
+    """``(entry id, path, size, blobs)`` of every regular file under ``prefix`` in storage
+    order.
 
     ``manifest.walk()`` and ``manifest.blobs()`` give the same, but build and check an
     ``Entry`` per row, which cost as much CPU as reading the files' bytes back; this reads
@@ -121,24 +124,40 @@ def _files(manifest: ManifestReader, prefix: str) -> Iterator[tuple[str, int, li
                     raise IntegrityError(f"damaged manifest: {path} has invalid blobs") from exc
                 if type(size) is not int or any(type(b.pack_id) is not str for b in blobs):
                     raise IntegrityError(f"damaged manifest: {path} has invalid fields")
-                yield path, size, blobs
+                yield entry_id, path, size, blobs
     except sqlite3.Error as exc:
         raise IntegrityError(f"manifest is damaged or unreadable: {exc}") from exc
     finally:
         db.close()
 
 
-def _fetch(store: Store, pending: list[tuple[str, list[BlobLocation]]]) -> list[tuple[str, bytes]]:
-    """The files of one span, read and verified (in a worker thread).
+def fetch_files(
+    store: Store,
+    pending: list[tuple[str, list[BlobLocation]]],
+    named: Callable[[str], str] = str,
+) -> list[tuple[str, bytes]]:
+    """The files of one span, read and verified (in a worker thread), in the order given;
+    their blobs are read in pack order, so that neighbours are read together whatever the
+    order asked (a shuffled window of files).
 
     Raises:
-        IntegrityError: a blob is damaged or its pack missing; the message names the file.
+        IntegrityError: a blob is damaged or its pack missing; the message names the file
+            (``named(key)`` of its key in ``pending``).
     """
+    locs = [b for _, bl in pending for b in bl]
+    order = sorted(range(len(locs)), key=lambda i: (locs[i].pack_id, locs[i].offset))
     try:
-        fetched = store.read_blobs([b for _, bl in pending for b in bl])
+        if order == list(range(len(locs))):  # storage order: as listed
+            fetched = store.read_blobs(locs)
+        else:
+            fetched = [b""] * len(locs)
+            for i, data in zip(order, store.read_blobs([locs[i] for i in order]), strict=True):
+                fetched[i] = data
     except IntegrityError as exc:
-        path = next(
-            (p for p, bl in pending for b in bl if b.digest.hex() == exc.digest), pending[0][0]
+        path = named(
+            next(
+                (p for p, bl in pending for b in bl if b.digest.hex() == exc.digest), pending[0][0]
+            )
         )
         raise IntegrityError(f"{path}: {exc.message}", **{**exc.attrs, "path": path}) from exc
     out = []

@@ -16,6 +16,7 @@
     │   └── ArchiveError      an archive is hostile, corrupt, truncated or over a limit
     ├── IntegrityError        stored bytes do not match their id, or the format is unknown
     │   ├── FormatVersionError
+    │   ├── ReferenceChangedError an object a --no-copy version references changed or went
     │   └── UploadRefusedError    a team-mode server refused an upload that does not match
     ├── StorageError          the object store failed; ``transient`` says if a retry may help
     │   ├── NoSpaceError
@@ -182,6 +183,15 @@ class FormatVersionError(IntegrityError):
     """The stored data was written by a newer, unknown format version."""
 
     code = "format_version"
+
+
+class ReferenceChangedError(IntegrityError):
+    """An object a ``--no-copy`` version references (pinned by version id, or by ETag and
+    size) was overwritten or deleted: its pinned bytes cannot be read; ``key`` names it."""
+
+    code = "reference_changed"
+
+    key: str = ""
 
 
 class UploadRefusedError(IntegrityError):

@@ -124,6 +124,15 @@ def create(
             help="Make no new version if the tree equals the latest version's.",
         ),
     ] = False,
+    no_copy: Annotated[
+        bool,
+        typer.Option(
+            "--no-copy",
+            help="s3:// SOURCE only: reference the objects where they are, each pinned (by "
+            "version id, or ETag and size), instead of copying them; a read of an object "
+            "changed or deleted since fails, naming it.",
+        ),
+    ] = False,
     keep_last: Annotated[
         int | None,
         typer.Option(
@@ -172,6 +181,7 @@ def create(
             max_size=parse_size(max_size) if max_size is not None else None,
             max_files=max_files,
             max_ratio=max_ratio,
+            no_copy=no_copy,
         )
         if keep_last is not None:
             try:

@@ -39,6 +39,12 @@ _TABLE: list[tuple[type[BaseException], int, str]] = [
     (e.SourceError, 5, "fix the source (permissions, network, credentials), then create again"),
     (e.UploadRefusedError, 6, "the server deleted what did not match; run the create again"),
     (e.FormatVersionError, 6, "upgrade grid: pip install -U grid-datastores"),
+    (
+        e.ReferenceChangedError,
+        6,
+        "the version referenced the object without a copy; restore it, or create a version "
+        "that copies (without --no-copy)",
+    ),
     (e.IntegrityError, 6, "the stored data is damaged; re-create the version from its source"),
     (e.StorageClaimedError, 8, ""),  # the message says what to do
     (e.DestinationError, 7, ""),  # ... and names the destination, never GRID_HOME

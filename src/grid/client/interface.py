@@ -105,6 +105,7 @@ class DatastoreClient(ABC):
         max_size: int | None = None,
         max_files: int | None = None,
         max_ratio: float | None = None,
+        no_copy: bool = False,
     ) -> VersionInfo:
         """Make the next version of ``name`` from a folder, a file, an archive URL or an S3
         prefix (see ``grid.Client.create``)."""

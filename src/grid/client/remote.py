@@ -179,6 +179,7 @@ class RemoteClient(ServiceClient):
         max_size: int | None = None,
         max_files: int | None = None,
         max_ratio: float | None = None,
+        no_copy: bool = False,
     ) -> VersionInfo:
         """As ``grid.Client.create``. An archive URL is fetched by the server, not through this
         machine, and so is an ``s3://`` prefix in a bucket the server's operator opened to
@@ -186,6 +187,12 @@ class RemoteClient(ServiceClient):
         read here with this machine's (``endpoint_url``, ``profile``), as embedded."""
         from grid.sources.archive import is_url
 
+        if no_copy:
+            raise UsageError(
+                "--no-copy is not available logged in to a server yet: the version would "
+                "reference objects the server cannot check",
+                rule="--no-copy makes embedded versions of s3:// prefixes",
+            )
         if is_url(source) or source.startswith("s3://"):
             body = {
                 "source": source,

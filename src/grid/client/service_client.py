@@ -76,6 +76,7 @@ class ServiceClient(DatastoreClient):
         max_size: int | None = None,
         max_files: int | None = None,
         max_ratio: float | None = None,
+        no_copy: bool = False,
     ) -> VersionInfo:
         """Make a new version of datastore ``name`` (default: the source's base name) from a
         folder or a file, or finish a stopped create of the same source under its number.
@@ -86,8 +87,10 @@ class ServiceClient(DatastoreClient):
         (``endpoint_url`` and ``profile`` for it; default the standard AWS chain) or the
         http(s) URL of a .zip or .tar[.gz|.bz2|.xz|.zst] archive (its single top folder
         becomes the root unless ``keep_root``; ``max_size``, ``max_files`` and ``max_ratio``
-        bound what it may expand to, default from GRID_ARCHIVE_MAX_*). See
-        ``grid.service.create.create`` for statuses and errors."""
+        bound what it may expand to, default from GRID_ARCHIVE_MAX_*). With ``no_copy`` (an
+        ``s3://`` prefix only) the version references the objects where they are, each
+        pinned (``grid.store.referencing``). See ``grid.service.create.create`` for statuses
+        and errors."""
         from grid.service import create
 
         base = self._limits
@@ -108,7 +111,11 @@ class ServiceClient(DatastoreClient):
             rehash=rehash,
             skip_unchanged=skip_unchanged,
             options=create.SourceOptions(
-                endpoint_url=endpoint_url, profile=profile, limits=limits, keep_root=keep_root
+                endpoint_url=endpoint_url,
+                profile=profile,
+                limits=limits,
+                keep_root=keep_root,
+                pinned=no_copy,
             ),
         )
         return self._shown(v, prefix)

@@ -22,6 +22,7 @@ STATUS: list[tuple[type[e.GridError], int]] = [
     (e.ConflictError, 409),
     (e.SourceError, 422),
     (e.UploadRefusedError, 422),
+    (e.ReferenceChangedError, 409),
     (e.IntegrityError, 500),
     (e.StorageClaimedError, 503),
     (e.StorageError, 503),

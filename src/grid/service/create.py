@@ -60,6 +60,7 @@ from grid.sources.archive_rules import ArchiveLimits
 from grid.sources.local import LocalSource
 from grid.store import IngestStats, ManifestWriter
 from grid.store.ingest import WORKERS, ingest
+from grid.store.referencing import reference
 from grid.store.unchanged import Reused, reuse_unchanged
 from grid.tree import Source, StreamedSource, Warn
 
@@ -209,7 +210,11 @@ def _fill(
 
         reporter = progress_reporter(ctx, version, job.progress, None, archive)
         reused = _reuse_unchanged(source, version, job, manifest_path, report, base, ctx)
-        if isinstance(reused, Reused):
+        if job.options.pinned:  # --no-copy: the objects are referenced, none is read
+            numbering = base.packs if base is not None and base.delta else None
+            manifest = ManifestWriter(manifest_path, numbering)
+            stats = reference(source, manifest, report)
+        elif isinstance(reused, Reused):
             stats, manifest = reused.stats, reused.manifest
         else:
             source = reused  # the same entries; a walk already begun goes on

@@ -2,7 +2,9 @@
 
 Both manifests are walked once, side by side, in storage order (depth first, names sorted), so
 memory stays flat whatever the number of files. "Modified" means a different kind, content,
-mode or link target; a new mtime alone is not a change.
+mode or link target; a new mtime alone is not a change. A file of a ``--no-copy`` version
+has no content ids: where it has the size of the file it is compared with, its object is read
+and cut as a create would, and compared by the ids that gives.
 """
 
 from __future__ import annotations
@@ -12,18 +14,29 @@ from collections.abc import Iterator
 from grid.reports import Change, DiffReport
 from grid.service.browse import opened
 from grid.service.context import Context
+from grid.store import Store
+from grid.store.compression import PINNED
 from grid.store.manifest import DIR, Entry
 from grid.store.manifest_reader import ManifestReader
+from grid.store.referencing import content_ids
 
 
 def _key(entry: Entry) -> tuple[str, ...]:
     return tuple(entry.path.split("/"))  # tuple order is storage order
 
 
-def _same(ma: ManifestReader, ea: Entry, mb: ManifestReader, eb: Entry) -> bool:
+def _same(store: Store, ma: ManifestReader, ea: Entry, mb: ManifestReader, eb: Entry) -> bool:
     if (ea.kind, ea.mode, ea.size, ea.target) != (eb.kind, eb.mode, eb.size, eb.target):
         return False
-    return ea.kind == DIR or [b.digest for b in ma.blobs(ea)] == [b.digest for b in mb.blobs(eb)]
+    if ea.kind == DIR:
+        return True
+    ba, bb = ma.blobs(ea), mb.blobs(eb)
+    if [b.digest for b in ba] == [b.digest for b in bb]:
+        return True
+    if not any(b.codec == PINNED for b in (*ba, *bb)):
+        return False
+    # an object referenced where it is (--no-copy) has no content ids: read it to compare
+    return content_ids(store, ba, ea.size) == content_ids(store, bb, eb.size)
 
 
 def _pairs(ma: ManifestReader, mb: ManifestReader) -> Iterator[tuple[Entry | None, Entry | None]]:
@@ -51,6 +64,6 @@ def diff(ctx: Context, name: str, a: int | None, b: int | None) -> DiffReport:
                 report.removed.append(Change(ea.path, ea.kind_name, ea.size, None))
             elif ea is None and eb is not None:
                 report.added.append(Change(eb.path, eb.kind_name, None, eb.size))
-            elif ea is not None and eb is not None and not _same(ma, ea, mb, eb):
+            elif ea is not None and eb is not None and not _same(ctx.store, ma, ea, mb, eb):
                 report.modified.append(Change(eb.path, eb.kind_name, ea.size, eb.size))
     return report

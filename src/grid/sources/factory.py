@@ -34,7 +34,8 @@ class SourceOptions:
     ``endpoint_url``, ``profile``, ``region``: for ``s3://`` (default: the standard AWS
     chain). ``limits``: an archive's decompression-bomb bounds; ``keep_root``: keep an
     archive's single top-level folder instead of making its contents the root.
-    ``staged``: the source is this archive (the source path only names it).
+    ``staged``: the source is this archive (the source path only names it). ``pinned``:
+    ``--no-copy``: an ``s3://`` prefix listed with each object pinned, to be referenced.
     """
 
     endpoint_url: str | None = None
@@ -43,6 +44,7 @@ class SourceOptions:
     limits: ArchiveLimits = field(default_factory=ArchiveLimits)
     keep_root: bool = False
     staged: StagedArchive | None = None
+    pinned: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ def _open_s3(
         endpoint_url=options.endpoint_url,
         profile=options.profile,
         region=options.region,
+        pinned=options.pinned,
     )
     return source, path.rstrip("/")
 
@@ -158,5 +161,15 @@ def open_source(
     path: str, warn: Warn | None, options: SourceOptions, place: Place
 ) -> tuple[Source, str]:
     """The source for ``path`` (a local folder or file, an s3:// URL, an archive URL, or the
-    staged archive in ``options``) and its identity, the origin recorded on its versions."""
+    staged archive in ``options``) and its identity, the origin recorded on its versions.
+
+    Raises:
+        UsageError: ``options.pinned`` (``--no-copy``) for a source other than ``s3://``.
+    """
+    if options.pinned and not path.startswith("s3://"):
+        raise UsageError(
+            f"--no-copy references objects where they are: it takes an s3://bucket/prefix, "
+            f"not {path!r}; nothing was stored",
+            rule="--no-copy SOURCE is s3://bucket[/prefix]",
+        )
     return _kind(path, options).open(path, warn, options, place)

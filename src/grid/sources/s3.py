@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 from grid.errors import ArchiveError, SourceError, UsageError
 from grid.ids import digest_of
 from grid.objects import s3 as s3_objects
+from grid.objects.pinned import Pin
 from grid.sources.archive_rules import key_path, shown
 from grid.tree import SourceDefaults, SourceEntry, Warn
 
@@ -75,6 +76,9 @@ class S3Source(SourceDefaults):
         url: ``s3://bucket[/prefix]``.
         warn: where non-fatal problems are reported.
         endpoint_url, profile, region: as for boto3 (default: the standard AWS chain).
+        pinned: list each object's latest version (``ListObjectVersions``) and give, as each
+            file entry's ``location``, the name of its ``Pin`` (version id where the bucket
+            keeps versions, else ETag and size): for ``--no-copy`` (``grid.store.referencing``).
     """
 
     sequential = False
@@ -89,8 +93,13 @@ class S3Source(SourceDefaults):
         endpoint_url: str | None = None,
         profile: str | None = None,
         region: str | None = None,
+        pinned: bool = False,
     ) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
+
+        self.pinned = pinned
+        self._where = (endpoint_url, region)
+        self._versioned: bool | None = None  # the bucket keeps versions (asked when pinning)
 
         self.root = url.rstrip("/")
         self.bucket, self.prefix = parse_url(url)
@@ -121,12 +130,20 @@ class S3Source(SourceDefaults):
         folders: list[str] = []
         objects: list[dict[str, Any]] = []
         try:
-            pages = self._s3.get_paginator("list_objects_v2").paginate(
+            listing = (
+                "list_object_versions"
+                if self.pinned and self._keeps_versions()
+                else ("list_objects_v2")
+            )
+            pages = self._s3.get_paginator(listing).paginate(
                 Bucket=self.bucket, Prefix=prefix, Delimiter="/"
             )
             for page in pages:
                 folders += [p["Prefix"][len(prefix) : -1] for p in page.get("CommonPrefixes", [])]
-                for obj in page.get("Contents", []):
+                listed = page.get("Contents", [])
+                if listing == "list_object_versions":  # each key's current version, if any
+                    listed = [v for v in page.get("Versions", []) if v.get("IsLatest")]
+                for obj in listed:
                     if not obj["Key"].endswith("/"):
                         objects.append(obj)
                     elif int(obj.get("Size", 0)):  # the folder's own marker, with a body
@@ -211,6 +228,9 @@ class S3Source(SourceDefaults):
                 yield from self._walk(f"{prefix}{name}/", path)
             else:
                 etag = str(obj.get("ETag", "")).strip('"')
+                if self.pinned:
+                    yield self._pinned_entry(rel, name, obj, etag)
+                    continue
                 yield SourceEntry(
                     rel,
                     name,
@@ -223,6 +243,39 @@ class S3Source(SourceDefaults):
                     int.from_bytes(digest_of(etag.encode())[:7], "big") or 1,
                     0,
                 )
+
+    def _keeps_versions(self) -> bool:
+        """Whether the bucket keeps versions (enabled, or suspended: some objects may have
+        one); a store that will not say is taken for one that keeps none (ETag pins)."""
+        if self._versioned is None:
+            try:
+                answer = self._s3.get_bucket_versioning(Bucket=self.bucket)
+                self._versioned = answer.get("Status") in ("Enabled", "Suspended")
+            except self._errors:
+                self._versioned = False
+        return self._versioned
+
+    def _pinned_entry(self, rel: str, name: str, obj: dict[str, Any], etag: str) -> SourceEntry:
+        version = str(obj.get("VersionId") or "")
+        if version == "null":  # written while versioning was off: pinned by its ETag, as
+            etag = self._etag(obj["Key"])  # HEAD gives it (a version listing may differ)
+        pin = Pin(
+            self.bucket,
+            obj["Key"],
+            etag,
+            int(obj["Size"]),
+            None if version in ("", "null") else version,  # "null": the bucket keeps none
+            *self._where,
+        )
+        return SourceEntry(
+            rel, name, _FILE_MODE, pin.size, _ns(obj["LastModified"]), None, pin.name
+        )
+
+    def _etag(self, key: str) -> str:
+        try:
+            return str(self._s3.head_object(Bucket=self.bucket, Key=key).get("ETag", "")).strip('"')
+        except self._errors as exc:
+            raise self._problem(exc, "read") from exc
 
     def open(self, entry: SourceEntry) -> BinaryIO:
         key = entry.location.removeprefix(f"s3://{self.bucket}/")

@@ -15,6 +15,7 @@ from grid.errors import IntegrityError
 
 RAW = 0
 ZSTD = 1
+PINNED = 255  # a piece of an object referenced where it is (grid.objects.pinned)
 
 LEVEL = 1
 _KEEP_RATIO = 0.9

@@ -14,7 +14,8 @@ from typing import NamedTuple
 from grid.errors import IntegrityError
 
 FORMAT_VERSION = "2.0"
-FORMAT_MAJOR = 2
+PINNED_FORMAT_VERSION = "3.0"  # a manifest that references objects where they are (--no-copy)
+FORMAT_MAJOR = 3
 
 DIR, FILE, SYMLINK = 0, 1, 2
 KIND_NAMES = {DIR: "dir", FILE: "file", SYMLINK: "symlink"}

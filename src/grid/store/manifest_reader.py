@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from grid.errors import FormatVersionError, IntegrityError, PathNotFoundError
+from grid.store.compression import PINNED
 from grid.store.manifest import (
     BLOB,
     DIR,
@@ -302,15 +303,18 @@ class ManifestReader:
         return out
 
     def blob_spans(self) -> Iterator[tuple[str, int, int]]:
-        """(pack id, offset, stored length) of every blob every file uses, in storage order,
-        repeats included; without building entries (what gc and storage accounting need)."""
+        """(pack id, offset, stored length) of every stored blob every file uses, in storage
+        order, repeats included (not the pieces of objects referenced where they are, which
+        nothing stores); without building entries (what gc and storage accounting need)."""
         packs = self._packs
         for (raw,) in self._db.execute(f"SELECT blobs FROM entries WHERE kind = {FILE}"):
             if not raw:
                 continue
             if len(raw) % BLOB.size:
                 raise IntegrityError("damaged manifest: a file's blob list is cut short")
-            for no, _digest, offset, stored, _raw, _codec in BLOB.iter_unpack(raw):
+            for no, _digest, offset, stored, _raw, codec in BLOB.iter_unpack(raw):
+                if codec == PINNED:  # an object referenced where it is: nothing stored
+                    continue
                 pack = packs.get(no)
                 if type(pack) is not str:
                     raise IntegrityError(f"damaged manifest: a file names no pack {no}")

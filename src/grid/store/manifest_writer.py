@@ -10,7 +10,8 @@ import sqlite3
 from collections.abc import Mapping
 
 from grid.errors import SourceError, StorageError, sqlite_error
-from grid.store.manifest import FORMAT_VERSION, ROOT_ID, SCHEMA
+from grid.objects.pinned import is_pin
+from grid.store.manifest import FORMAT_VERSION, PINNED_FORMAT_VERSION, ROOT_ID, SCHEMA
 
 
 class ManifestWriter:
@@ -40,6 +41,7 @@ class ManifestWriter:
         self._listed: set[int] = set()
         self._next_pack = max(base, default=-1) + 1
         self._copied = False
+        self._pinned = False  # it references an object where it is: format 3.0
 
     @classmethod
     def copy_of(cls, source: str, path: str) -> ManifestWriter:
@@ -67,6 +69,7 @@ class ManifestWriter:
         writer._pack_names = dict(packs)
         writer._listed = set(writer._pack_names)
         writer._next_pack = max(writer._pack_names, default=-1) + 1
+        writer._pinned = any(is_pin(name) for name in writer._pack_names.values())
         return writer
 
     def pack_number(self, pack_id: str) -> int:
@@ -77,6 +80,7 @@ class ManifestWriter:
             no = self._pack_numbers[pack_id] = self._next_pack
             self._next_pack += 1
             self._pack_names[no] = pack_id
+            self._pinned = self._pinned or is_pin(pack_id)
         if no not in self._listed:
             self._listed.add(no)
             self._db.execute("INSERT INTO packs VALUES (?, ?)", (no, pack_id))
@@ -136,7 +140,10 @@ class ManifestWriter:
                 self._db.execute("DELETE FROM meta")
             self._db.executemany(
                 "INSERT INTO meta VALUES (?, ?)",
-                [("format_version", FORMAT_VERSION), *sorted(meta.items())],
+                [
+                    ("format_version", PINNED_FORMAT_VERSION if self._pinned else FORMAT_VERSION),
+                    *sorted(meta.items()),
+                ],
             )
             if not self._copied:
                 self._db.execute("CREATE UNIQUE INDEX entries_by_parent ON entries (parent, name)")

@@ -6,19 +6,23 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
-from grid.errors import IntegrityError, NotFoundError
+from grid.errors import IntegrityError, NotFoundError, ReferenceChangedError, StorageError
 from grid.ids import digest_of
 from grid.objects.base import Buffer, ObjectStore
 from grid.store.blob_check import check_pack, verify_blob
 from grid.store.cache import BlobCache
-from grid.store.compression import RAW
+from grid.store.compression import PINNED, RAW
 from grid.store.filestate import FileState
 from grid.store.index import BlobIndex
 from grid.store.manifest import BlobLocation
 from grid.store.manifest_store import ManifestObjects, manifest_key
 from grid.store.pack import PackBuilder, pack_key
 from grid.store.readers import ReaderLocks
+
+if TYPE_CHECKING:
+    from grid.objects.pinned import PinnedObjects
 
 # Blobs of a pack closer than this are fetched with one read (the gap is read and dropped).
 _GAP = 64 << 10
@@ -54,6 +58,7 @@ class Store(ManifestObjects):
             BlobCache(os.path.join(cache_dir, "blobs"), cache_limit) if cache_limit > 0 else None
         )
         self.readers = ReaderLocks(os.path.join(cache_dir, "readers"))
+        self._pinned: PinnedObjects | None = None  # reads of referenced objects, when needed
 
     def close(self) -> None:
         self.readers.close()
@@ -151,16 +156,47 @@ class Store(ManifestObjects):
             raise IntegrityError(f"blob {digest}: {exc.message}", digest=digest) from exc
 
     def _get(self, pack_id: str, offset: int, length: int, loc: BlobLocation) -> bytes:
+        if loc.codec == PINNED:
+            return self._pinned_ranges(loc, [(offset, length)])[0]
         try:
             return self.objects.get_range(pack_key(pack_id), offset, length)
         except NotFoundError as exc:
             raise self._missing(loc) from exc
 
     def _get_ranges(self, first: BlobLocation, ranges: list[tuple[int, int]]) -> list[bytes]:
+        if first.codec == PINNED:
+            return self._pinned_ranges(first, ranges)
         try:
             return self.objects.get_ranges(pack_key(first.pack_id), ranges)
         except NotFoundError as exc:
             raise self._missing(first) from exc
+
+    def _pinned_ranges(self, loc: BlobLocation, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """Pieces of an object a ``--no-copy`` version references, read where it is."""
+        from grid.objects.pinned import Pin, PinnedObjects
+
+        if self._pinned is None:
+            self._pinned = PinnedObjects()
+        try:
+            return self._pinned.get_ranges(Pin.parse(loc.pack_id), ranges)
+        except ReferenceChangedError as exc:
+            raise ReferenceChangedError(
+                exc.message, **{**exc.attrs, "digest": loc.digest.hex()}
+            ) from exc
+
+    def check_pins(self, pins: Sequence[str]) -> dict[str, str]:
+        """Check each pinned object named in ``pins`` (a HEAD each): problem by pin name."""
+        from grid.objects.pinned import Pin, PinnedObjects
+
+        if self._pinned is None:
+            self._pinned = PinnedObjects()
+        problems = {}
+        for name in pins:
+            try:
+                self._pinned.check(Pin.parse(name))
+            except (ReferenceChangedError, StorageError) as exc:
+                problems[name] = exc.message
+        return problems
 
     def _missing(self, loc: BlobLocation) -> IntegrityError:
         """The error for a pack that is not there (forgotten by the index, so that the next

@@ -71,9 +71,12 @@ def test_a_referenced_version_reads_the_pinned_bytes_and_stores_none(
     assert client.verify("refs", 1).ok
     usage = client.usage()
     assert usage.packs == 0 and usage.referenced_bytes == usage.stored_bytes < 10_000
-    with sqlite3.connect(client._ctx.store.manifest_path(v.manifest_id)) as db:
-        meta = dict(db.execute("SELECT key, value FROM meta"))
-    assert meta["format_version"] == manifest_format.PINNED_FORMAT_VERSION
+    assert _format(client, v) == manifest_format.PINNED_FORMAT_VERSION
+
+
+def _format(client, version) -> str:
+    with sqlite3.connect(client._ctx.store.manifest_path(version.manifest_id)) as db:
+        return str(dict(db.execute("SELECT key, value FROM meta"))["format_version"])
 
 
 def test_versioned_pins_survive_overwrites_and_deletes(client, s3, seaweedfs_endpoint):
@@ -88,6 +91,7 @@ def test_versioned_pins_survive_overwrites_and_deletes(client, s3, seaweedfs_end
         f"s3://{bucket}/data", "refs", no_copy=True, endpoint_url=seaweedfs_endpoint
     )
     assert client.read_bytes("refs", again.number, "a.txt") == b"ALPHA"
+    assert _format(client, again) == manifest_format.PINNED_FORMAT_VERSION
     assert "big.bin" not in dict(client.iter_files("refs", again.number))
     same = client.create(
         f"s3://{bucket}/data",
@@ -97,6 +101,14 @@ def test_versioned_pins_survive_overwrites_and_deletes(client, s3, seaweedfs_end
         endpoint_url=seaweedfs_endpoint,
     )
     assert same.number == again.number  # the same pins: no new version
+    twin = client.create(
+        f"s3://{bucket}/data", "refs", no_copy=True, endpoint_url=seaweedfs_endpoint
+    )  # numbered as its base (a delta against it), every pin one of the base's: still 3.0
+    assert client._ctx.store.manifest_bases(twin.manifest_id)
+    assert _format(client, twin) == manifest_format.PINNED_FORMAT_VERSION
+    assert dict(client.iter_files("refs", twin.number)) == dict(
+        client.iter_files("refs", again.number)
+    )
 
 
 def test_unversioned_objects_changed_or_deleted_are_named_never_served(

@@ -80,9 +80,9 @@ class ManifestWriter:
             no = self._pack_numbers[pack_id] = self._next_pack
             self._next_pack += 1
             self._pack_names[no] = pack_id
-            self._pinned = self._pinned or is_pin(pack_id)
         if no not in self._listed:
             self._listed.add(no)
+            self._pinned = self._pinned or is_pin(pack_id)  # a base's pin counts once used
             self._db.execute("INSERT INTO packs VALUES (?, ?)", (no, pack_id))
         return no
 

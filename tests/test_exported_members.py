@@ -7,7 +7,7 @@ EXPORTED = [
     "DatastoreNotFoundError", "DestinationError", "DestinationFullError", "FileInfo",
     "ForbiddenError", "FormatVersionError", "GridError", "IntegrityError", "Interrupted",
     "InvalidNameError", "JobCancelledError", "JobInfo", "JobNotFoundError", "NoSpaceError",
-    "NotFoundError", "PathNotFoundError", "RunNotFoundError", "ScheduleInfo",
+    "NotFoundError", "PathNotFoundError", "ReferenceChangedError", "RunNotFoundError", "ScheduleInfo",
     "ServerUnreachableError", "SourceError", "StorageClaimedError", "StorageError",
     "UnauthorizedError", "UnsafeHomeError", "UploadRefusedError", "UsageError", "VersionInfo",
     "VersionNotFoundError", "VersionNotReadyError", "__version__", "connect",

@@ -120,7 +120,7 @@ def test_newer_manifest_major_is_refused(tmp_path):
     import sqlite3
 
     db = sqlite3.connect(tmp_path / "m.sqlite")
-    db.execute("UPDATE meta SET value = '3.0' WHERE key = 'format_version'")
+    db.execute("UPDATE meta SET value = '4.0' WHERE key = 'format_version'")
     db.commit()
     db.close()
     with pytest.raises(FormatVersionError):

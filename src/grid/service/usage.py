@@ -21,8 +21,9 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
 SCRATCH = "usage-"  # scratch tables and kept reports in the installation's tmp folder
 _CACHE_FORMAT = 1
 _TRIES = 3  # a gc may swap a manifest out between reading the catalog and opening it
+_KEEP_OWNERS = 64  # a server keeps the last reports of this many owners' states
+_KEPT: OrderedDict[tuple[int, str, bytes], UsageReport] = OrderedDict()
+_KEPT_LOCK = threading.Lock()
 
 Spans = Callable[[str], Iterator[tuple[str, int, int]]]
 
@@ -172,7 +176,8 @@ def usage(ctx: Context) -> UsageReport:
 
 def owner_usage(area: OwnerArea, catalog: CatalogPort, scratch: str) -> UsageReport:
     """The usage of one owner's part of a team-mode server's storage (whole manifests only:
-    no bases); ``scratch``: the server's folder for files being read."""
+    no bases); ``scratch``: the server's folder for files being read. The report is kept in
+    this process while the owner's versions and objects stay the same."""
 
     def spans(manifest_id: str) -> Iterator[tuple[str, int, int]]:
         data = area.objects.get(area.key(manifest_key(manifest_id)))
@@ -180,15 +185,28 @@ def owner_usage(area: OwnerArea, catalog: CatalogPort, scratch: str) -> UsageRep
             yield from manifest.blob_spans()
 
     versions = [v for d in catalog.datastores() for v in catalog.versions(d.name)]
+    packs = list(area.objects.list(area.key("packs/")))
+    manifests = list(area.objects.list(area.key("manifests/")))
+    listed = sorted((o.key, o.size) for o in (*packs, *manifests))
+    key = (area.owner_id, _fingerprint(versions), hashlib.sha256(repr(listed).encode()).digest())
+    with _KEPT_LOCK:
+        kept = _KEPT.get(key)
+    if kept is not None:
+        return kept
     os.makedirs(scratch, exist_ok=True)
-    return measure(
+    report = measure(
         versions,
-        area.objects.list(area.key("packs/")),
-        area.objects.list(area.key("manifests/")),
+        packs,
+        manifests,
         spans,
         lambda _manifest_id: [],
         os.path.join(scratch, f"{SCRATCH}{uuid.uuid4().hex}.sqlite"),
     )
+    with _KEPT_LOCK:
+        _KEPT[key] = report
+        while len(_KEPT) > _KEEP_OWNERS:
+            _KEPT.popitem(last=False)
+    return report
 
 
 def forget(ctx: Context) -> None:

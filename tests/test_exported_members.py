@@ -7,8 +7,8 @@ EXPORTED = [
     "DatastoreNotFoundError", "DestinationError", "DestinationFullError", "FileInfo",
     "ForbiddenError", "FormatVersionError", "GridError", "IntegrityError", "Interrupted",
     "InvalidNameError", "JobCancelledError", "JobInfo", "JobNotFoundError", "NoSpaceError",
-    "NotFoundError", "PathNotFoundError", "ReferenceChangedError", "RunNotFoundError", "ScheduleInfo",
-    "ServerUnreachableError", "SourceError", "StorageClaimedError", "StorageError",
+    "NotFoundError", "PathNotFoundError", "ReferenceChangedError", "RunNotFoundError",
+    "ScheduleInfo", "ServerUnreachableError", "SourceError", "StorageClaimedError", "StorageError",
     "UnauthorizedError", "UnsafeHomeError", "UploadRefusedError", "UsageError", "VersionInfo",
     "VersionNotFoundError", "VersionNotReadyError", "__version__", "connect",
 ]  # fmt: skip

@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 import pytest
 
 import grid
+from grid.cli.datastores_view import datastores_table
 from grid.cli.progress import CreateDisplay
-from grid.cli.render import datastores_table
 from grid.client import CreateProgress
 from grid.errors import UsageError
 from grid.records import PROCESSING, DatastoreInfo, VersionInfo
+from grid.reports import UsageReport
 from grid.sources import http
 from grid.sources.http import check_url
 from tests.archive_server import ArchiveServer
@@ -79,7 +80,7 @@ def test_processing_status_shows_download_progress():
         progress_done=1_200_000_000,
         progress_total=2_900_000_000,
     )
-    table = datastores_table([DatastoreInfo("cats", now, 1, v)])
+    table = datastores_table([DatastoreInfo("cats", now, 1, v)], UsageReport())
     cells = [str(c) for col in table.columns for c in col._cells]
     assert any("processing[/yellow] 41% (1.2 GB of 2.9 GB)" in c for c in cells)
 

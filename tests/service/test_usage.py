@@ -182,3 +182,33 @@ def test_the_quick_reader_gives_the_clients_answer(home, tmp_path):
     assert quick is not None
     with quick:
         assert quick.usage() == expected
+
+
+def test_a_damaged_or_missing_manifest_counts_for_nothing_and_list_still_answers(
+    client, home, tmp_path
+):
+    _write(tmp_path / "a", ["x", "y"], seed=9)
+    _write(tmp_path / "b", ["z"], seed=10)
+    client.create(str(tmp_path / "a"), name="a")
+    b = client.create(str(tmp_path / "b"), name="b")
+    whole = client.usage()
+    (key,) = [
+        os.path.join(d, f) for d, _, fs in os.walk(home / "objects") for f in fs
+        if f == b.manifest_id
+    ]  # fmt: skip
+    with open(key, "r+b") as f:
+        f.seek(20)
+        f.write(b"\xff" * 16)
+    for d, _, fs in os.walk(home / "cache"):  # and the unpacked copy kept for reading
+        for f in fs:
+            if f == b.manifest_id:
+                os.unlink(os.path.join(d, f))
+    client.delete("a", 1)  # a new catalog state: measured again, b's manifest unreadable
+    damaged = client.usage()
+    assert damaged.of_version("b", 1).exclusive_bytes < whole.of_version("b", 1).exclusive_bytes
+    assert "b" in [d.name for d in client.list()]
+    os.unlink(key)
+    missing = client.usage()  # gone altogether: after the retries, counted as nothing
+    assert missing.manifests == 0 and missing.of_version("b", 1) is not None
+    kept = [f for f in os.listdir(home / "tmp") if f.startswith("usage-")]
+    assert all(not f.endswith(".json") for f in kept)  # such a report is not kept

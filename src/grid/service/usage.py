@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from grid.errors import NotFoundError, sqlite_error
+from grid.errors import GridError, NotFoundError, sqlite_error
 from grid.objects import ObjectInfo
 from grid.records import SUCCEEDED, VersionInfo
 from grid.reports import DatastoreUsage, UsageReport, VersionUsage
@@ -148,7 +148,8 @@ def _blobs(
 
 def usage(ctx: Context) -> UsageReport:
     """The usage of ``ctx``'s store (embedded): the kept report while no version changed,
-    else measured again and kept."""
+    else measured again and kept. A manifest that cannot be read (missing, damaged) counts
+    for nothing rather than failing ``list``; such a report is not kept."""
     for attempt in range(_TRIES):
         versions = [v for d in ctx.catalog.datastores() for v in ctx.catalog.versions(d.name)]
         key = _fingerprint(versions)
@@ -156,22 +157,52 @@ def usage(ctx: Context) -> UsageReport:
         kept = _load(path, key)
         if kept is not None:
             return kept
+        last = attempt + 1 == _TRIES
+        skipped: list[str] = []
         try:
             report = measure(
                 versions,
                 ctx.store.objects.list("packs/"),
                 ctx.store.objects.list("manifests/"),
-                lambda m: _spans(ctx, m),
-                ctx.store.manifest_bases,
+                _tolerant_spans(ctx, skipped, not last),
+                _tolerant_bases(ctx, skipped),
                 ctx.scratch_path(f"{SCRATCH}{uuid.uuid4().hex}.sqlite"),
             )
         except NotFoundError:  # a manifest gc swapped out meanwhile: read the catalog again
-            if attempt + 1 == _TRIES:
-                raise
             continue
-        _save(path, key, report)
+        if not skipped:
+            _save(path, key, report)
         return report
     raise AssertionError("unreachable")
+
+
+def _tolerant_spans(ctx: Context, skipped: list[str], missing_raises: bool) -> Spans:
+    """``_spans``, a manifest that cannot be read counting as what was read of it (recorded
+    in ``skipped``); with ``missing_raises``, a missing one still raises (gc may have
+    swapped it: retry)."""
+
+    def spans(manifest_id: str) -> Iterator[tuple[str, int, int]]:
+        try:
+            yield from _spans(ctx, manifest_id)
+        except NotFoundError:
+            if missing_raises:
+                raise
+            skipped.append(manifest_id)
+        except GridError:
+            skipped.append(manifest_id)
+
+    return spans
+
+
+def _tolerant_bases(ctx: Context, skipped: list[str]) -> Callable[[str], list[str]]:
+    def bases(manifest_id: str) -> list[str]:
+        try:
+            return ctx.store.manifest_bases(manifest_id)
+        except GridError:
+            skipped.append(manifest_id)
+            return []
+
+    return bases
 
 
 def owner_usage(area: OwnerArea, catalog: CatalogPort, scratch: str) -> UsageReport:
@@ -179,10 +210,15 @@ def owner_usage(area: OwnerArea, catalog: CatalogPort, scratch: str) -> UsageRep
     no bases); ``scratch``: the server's folder for files being read. The report is kept in
     this process while the owner's versions and objects stay the same."""
 
+    skipped: list[str] = []
+
     def spans(manifest_id: str) -> Iterator[tuple[str, int, int]]:
-        data = area.objects.get(area.key(manifest_key(manifest_id)))
-        with unpacked_manifest(data, scratch) as manifest:
-            yield from manifest.blob_spans()
+        try:
+            data = area.objects.get(area.key(manifest_key(manifest_id)))
+            with unpacked_manifest(data, scratch) as manifest:
+                yield from manifest.blob_spans()
+        except GridError:  # missing or damaged: counts for nothing (gc reports it)
+            skipped.append(manifest_id)
 
     versions = [v for d in catalog.datastores() for v in catalog.versions(d.name)]
     packs = list(area.objects.list(area.key("packs/")))
@@ -202,10 +238,11 @@ def owner_usage(area: OwnerArea, catalog: CatalogPort, scratch: str) -> UsageRep
         lambda _manifest_id: [],
         os.path.join(scratch, f"{SCRATCH}{uuid.uuid4().hex}.sqlite"),
     )
-    with _KEPT_LOCK:
-        _KEPT[key] = report
-        while len(_KEPT) > _KEEP_OWNERS:
-            _KEPT.popitem(last=False)
+    if not skipped:
+        with _KEPT_LOCK:
+            _KEPT[key] = report
+            while len(_KEPT) > _KEEP_OWNERS:
+                _KEPT.popitem(last=False)
     return report
 
 

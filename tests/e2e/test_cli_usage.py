@@ -59,3 +59,36 @@ def test_list_show_and_gc_account_for_shared_data_after_a_delete(cli, tmp_path):
     assert listing[0]["added_bytes"] == listing[0]["latest"]["stored_bytes"]
     one = json.loads(cli("datastore", "show", "b:1", "--json").out)
     assert one["exclusive_bytes"] == listing[0]["exclusive_bytes"] and one["used_by"] == []
+
+
+def test_a_narrow_terminal_drops_the_added_column_rather_than_the_names(cli, tmp_path):
+    """At 80 columns (a notebook's terminal) the list keeps every name whole: ``added`` (which
+    ``show`` and ``--json`` give) goes first."""
+    import subprocess
+
+    from tests.e2e.conftest import GRID
+
+    for name in ("cats", "dogs"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "a.txt").write_text(name)
+        assert cli("datastore", "create", str(tmp_path / name)).code == 0
+    env = {**os.environ, "FORCE_COLOR": "1", "COLUMNS": "80"}
+    out = subprocess.run(
+        [*GRID, "datastore", "list"], env=env, capture_output=True, text=True, timeout=60
+    ).stdout
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    assert " cats " in plain and " dogs " in plain and "exclusive" in plain
+    assert "added" not in plain.splitlines()[0]
+    assert max(len(line) for line in plain.splitlines()[:3]) <= 80
+    wide = re.sub(
+        r"\x1b\[[0-9;]*m",
+        "",
+        subprocess.run(
+            [*GRID, "datastore", "list"],
+            env={**env, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout,
+    )
+    assert "added" in wide.splitlines()[0]

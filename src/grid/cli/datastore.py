@@ -52,7 +52,10 @@ def list_(as_json: Json = False) -> None:
     elif not items or usage is None:
         print("no datastores yet: `grid datastore create FOLDER` makes one", file=sys.stderr)
     else:
-        render.show(view.datastores_table(items, usage))
+        table = view.datastores_table(items, usage)
+        if not render.fits(table):
+            table = view.datastores_table(items, usage, added=False)
+        render.show(table)
         print(view.store_line(usage))
 
 

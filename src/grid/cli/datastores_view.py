@@ -18,32 +18,28 @@ from grid.records import DatastoreInfo, VersionInfo
 from grid.reports import UsageReport
 
 
-def datastores_table(items: list[DatastoreInfo], usage: UsageReport) -> Table:
+def datastores_table(
+    items: list[DatastoreInfo], usage: UsageReport, *, added: bool = True
+) -> Table:
+    """The ``list`` table; without ``added`` (a narrow terminal: ``show`` and ``--json`` give
+    it) rather than folding the names."""
+    headers = ["name", "latest", "versions", "files", "size", "added", "exclusive"]
     table = columns_table(
-        "name",
-        "latest",
-        "versions",
-        "files",
-        "size",
-        "added",
-        "exclusive",
-        "status",
-        "created",
-        fold="name",
+        *(h for h in headers if added or h != "added"), "status", "created", fold="name"
     )
     for d in items:
         v, share = d.latest, usage.of_datastore(d.name)
-        table.add_row(
+        cells: list[Any] = [
             Text(safe_name(d.name)),
             str(v.number) if v else "-",
             str(d.versions),
             f"{v.files:,}" if v else "-",
             human_bytes(v.size) if v else "-",
-            human_bytes(share.added_bytes) if share else "-",
-            human_bytes(share.exclusive_bytes) if share else "-",
-            status(v) if v else "-",
-            when(v.created_at if v else d.created_at),
-        )
+        ]
+        if added:
+            cells.append(human_bytes(share.added_bytes) if share else "-")
+        cells.append(human_bytes(share.exclusive_bytes) if share else "-")
+        table.add_row(*cells, status(v) if v else "-", when(v.created_at if v else d.created_at))
     return table
 
 

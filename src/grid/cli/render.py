@@ -142,6 +142,17 @@ def files_table(items: list[FileInfo]) -> Table:
     return table
 
 
+def fits(table: Table) -> bool:
+    """Whether ``table`` prints at its natural width here (always, when piped)."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        return True
+    unbounded = console.options.update_width(1_000_000)  # else measuring stops at the width
+    return console.measure(table, options=unbounded).maximum <= console.width
+
+
 def show(table: Table) -> None:
     """Print ``table``: fitted to a terminal's width, never cut when piped (one line a row)."""
     from rich.console import Console

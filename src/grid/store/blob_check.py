@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 from grid.errors import GridError, IntegrityError, storage_error
 from grid.ids import digest_of
+from grid.objects.pinned import is_pin
 from grid.store.chunker import MAX_CHUNK
 from grid.store.compression import PINNED, decode
 from grid.store.manifest import BlobLocation
@@ -31,8 +32,8 @@ def verify_blob(loc: BlobLocation, payload: bytes) -> bytes:
     """
     if len(payload) != loc.stored_length:
         raise IntegrityError(f"blob {loc.digest.hex()} is truncated", digest=loc.digest.hex())
-    if loc.codec == PINNED:  # a referenced object's piece: its pin was checked by the read
-        return payload
+    if loc.codec == PINNED and is_pin(loc.pack_id):  # a referenced object's piece: its pin
+        return payload  # was checked by the read (a stored blob saying 255 is refused below)
     data = decode(payload, loc.codec, loc.raw_length)
     if len(data) != loc.raw_length or digest_of(data) != loc.digest:
         raise IntegrityError(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from grid.errors import IntegrityError, NotFoundError, ReferenceChangedError, StorageError
 from grid.ids import digest_of
 from grid.objects.base import Buffer, ObjectStore
+from grid.objects.pinned import is_pin
 from grid.store.blob_check import check_pack, verify_blob
 from grid.store.cache import BlobCache
 from grid.store.compression import PINNED, RAW
@@ -156,7 +157,7 @@ class Store(ManifestObjects):
             raise IntegrityError(f"blob {digest}: {exc.message}", digest=digest) from exc
 
     def _get(self, pack_id: str, offset: int, length: int, loc: BlobLocation) -> bytes:
-        if loc.codec == PINNED:
+        if _pinned(loc):
             return self._pinned_ranges(loc, [(offset, length)])[0]
         try:
             return self.objects.get_range(pack_key(pack_id), offset, length)
@@ -164,7 +165,7 @@ class Store(ManifestObjects):
             raise self._missing(loc) from exc
 
     def _get_ranges(self, first: BlobLocation, ranges: list[tuple[int, int]]) -> list[bytes]:
-        if first.codec == PINNED:
+        if _pinned(first):
             return self._pinned_ranges(first, ranges)
         try:
             return self.objects.get_ranges(pack_key(first.pack_id), ranges)
@@ -239,3 +240,19 @@ class Store(ManifestObjects):
             except NotFoundError:
                 missing.append(pid)
         return missing
+
+
+def _pinned(loc: BlobLocation) -> bool:
+    """Whether ``loc`` is a piece of an object referenced where it is: its pack is a pin and
+    its codec says so. Either alone is a damaged manifest.
+
+    Raises:
+        IntegrityError: one without the other.
+    """
+    pin = is_pin(loc.pack_id)
+    if pin != (loc.codec == PINNED):
+        raise IntegrityError(
+            f"damaged manifest: blob {loc.digest.hex()} mixes a pin and a stored blob",
+            digest=loc.digest.hex(),
+        )
+    return pin

@@ -7,9 +7,7 @@ collate_fn=<the list as is>)``; an item is ``(relative path, bytes)``:
 
   grid     ``grid datastore create SRC --name bench-torch`` into a fresh ``GRID_HOME``
            (``GRID_FSYNC=0``), then ``grid.torch.IterableDataset("bench-torch", batch_size=64,
-           home=...)`` with ``shuffle=False`` and with ``shuffle=True, seed=0``, each also with
-           ``tensors=True`` (the bytes as uint8 views of one shared-memory buffer per read, so
-           the workers pass handles, not bytes, to the main process), and the map-style
+           home=...)`` with ``shuffle=False`` and with ``shuffle=True, seed=0``, and the map-style
            ``grid.torch.Dataset``. grid checks every sample against its BLAKE3 id.
   litdata  ``iter_bench``'s ``litdata.optimize`` (64 MB chunks, 2 workers; litdata venv), then
            ``litdata.StreamingDataset(OUT, shuffle=False / True, seed=0, transform=...)``, the
@@ -75,8 +73,6 @@ GROUPS = {
     "grid": [
         ("grid IterableDataset", "grid-iter", False),
         ("grid IterableDataset shuffle", "grid-iter", True),
-        ("grid IterableDataset tensors", "grid-iter-tensors", False),
-        ("grid IterableDataset tensors shuffle", "grid-iter-tensors", True),
         ("grid Dataset (map)", "grid-map", False),
     ],
     "litdata": [
@@ -88,8 +84,6 @@ GROUPS = {
 VS_LITDATA = {
     "grid IterableDataset": "litdata StreamingDataset",
     "grid IterableDataset shuffle": "litdata StreamingDataset shuffle",
-    "grid IterableDataset tensors": "litdata StreamingDataset",
-    "grid IterableDataset tensors shuffle": "litdata StreamingDataset shuffle",
     "grid Dataset (map)": "litdata StreamingDataset",
 }
 LOCAL = "local files Dataset (map)"
@@ -165,7 +159,6 @@ def make_dataset(kind: str, source: str, shuffle: bool):
             shuffle=shuffle,
             seed=SEED,
             batch_size=BATCH,
-            tensors=kind.endswith("tensors"),
             home=source,
         )
     if kind == "litdata":

@@ -8,7 +8,6 @@ import pickle
 import random
 
 import pytest
-import torch
 from torch.utils.data import DataLoader
 
 import grid
@@ -198,14 +197,3 @@ def test_an_open_dataset_holds_its_version_and_an_empty_choice_reads_nothing(tre
     assert os.listdir(home / "tmp") == [] or all(
         not n.startswith("manifest-") for n in os.listdir(home / "tmp")
     )
-
-
-def test_tensors_hand_the_same_bytes_as_views_of_one_shared_buffer(tree, home):
-    ds = gt.IterableDataset("ds", tensors=True, batch_size=16, home=str(home))
-    got = _epoch(ds, 2, 16)
-    assert {p: bytes(t.numpy()) for p, t in got} == tree
-    assert all(t.dtype == torch.uint8 and t.dim() == 1 for _, t in got)
-    first = [t for _, t in got[:16] if t.numel()]
-    assert len({t.untyped_storage().data_ptr() for t in first}) <= 2  # one buffer per read
-    solo = gt.IterableDataset("ds", tensors=True, transform=_path_and_length, home=str(home))
-    assert sorted(solo) == sorted((p, len(d)) for p, d in tree.items())

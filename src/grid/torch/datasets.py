@@ -7,8 +7,7 @@ shuffled by packs then within a window, read ahead in batches whose neighbouring
 read together, resumable mid-epoch. Every byte is checked against its BLAKE3 id; a damaged
 one raises ``grid.IntegrityError`` naming the file, in the worker that read it.
 
-An item is ``(path, bytes)``, or ``transform(path, bytes)`` with a ``transform`` (the bytes
-as a uint8 tensor with ``IterableDataset(tensors=True)``).
+An item is ``(path, bytes)``, or ``transform(path, bytes)`` with a ``transform``.
 """
 
 from __future__ import annotations
@@ -74,10 +73,7 @@ class IterableDataset(torch.utils.data.IterableDataset[Any]):
     per epoch across ranks and workers. ``shuffle``: packs, then files within ``window``
     files, by ``seed`` and the epoch (``set_epoch``). ``batch_size``: the ``DataLoader``'s,
     for the order and resume (``grid.torch.order``). ``rank``/``world_size``: default
-    ``torch.distributed``'s, else ``RANK``/``WORLD_SIZE``, else one rank. ``tensors``: hand
-    each file's bytes as a uint8 tensor instead of ``bytes``: views of one shared-memory
-    buffer per batch read, which a ``DataLoader`` worker passes to the training process as a
-    handle instead of copying the bytes through its pipe."""
+    ``torch.distributed``'s, else ``RANK``/``WORLD_SIZE``, else one rank."""
 
     def __init__(
         self,
@@ -92,13 +88,11 @@ class IterableDataset(torch.utils.data.IterableDataset[Any]):
         batch_size: int = 1,
         rank: int | None = None,
         world_size: int | None = None,
-        tensors: bool = False,
         home: str | None = None,
         cache_size: int | None = None,
     ) -> None:
         self.files = VersionFiles(ref, prefix, suffixes, home=home, cache_size=cache_size)
         self.transform = transform
-        self.tensors = tensors
         self.shuffle, self.seed, self.window, self.batch_size = shuffle, seed, window, batch_size
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
@@ -170,31 +164,13 @@ class IterableDataset(torch.utils.data.IterableDataset[Any]):
         self, batch: list[int], fut: Future[list[bytes]], transform: Transform | None
     ) -> Iterator[Any]:
         paths = self.files.paths
-        datas: list[Any] = fut.result()
-        if self.tensors:
-            datas = _shared_views(datas)
-        for i, data in zip(batch, datas, strict=True):
+        for i, data in zip(batch, fut.result(), strict=True):
             self._yielded += 1
             yield (paths[i], data) if transform is None else transform(paths[i], data)
 
     def close(self) -> None:
         """Let the version go (the dataset opens it again if read)."""
         self.files.close()
-
-
-def _shared_views(datas: list[bytes]) -> list[torch.Tensor]:
-    """``datas`` copied once into one uint8 tensor (in shared memory inside a ``DataLoader``
-    worker, so that the batch crosses to the training process as a handle), as views."""
-    whole = torch.empty(sum(map(len, datas)), dtype=torch.uint8)
-    if torch.utils.data.get_worker_info() is not None:
-        whole.share_memory_()  # type: ignore[no-untyped-call]
-    target = memoryview(whole.numpy())  # type: ignore[arg-type]
-    views, offset = [], 0
-    for data in datas:
-        target[offset : offset + len(data)] = data
-        views.append(whole[offset : offset + len(data)])
-        offset += len(data)
-    return views
 
 
 def _batches(positions: list[int], sizes: Any) -> Iterator[list[int]]:

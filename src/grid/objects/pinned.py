@@ -96,13 +96,7 @@ class PinnedObjects:
         end = max(o + n for o, n in ranges)
         if end > pin.size:
             raise ReferenceChangedError(f"{pin.url}: a read past its pinned {pin.size} bytes")
-        args: dict[str, Any] = {"Bucket": pin.bucket, "Key": pin.key}
-        args["Range"] = f"bytes={start}-{end - 1}"
-        if pin.version_id:
-            args["VersionId"] = pin.version_id
-        else:
-            args["IfMatch"] = f'"{pin.etag}"'
-        data, answer = self._get(pin, args)
+        data, answer = self._get(pin, {**_asking(pin), "Range": f"bytes={start}-{end - 1}"})
         total = str(answer.get("ContentRange", "")).rpartition("/")[2]
         etag = str(answer.get("ETag", "")).strip('"')
         if (
@@ -110,10 +104,7 @@ class PinnedObjects:
             or (total.isdecimal() and int(total) != pin.size)
             or _differs(pin, etag, answer.get("VersionId"))
         ):
-            raise ReferenceChangedError(
-                f"{pin.url} is not the object this version pinned "
-                f"({pin.size} bytes, ETag {pin.etag}): it was overwritten"
-            )
+            raise _overwritten(pin)
         return [data[o - start : o - start + n] for o, n in ranges]
 
     def check(self, pin: Pin) -> None:
@@ -122,20 +113,12 @@ class PinnedObjects:
         Raises:
             ReferenceChangedError, StorageError: as ``get_ranges``.
         """
-        args: dict[str, Any] = {"Bucket": pin.bucket, "Key": pin.key}
-        if pin.version_id:
-            args["VersionId"] = pin.version_id
-        else:
-            args["IfMatch"] = f'"{pin.etag}"'
-        answer = self._call(pin, "head_object", args)
+        answer = self._call(pin, "head_object", _asking(pin))
         etag = str(answer.get("ETag", "")).strip('"')
         if int(answer.get("ContentLength", -1)) != pin.size or _differs(
             pin, etag, answer.get("VersionId")
         ):
-            raise ReferenceChangedError(
-                f"{pin.url} is not the object this version pinned "
-                f"({pin.size} bytes, ETag {pin.etag}): it was overwritten"
-            )
+            raise _overwritten(pin)
 
     def _get(self, pin: Pin, args: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
         answer = self._call(pin, "get_object", args)
@@ -169,6 +152,21 @@ class PinnedObjects:
             raise StorageError(f"cannot read {pin.url}: {code or exc}", key=pin.url) from exc
         except BotoCoreError as exc:
             raise StorageError(f"cannot read {pin.url}: {exc}", key=pin.url) from exc
+
+
+def _asking(pin: Pin) -> dict[str, Any]:
+    """A GET's or HEAD's arguments that ask for the pinned object and nothing else."""
+    if pin.version_id:
+        return {"Bucket": pin.bucket, "Key": pin.key, "VersionId": pin.version_id}
+    return {"Bucket": pin.bucket, "Key": pin.key, "IfMatch": f'"{pin.etag}"'}
+
+
+def _overwritten(pin: Pin) -> ReferenceChangedError:
+    return ReferenceChangedError(
+        f"{pin.url} is not the object this version pinned "
+        f"({pin.size} bytes, ETag {pin.etag}): it was overwritten",
+        key=pin.url,
+    )
 
 
 def _differs(pin: Pin, etag: str, version: object) -> bool:

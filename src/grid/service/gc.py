@@ -37,6 +37,7 @@ from grid.records import FAILED, SUCCEEDED, VersionInfo
 from grid.reports import GcReport
 from grid.service import usage
 from grid.service.context import Context
+from grid.service.listing import all_versions
 from grid.service.ownership import ensure_owned
 from grid.service.retire import retire, retired_keys, sweep
 from grid.store.pack import ENTRY, FRAME_BYTES, TARGET_SIZE, pack_key
@@ -53,7 +54,7 @@ Progress = Callable[[str], None]
 
 
 def _versions(ctx: Context) -> list[VersionInfo]:
-    return [v for d in ctx.catalog.datastores() for v in ctx.catalog.versions(d.name)]
+    return all_versions(ctx.catalog)
 
 
 def _mark(ctx: Context, db: sqlite3.Connection, versions: list[VersionInfo]) -> None:

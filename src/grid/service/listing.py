@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from grid.records import DatastoreInfo, VersionInfo
+from grid.service.catalog_port import CatalogPort
 from grid.service.context import Context
 
 
@@ -16,3 +17,8 @@ def show(ctx: Context, name: str, number: int | None = None) -> list[VersionInfo
     if number is not None:
         return [ctx.catalog.version(name, number)]
     return ctx.catalog.versions(name)
+
+
+def all_versions(catalog: CatalogPort) -> list[VersionInfo]:
+    """Every version of every datastore of the owner, of every status."""
+    return [v for d in catalog.datastores() for v in catalog.versions(d.name)]

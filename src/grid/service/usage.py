@@ -34,6 +34,7 @@ from grid.records import SUCCEEDED, VersionInfo
 from grid.reports import DatastoreUsage, UsageReport, VersionUsage
 from grid.service.catalog_port import CatalogPort
 from grid.service.context import Context
+from grid.service.listing import all_versions
 from grid.store.blob_check import unpacked_manifest
 from grid.store.manifest_store import manifest_key
 from grid.store.pack import ENTRY, FRAME_BYTES
@@ -151,7 +152,7 @@ def usage(ctx: Context) -> UsageReport:
     else measured again and kept. A manifest that cannot be read (missing, damaged) counts
     for nothing rather than failing ``list``; such a report is not kept."""
     for attempt in range(_TRIES):
-        versions = [v for d in ctx.catalog.datastores() for v in ctx.catalog.versions(d.name)]
+        versions = all_versions(ctx.catalog)
         key = _fingerprint(versions)
         path = ctx.scratch_path(_kept_name(ctx))
         kept = _load(path, key)
@@ -220,7 +221,7 @@ def owner_usage(area: OwnerArea, catalog: CatalogPort, scratch: str) -> UsageRep
         except GridError:  # missing or damaged: counts for nothing (gc reports it)
             skipped.append(manifest_id)
 
-    versions = [v for d in catalog.datastores() for v in catalog.versions(d.name)]
+    versions = all_versions(catalog)
     packs = list(area.objects.list(area.key("packs/")))
     manifests = list(area.objects.list(area.key("manifests/")))
     listed = sorted((o.key, o.size) for o in (*packs, *manifests))

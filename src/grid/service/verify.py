@@ -46,15 +46,18 @@ def verify(
 
 
 def _check(ctx: Context, batch: list[_Item], report: VerifyReport) -> None:
-    pinned = [(path, bl) for path, bl in batch if bl and bl[0].codec == PINNED]
-    if pinned:  # objects referenced where they are: each pin checked, no byte read
+    pinned: list[_Item] = []  # objects referenced where they are: each pin checked, no read
+    stored: list[_Item] = []
+    for path, bl in batch:
+        (pinned if bl and bl[0].codec == PINNED else stored).append((path, bl))
+    if pinned:
         gone = ctx.store.check_pins(sorted({bl[0].pack_id for _, bl in pinned}))
         for path, bl in pinned:
             if bl[0].pack_id in gone:
                 report.damaged[path] = gone[bl[0].pack_id]
             report.files += 1
             report.bytes += sum(b.raw_length for b in bl)
-        batch = [(path, bl) for path, bl in batch if not (bl and bl[0].codec == PINNED)]
+    batch = stored
     blobs = [b for _, bl in batch for b in bl]
     try:
         ctx.store.read_blobs(blobs)

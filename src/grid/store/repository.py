@@ -172,14 +172,20 @@ class Store(ManifestObjects):
         except NotFoundError as exc:
             raise self._missing(first) from exc
 
-    def _pinned_ranges(self, loc: BlobLocation, ranges: list[tuple[int, int]]) -> list[bytes]:
-        """Pieces of an object a ``--no-copy`` version references, read where it is."""
-        from grid.objects.pinned import Pin, PinnedObjects
+    def _pins(self) -> PinnedObjects:
+        """The reader of referenced objects (made on first use: boto3 loads only then)."""
+        from grid.objects.pinned import PinnedObjects
 
         if self._pinned is None:
             self._pinned = PinnedObjects()
+        return self._pinned
+
+    def _pinned_ranges(self, loc: BlobLocation, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """Pieces of an object a ``--no-copy`` version references, read where it is."""
+        from grid.objects.pinned import Pin
+
         try:
-            return self._pinned.get_ranges(Pin.parse(loc.pack_id), ranges)
+            return self._pins().get_ranges(Pin.parse(loc.pack_id), ranges)
         except ReferenceChangedError as exc:
             raise ReferenceChangedError(
                 exc.message, **{**exc.attrs, "digest": loc.digest.hex()}
@@ -187,14 +193,12 @@ class Store(ManifestObjects):
 
     def check_pins(self, pins: Sequence[str]) -> dict[str, str]:
         """Check each pinned object named in ``pins`` (a HEAD each): problem by pin name."""
-        from grid.objects.pinned import Pin, PinnedObjects
+        from grid.objects.pinned import Pin
 
-        if self._pinned is None:
-            self._pinned = PinnedObjects()
         problems = {}
         for name in pins:
             try:
-                self._pinned.check(Pin.parse(name))
+                self._pins().check(Pin.parse(name))
             except (ReferenceChangedError, StorageError) as exc:
                 problems[name] = exc.message
         return problems
